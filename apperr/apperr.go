@@ -1,0 +1,50 @@
+// Package apperr defines errors that a client can act on: each carries a
+// stable code that the GraphQL layer puts in extensions.code. Any other error
+// is internal and is never shown to a client.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a machine-readable error class, stable across releases.
+type Code string
+
+// The codes a client can act on, plus Internal for everything else.
+const (
+	Unauthenticated Code = "UNAUTHENTICATED"
+	Forbidden       Code = "FORBIDDEN"
+	NotFound        Code = "NOT_FOUND"
+	BadUserInput    Code = "BAD_USER_INPUT"
+	Conflict        Code = "CONFLICT"
+	RateLimited     Code = "RATE_LIMITED"
+	Internal        Code = "INTERNAL"
+)
+
+// Error is an error whose message is safe to show to the client.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+// Error returns the client-safe message.
+func (e *Error) Error() string { return e.Message }
+
+// New returns an Error with the given code and a fmt.Sprintf message.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the code of the first *Error in err's chain, "" for a nil
+// error and Internal for any other error.
+func CodeOf(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}

@@ -1,0 +1,340 @@
+// Package auth verifies and mints the bearer tokens that identify callers,
+// carries the caller's identity (a Principal) in a context.Context, and
+// provides the HTTP middleware that puts it there.
+//
+// Tokens are HS256 JWTs signed with a secret shared by every server instance.
+// The package only answers "who is calling"; it holds no permission rules and
+// never touches a database. Every verification failure is an *apperr.Error
+// with code apperr.Unauthenticated and a message that is safe to show to the
+// client.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/parleychat/parley/apperr"
+)
+
+const (
+	// MaxIdentityLen is the largest accepted identity (the sub claim), in bytes.
+	MaxIdentityLen = 256
+
+	// SecretLen is the length in bytes of a secret made by GenerateSecret.
+	SecretLen = 32
+
+	// maxTokenLen bounds the work spent on a token before its signature is
+	// checked; real tokens are a few hundred bytes.
+	maxTokenLen = 8 << 10
+
+	// leeway is the clock skew tolerated on exp and iat.
+	leeway = 30 * time.Second
+)
+
+// Principal is who the caller is, as established by a verified token.
+type Principal struct {
+	// Identity is the token's sub claim: non-empty, at most MaxIdentityLen bytes.
+	Identity string
+	// Name is the optional friendly name from the token's name claim.
+	Name string
+	// ExpiresAt is when the token stops being valid.
+	ExpiresAt time.Time
+}
+
+// claims is the payload of a token.
+type claims struct {
+	Name string `json:"name,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Verifier checks tokens signed with one shared secret. A Verifier is
+// immutable after NewVerifier and safe for concurrent use.
+type Verifier struct {
+	secret []byte
+	parser *jwt.Parser
+}
+
+// NewVerifier returns a Verifier for tokens signed with secret. It keeps its
+// own copy of secret. It panics if secret is empty, because an empty HMAC key
+// would let anyone mint tokens; that is a configuration error, not a runtime
+// condition.
+func NewVerifier(secret []byte) *Verifier {
+	if len(secret) == 0 {
+		panic("auth: NewVerifier called with an empty secret")
+	}
+	return &Verifier{
+		secret: append([]byte(nil), secret...),
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(leeway),
+		),
+	}
+}
+
+// Verify checks token's signature (HS256 only), expiry and subject and returns
+// the Principal it names. Every failure is an *apperr.Error with code
+// apperr.Unauthenticated and a short client-safe message such as
+// "token expired" or "invalid token signature". Verify is safe for concurrent
+// use.
+func (v *Verifier) Verify(token string) (Principal, error) {
+	p, err := v.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	return p, nil
+}
+
+// verify is Verify with a concrete error type, so that a nil error never
+// becomes a non-nil interface.
+func (v *Verifier) verify(token string) (Principal, *apperr.Error) {
+	if len(token) > maxTokenLen {
+		return Principal{}, unauthenticated("malformed token")
+	}
+	var c claims
+	parsed, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) {
+		return v.secret, nil
+	})
+	if err != nil {
+		return Principal{}, unauthenticated(failureMessage(parsed, err))
+	}
+	switch {
+	case c.Subject == "":
+		return Principal{}, unauthenticated("token is missing sub")
+	case len(c.Subject) > MaxIdentityLen:
+		return Principal{}, unauthenticated("token sub is too long")
+	}
+	return Principal{Identity: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt.Time}, nil
+}
+
+// failureMessage turns a jwt parse error into a client-safe message.
+func failureMessage(parsed *jwt.Token, err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed token"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// The alg header is missing or names no known method.
+		return "unexpected signing method"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// The parser reports a disallowed alg with the same sentinel as a
+		// bad signature; tell them apart by the alg the token claims.
+		if parsed != nil && parsed.Method != nil && parsed.Method.Alg() != jwt.SigningMethodHS256.Alg() {
+			return "unexpected signing method"
+		}
+		return "invalid token signature"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token expired"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "token is missing exp"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "token used before issued"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "token not valid yet"
+	default:
+		return "invalid token"
+	}
+}
+
+func unauthenticated(msg string) *apperr.Error {
+	return apperr.New(apperr.Unauthenticated, "%s", msg)
+}
+
+// Mint signs an HS256 token for identity with secret. The token carries sub =
+// identity, name (omitted when empty), iat = now and exp = now+ttl. It returns
+// an error, never an *apperr.Error (apperr.CodeOf reports apperr.Internal),
+// when secret is empty, identity is empty or longer than MaxIdentityLen bytes,
+// or ttl is not positive. Mint is safe for concurrent use.
+func Mint(secret []byte, identity, name string, ttl time.Duration, now time.Time) (string, error) {
+	switch {
+	case len(secret) == 0:
+		return "", errors.New("auth: mint: empty secret")
+	case identity == "":
+		return "", errors.New("auth: mint: empty identity")
+	case len(identity) > MaxIdentityLen:
+		return "", fmt.Errorf("auth: mint: identity is %d bytes, at most %d allowed", len(identity), MaxIdentityLen)
+	case ttl <= 0:
+		return "", fmt.Errorf("auth: mint: ttl %v is not positive", ttl)
+	}
+	c := claims{
+		Name: name,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   identity,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		},
+	}
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	if err != nil {
+		return "", fmt.Errorf("auth: mint: %w", err)
+	}
+	return signed, nil
+}
+
+// GenerateSecret returns SecretLen bytes from crypto/rand, suitable as the
+// shared signing secret. Its error, if any, is not an *apperr.Error.
+func GenerateSecret() ([]byte, error) {
+	secret := make([]byte, SecretLen)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("auth: generate secret: %w", err)
+	}
+	return secret, nil
+}
+
+// BearerToken extracts the token from an Authorization header value of the
+// form "Bearer <token>". The scheme is matched case-insensitively and
+// surrounding spaces are trimmed. It reports false when the scheme is not
+// Bearer or the token is empty.
+func BearerToken(header string) (string, bool) {
+	scheme, token, found := strings.Cut(strings.TrimSpace(header), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// principalKey is the context key for the Principal.
+type principalKey struct{}
+
+// WithPrincipal returns a copy of ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the Principal carried by ctx. It reports false when ctx
+// carries none or one with an empty Identity, i.e. when the caller is
+// anonymous.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	if !ok || p.Identity == "" {
+		return Principal{}, false
+	}
+	return p, true
+}
+
+// Middleware authenticates HTTP requests from their Authorization header:
+//
+//   - no header: the request passes through anonymous (no Principal in its
+//     context); resolvers decide whether that is allowed;
+//   - a valid Bearer token: the Principal is put in the request context;
+//   - anything else: the response is HTTP 401 with a GraphQL-shaped JSON body
+//     whose extensions.code is UNAUTHENTICATED, and next is not called.
+//
+// A WebSocket upgrade request with an invalid header is passed through
+// anonymous instead, because the WebSocket connection_init step (see
+// FromInitPayload) authenticates it later. The returned handler is safe for
+// concurrent use.
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		values := r.Header.Values("Authorization")
+		if len(values) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		p, err := v.fromHeader(values)
+		if err != nil {
+			if isWebSocketUpgrade(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			writeUnauthenticated(w, err.Message)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}
+
+// fromHeader verifies the token in the Authorization header values.
+func (v *Verifier) fromHeader(values []string) (Principal, *apperr.Error) {
+	if len(values) > 1 {
+		return Principal{}, unauthenticated("multiple authorization headers")
+	}
+	token, ok := BearerToken(values[0])
+	if !ok {
+		return Principal{}, unauthenticated("authorization header must be \"Bearer <token>\"")
+	}
+	return v.verify(token)
+}
+
+// isWebSocketUpgrade reports whether r asks to upgrade to the WebSocket
+// protocol.
+func isWebSocketUpgrade(r *http.Request) bool {
+	for _, value := range r.Header.Values("Upgrade") {
+		for protocol := range strings.SplitSeq(value, ",") {
+			if strings.EqualFold(strings.TrimSpace(protocol), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errorBody is the GraphQL-shaped body of a 401 response.
+type errorBody struct {
+	Errors []errorEntry `json:"errors"`
+}
+
+type errorEntry struct {
+	Message    string            `json:"message"`
+	Extensions map[string]string `json:"extensions"`
+}
+
+// writeUnauthenticated writes a 401 response carrying msg.
+func writeUnauthenticated(w http.ResponseWriter, msg string) {
+	body, err := json.Marshal(errorBody{Errors: []errorEntry{{
+		Message:    msg,
+		Extensions: map[string]string{"code": string(apperr.Unauthenticated)},
+	}}})
+	if err != nil {
+		http.Error(w, string(apperr.Unauthenticated), http.StatusUnauthorized)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusUnauthorized)
+	// A failed write means the client has gone; there is no one left to tell.
+	_, _ = w.Write(body)
+}
+
+// FromInitPayload authenticates a WebSocket connection from its
+// connection_init payload. The token is read from the first present key of
+// "authorization", "Authorization" (either "Bearer <token>" or the bare
+// token) and "token" (the bare token). Every failure is an *apperr.Error with
+// code apperr.Unauthenticated: "missing token" when no key holds a non-empty
+// string, "malformed token" when a value is neither a string nor null, otherwise the
+// messages of Verify. FromInitPayload is safe for concurrent use.
+func (v *Verifier) FromInitPayload(payload map[string]any) (Principal, error) {
+	for _, key := range []string{"authorization", "Authorization", "token"} {
+		raw := payload[key]
+		if raw == nil {
+			continue
+		}
+		value, ok := raw.(string)
+		if !ok {
+			return Principal{}, unauthenticated("malformed token")
+		}
+		value = strings.TrimSpace(value)
+		if value == "" {
+			continue
+		}
+		token := value
+		if key != "token" {
+			if bearer, ok := BearerToken(value); ok {
+				token = bearer
+			}
+		}
+		return v.Verify(token)
+	}
+	return Principal{}, unauthenticated("missing token")
+}

@@ -1,0 +1,368 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/models"
+)
+
+// NewChannel is the input of CreateChannel.
+type NewChannel struct {
+	UniqueName   *string
+	FriendlyName *string
+	Type         models.ChannelType
+	Attributes   models.JSON
+	// Members are identities to add as MEMBERs; unknown ones are created.
+	Members []string
+}
+
+// ChannelPatch is a change to a channel's metadata.
+type ChannelPatch struct {
+	FriendlyName Optional[*string]
+	UniqueName   Optional[*string]
+	Attributes   Optional[models.JSON]
+}
+
+// ChannelOrderField is a sort key of MyChannels.
+type ChannelOrderField int
+
+// The sort keys of MyChannels.
+const (
+	OrderLastMessage ChannelOrderField = iota
+	OrderFriendlyName
+	OrderUniqueName
+)
+
+// ChannelOrder sorts MyChannels.
+type ChannelOrder struct {
+	Field ChannelOrderField
+	// Descending, or nil for the field's natural direction: newest first
+	// for LAST_MESSAGE, A to Z for names.
+	Descending *bool
+}
+
+// CreateChannel creates a channel with the caller as OWNER and the listed
+// identities as MEMBERs. CONFLICT when uniqueName is taken; BAD_USER_INPUT
+// over a limit, and nothing is written.
+func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (*models.Channel, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkNewChannel(in); err != nil {
+		return nil, err
+	}
+	t := now()
+	ch := &models.Channel{
+		ID: newID(), UniqueName: in.UniqueName, FriendlyName: in.FriendlyName, Type: in.Type,
+		Attributes: in.Attributes, CreatedByID: &v.UserID, CreatedAt: t, UpdatedAt: t, LastActivityUs: t.UnixMicro(),
+	}
+	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		if err := checkUniqueNameFree(tx, in.UniqueName, ""); err != nil {
+			return err
+		}
+		members := []*models.Member{{ID: newID(), ChannelID: ch.ID, UserID: v.UserID, Role: models.RoleOwner, JoinedAt: t, UpdatedAt: t}}
+		seen := map[string]bool{v.Identity: true}
+		for _, identity := range in.Members {
+			if seen[identity] {
+				continue
+			}
+			seen[identity] = true
+			u, err := ensureUser(tx, identity, nil)
+			if err != nil {
+				return err
+			}
+			members = append(members, &models.Member{ID: newID(), ChannelID: ch.ID, UserID: u.ID, Role: models.RoleMember, JoinedAt: t, UpdatedAt: t})
+		}
+		ch.MembersCount = len(members)
+		if err := tx.Create(ch).Error; err != nil {
+			return conflictOnDuplicate(err, "uniqueName %q is taken", deref(in.UniqueName))
+		}
+		return tx.Create(members).Error
+	})
+	if err != nil {
+		return nil, internal("create channel", err)
+	}
+	return ch, nil
+}
+
+func (s *Service) checkNewChannel(in NewChannel) error {
+	if in.Type != models.ChannelPublic && in.Type != models.ChannelPrivate {
+		return apperr.New(apperr.BadUserInput, "type must be PUBLIC or PRIVATE")
+	}
+	if err := s.checkUniqueName(in.UniqueName); err != nil {
+		return err
+	}
+	if err := s.checkName("friendlyName", in.FriendlyName); err != nil {
+		return err
+	}
+	if err := s.checkAttributes(in.Attributes); err != nil {
+		return err
+	}
+	if len(in.Members) > s.limits.MaxInitialMembers {
+		return apperr.New(apperr.BadUserInput, "members lists %d identities; the limit is %d", len(in.Members), s.limits.MaxInitialMembers)
+	}
+	for _, identity := range in.Members {
+		if err := checkIdentity(identity); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkUniqueNameFree is CONFLICT when another channel than exceptID has name.
+func checkUniqueNameFree(tx *gorm.DB, name *string, exceptID string) error {
+	if name == nil {
+		return nil
+	}
+	var n int64
+	if err := tx.Model(&models.Channel{}).Where("unique_name = ? AND id <> ?", *name, exceptID).Count(&n).Error; err != nil {
+		return err
+	}
+	if n > 0 {
+		return apperr.New(apperr.Conflict, "uniqueName %q is taken", *name)
+	}
+	return nil
+}
+
+// conflictOnDuplicate turns a unique-constraint violation into CONFLICT.
+func conflictOnDuplicate(err error, format string, args ...any) error {
+	if isDuplicate(err) {
+		return apperr.New(apperr.Conflict, format, args...)
+	}
+	return err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// UpdateChannel changes a channel's names and attributes. ADMIN or OWNER;
+// NOT_FOUND for a private channel the caller is not in; CONFLICT when the new
+// uniqueName is taken.
+func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) (*models.Channel, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.UniqueName.Set {
+		if err := s.checkUniqueName(p.UniqueName.Value); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkName("friendlyName", p.FriendlyName.Value); err != nil {
+		return nil, err
+	}
+	if err := s.checkAttributes(p.Attributes.Value); err != nil {
+		return nil, err
+	}
+	var ch models.Channel
+	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		a, err := loadAccess(tx, v, id)
+		if err != nil {
+			return err
+		}
+		if err := a.requireRole("update the channel", models.RoleOwner, models.RoleAdmin); err != nil {
+			return err
+		}
+		changes := map[string]any{"updated_at": now()}
+		if p.FriendlyName.Set {
+			changes["friendly_name"] = p.FriendlyName.Value
+		}
+		if p.Attributes.Set {
+			changes["attributes"] = p.Attributes.Value
+		}
+		if p.UniqueName.Set {
+			if err := checkUniqueNameFree(tx, p.UniqueName.Value, id); err != nil {
+				return err
+			}
+			changes["unique_name"] = p.UniqueName.Value
+		}
+		if err := tx.Model(&models.Channel{}).Where("id = ?", id).UpdateColumns(changes).Error; err != nil {
+			return conflictOnDuplicate(err, "uniqueName %q is taken", deref(p.UniqueName.Value))
+		}
+		return tx.Take(&ch, "id = ?", id).Error
+	})
+	if err != nil {
+		return nil, internal("update channel", err)
+	}
+	return &ch, nil
+}
+
+// DeleteChannel removes a channel with its members and messages. OWNER only.
+func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return "", err
+	}
+	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		a, err := loadAccess(tx, v, id)
+		if err != nil {
+			return err
+		}
+		if err := a.requireRole("delete the channel", models.RoleOwner); err != nil {
+			return err
+		}
+		for _, m := range []any{&models.Message{}, &models.Member{}} {
+			if err := tx.Where("channel_id = ?", id).Delete(m).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Delete(&models.Channel{}, "id = ?", id).Error
+	})
+	if err != nil {
+		return "", internal("delete channel", err)
+	}
+	return id, nil
+}
+
+// Channel returns a channel the caller may see. NOT_FOUND when it does not
+// exist or is private and the caller is not a member.
+func (s *Service) Channel(ctx context.Context, id string) (*models.Channel, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := loadAccess(s.store.DB(ctx), v, id)
+	if err != nil {
+		return nil, internal("load channel", err)
+	}
+	return a.ch, nil
+}
+
+// ChannelByUniqueName is Channel by unique name.
+func (s *Service) ChannelByUniqueName(ctx context.Context, uniqueName string) (*models.Channel, error) {
+	if _, err := s.viewer(ctx); err != nil {
+		return nil, err
+	}
+	var ch models.Channel
+	err := s.store.DB(ctx).Select("id").Take(&ch, "unique_name = ?", uniqueName).Error
+	if isNotFound(err) {
+		return nil, errChannelNotFound()
+	}
+	if err != nil {
+		return nil, internal("find channel by unique name", err)
+	}
+	return s.Channel(ctx, ch.ID)
+}
+
+// PublicChannels lists every public channel, oldest first, forward only.
+func (s *Service) PublicChannels(ctx context.Context, args PageArgs) (*Page[*models.Channel], error) {
+	if _, err := s.viewer(ctx); err != nil {
+		return nil, err
+	}
+	if args.Last != nil || args.Before != nil {
+		return nil, apperr.New(apperr.BadUserInput, "publicChannels pages forward only: use first and after")
+	}
+	n, _, err := s.pageSize(args, false)
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeCursor(args.After, "pc")
+	if err != nil {
+		return nil, err
+	}
+	q := s.store.DB(ctx).Where("type = ?", models.ChannelPublic)
+	if after != nil {
+		q = q.Where("id > ?", after.ID)
+	}
+	var rows []*models.Channel
+	if err := q.Order("id").Limit(n + 1).Find(&rows).Error; err != nil {
+		return nil, internal("list public channels", err)
+	}
+	page := &Page[*models.Channel]{HasPrevious: after != nil}
+	if len(rows) > n {
+		rows, page.HasNext = rows[:n], true
+	}
+	page.Items = rows
+	for _, c := range rows {
+		page.Cursors = append(page.Cursors, encodeCursor(cursor{Kind: "pc", ID: c.ID}))
+	}
+	return page, nil
+}
+
+// MyChannels lists the channels the caller is a member of, forward only.
+func (s *Service) MyChannels(ctx context.Context, args PageArgs, order ChannelOrder) (*Page[*models.Channel], error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if args.Last != nil || args.Before != nil {
+		return nil, apperr.New(apperr.BadUserInput, "myChannels pages forward only: use first and after")
+	}
+	n, _, err := s.pageSize(args, false)
+	if err != nil {
+		return nil, err
+	}
+	key, desc, kind := "channels.last_activity_us", true, "mcl"
+	switch order.Field {
+	case OrderFriendlyName:
+		key, desc, kind = "COALESCE(channels.friendly_name, '')", false, "mcf"
+	case OrderUniqueName:
+		key, desc, kind = "COALESCE(channels.unique_name, '')", false, "mcu"
+	}
+	if order.Descending != nil {
+		desc = *order.Descending
+	}
+	if desc {
+		kind += "d"
+	}
+	after, err := decodeCursor(args.After, kind)
+	if err != nil {
+		return nil, err
+	}
+	q := s.store.DB(ctx).Model(&models.Channel{}).
+		Joins("JOIN members ON members.channel_id = channels.id AND members.user_id = ?", v.UserID)
+	dir, cmp := "ASC", ">"
+	if desc {
+		dir, cmp = "DESC", "<"
+	}
+	if after != nil {
+		var k any = after.S
+		if order.Field == OrderLastMessage {
+			k = after.N
+		}
+		q = q.Where(fmt.Sprintf("(%s %s ?) OR (%s = ? AND channels.id %s ?)", key, cmp, key, cmp), k, k, after.ID)
+	}
+	var rows []*models.Channel
+	err = q.Order(fmt.Sprintf("%s %s, channels.id %s", key, dir, dir)).Limit(n + 1).Find(&rows).Error
+	if err != nil {
+		return nil, internal("list my channels", err)
+	}
+	page := &Page[*models.Channel]{HasPrevious: after != nil}
+	if len(rows) > n {
+		rows, page.HasNext = rows[:n], true
+	}
+	page.Items = rows
+	for _, c := range rows {
+		cur := cursor{Kind: kind, ID: c.ID}
+		switch order.Field {
+		case OrderLastMessage:
+			cur.N = c.LastActivityUs
+		case OrderFriendlyName:
+			cur.S = deref(c.FriendlyName)
+		case OrderUniqueName:
+			cur.S = deref(c.UniqueName)
+		}
+		page.Cursors = append(page.Cursors, encodeCursor(cur))
+	}
+	return page, nil
+}
+
+// channelsByIDs loads channels for a loader. Callers reach a channel through
+// a row the caller could already see (a member or a message), so no rule
+// applies here.
+func (s *Service) channelsByIDs(ctx context.Context, ids []string) ([]*models.Channel, []error) {
+	var rows []*models.Channel
+	if err := s.store.DB(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, []error{internal("load channels", err)}
+	}
+	return byID(ids, rows, func(c *models.Channel) string { return c.ID }), nil
+}

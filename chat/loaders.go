@@ -1,0 +1,99 @@
+package chat
+
+import (
+	"context"
+	"time"
+
+	"github.com/vikstrous/dataloadgen"
+
+	"github.com/parleychat/parley/models"
+)
+
+// Loaders batch the lookups that list fields make per row, so a page of N
+// rows costs one query per related entity instead of N. They cache for their
+// lifetime: make one set per request (or per subscription event), never
+// share them longer.
+type Loaders struct {
+	users         *dataloadgen.Loader[string, *models.User]
+	channels      *dataloadgen.Loader[string, *models.Channel]
+	messages      *dataloadgen.Loader[string, *models.Message]
+	myMemberships *dataloadgen.Loader[string, *models.Member]
+}
+
+type loadersKey struct{}
+
+// loaderWait is how long a loader gathers keys before it queries.
+const loaderWait = 500 * time.Microsecond
+
+// NewLoaders returns fresh loaders on this service.
+func (s *Service) NewLoaders() *Loaders {
+	w := dataloadgen.WithWait(loaderWait)
+	return &Loaders{
+		users:         dataloadgen.NewLoader(s.usersByIDs, w),
+		channels:      dataloadgen.NewLoader(s.channelsByIDs, w),
+		messages:      dataloadgen.NewLoader(s.messagesByIDs, w),
+		myMemberships: dataloadgen.NewLoader(s.myMemberships, w),
+	}
+}
+
+// WithLoaders returns a context carrying l.
+func WithLoaders(ctx context.Context, l *Loaders) context.Context {
+	return context.WithValue(ctx, loadersKey{}, l)
+}
+
+// loaders returns the context's loaders, or fresh ones for a context that
+// has none (they then batch nothing but stay correct).
+func (s *Service) loaders(ctx context.Context) *Loaders {
+	if l, ok := ctx.Value(loadersKey{}).(*Loaders); ok {
+		return l
+	}
+	return s.NewLoaders()
+}
+
+// UserByID returns a user, or nil when there is none. Users are visible to
+// every authenticated caller; callers reach them through rows they could see.
+func (s *Service) UserByID(ctx context.Context, id *string) (*models.User, error) {
+	if id == nil {
+		return nil, nil
+	}
+	return s.loaders(ctx).users.Load(ctx, *id)
+}
+
+// ChannelOf returns the channel of a member or message the caller could
+// already see.
+func (s *Service) ChannelOf(ctx context.Context, channelID string) (*models.Channel, error) {
+	return s.loaders(ctx).channels.Load(ctx, channelID)
+}
+
+// MyMembership returns the caller's membership of ch, or nil.
+func (s *Service) MyMembership(ctx context.Context, ch *models.Channel) (*models.Member, error) {
+	return s.loaders(ctx).myMemberships.Load(ctx, ch.ID)
+}
+
+// LastMessage returns a channel's newest message for a member, and nil for
+// others: a public channel's messages are for its members only.
+func (s *Service) LastMessage(ctx context.Context, ch *models.Channel) (*models.Message, error) {
+	if ch.LastMessageID == nil {
+		return nil, nil
+	}
+	me, err := s.MyMembership(ctx, ch)
+	if err != nil || me == nil {
+		return nil, err
+	}
+	return s.loaders(ctx).messages.Load(ctx, *ch.LastMessageID)
+}
+
+// UnreadCount is the number of messages after the caller's read horizon:
+// every message when they never read, 0 when they are not a member.
+// Deleted messages after the horizon count too.
+func (s *Service) UnreadCount(ctx context.Context, ch *models.Channel) (int, error) {
+	me, err := s.MyMembership(ctx, ch)
+	if err != nil || me == nil {
+		return 0, err
+	}
+	read := -1
+	if me.LastReadIndex != nil {
+		read = *me.LastReadIndex
+	}
+	return max(ch.NextMessageIndex-1-read, 0), nil
+}

@@ -1,0 +1,290 @@
+package chat
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/models"
+)
+
+// JoinChannel makes the caller a MEMBER of a public channel. Joining a
+// channel twice returns the existing membership. NOT_FOUND for a private
+// channel the caller is not in.
+func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Member, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m *models.Member
+	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		a, err := loadAccess(tx, v, channelID)
+		if err != nil {
+			return err
+		}
+		if a.me != nil {
+			m = a.me
+			return nil
+		}
+		m, err = insertMember(tx, channelID, v.UserID, models.RoleMember)
+		return err
+	})
+	if err != nil {
+		return nil, internal("join channel", err)
+	}
+	return m, nil
+}
+
+// insertMember adds a membership and counts it. It does nothing more when a
+// concurrent writer added the same membership first.
+func insertMember(tx *gorm.DB, channelID, userID string, role models.MemberRole) (*models.Member, error) {
+	t := now()
+	m := &models.Member{ID: newID(), ChannelID: channelID, UserID: userID, Role: role, JoinedAt: t, UpdatedAt: t}
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(m)
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected == 0 {
+		existing, err := findMember(tx, channelID, userID)
+		if err != nil {
+			return nil, err
+		}
+		return existing, nil
+	}
+	err := tx.Model(&models.Channel{}).Where("id = ?", channelID).
+		UpdateColumn("members_count", gorm.Expr("members_count + 1")).Error
+	return m, err
+}
+
+// LeaveChannel removes the caller from a channel and returns the removed
+// membership's id. NOT_FOUND when the caller is not a member.
+func (s *Service) LeaveChannel(ctx context.Context, channelID string) (string, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return "", err
+	}
+	return s.RemoveMember(ctx, channelID, v.Identity)
+}
+
+// AddMember adds identity (created when unknown) to a channel with role.
+// ADMIN or OWNER; only the OWNER grants ADMIN or OWNER. CONFLICT when the
+// user is already a member.
+func (s *Service) AddMember(ctx context.Context, channelID, identity string, role models.MemberRole) (*models.Member, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkIdentity(identity); err != nil {
+		return nil, err
+	}
+	if rank(role) == 0 {
+		return nil, apperr.New(apperr.BadUserInput, "role must be OWNER, ADMIN or MEMBER")
+	}
+	var m *models.Member
+	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		a, err := loadAccess(tx, v, channelID)
+		if err != nil {
+			return err
+		}
+		if err := a.requireRole("add members", models.RoleOwner, models.RoleAdmin); err != nil {
+			return err
+		}
+		if role != models.RoleMember {
+			if err := a.requireRole("grant "+string(role), models.RoleOwner); err != nil {
+				return err
+			}
+		}
+		u, err := ensureUser(tx, identity, nil)
+		if err != nil {
+			return err
+		}
+		existing, err := findMember(tx, channelID, u.ID)
+		if err != nil {
+			return err
+		}
+		if existing != nil {
+			return apperr.New(apperr.Conflict, "%q is already a member of this channel", identity)
+		}
+		m, err = insertMember(tx, channelID, u.ID, role)
+		return err
+	})
+	if err != nil {
+		return nil, internal("add member", err)
+	}
+	return m, nil
+}
+
+// RemoveMember removes identity from a channel and returns the removed
+// membership's id. A member may always remove themself; otherwise ADMIN or
+// OWNER, acting only on members of a lower role. When the OWNER leaves, the
+// longest-standing ADMIN, or else MEMBER, becomes OWNER.
+func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) (string, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return "", err
+	}
+	var removed string
+	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		a, err := loadAccess(tx, v, channelID)
+		if err != nil {
+			return err
+		}
+		target, err := s.memberByIdentity(tx, channelID, identity)
+		if err != nil {
+			return err
+		}
+		if target.UserID != v.UserID {
+			if err := a.requireRole("remove members", models.RoleOwner, models.RoleAdmin); err != nil {
+				return err
+			}
+			if rank(target.Role) >= rank(a.me.Role) {
+				return apperr.New(apperr.Forbidden, "a %s cannot remove a %s", a.me.Role, target.Role)
+			}
+		}
+		res := tx.Delete(&models.Member{}, "id = ?", target.ID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return apperr.New(apperr.NotFound, "%q is not a member of this channel", identity)
+		}
+		err = tx.Model(&models.Channel{}).Where("id = ?", channelID).
+			UpdateColumn("members_count", gorm.Expr("members_count - 1")).Error
+		if err != nil {
+			return err
+		}
+		removed = target.ID
+		if target.Role == models.RoleOwner {
+			return promoteSuccessor(tx, channelID)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", internal("remove member", err)
+	}
+	return removed, nil
+}
+
+// memberByIdentity is NOT_FOUND when identity is not a member of channel.
+func (s *Service) memberByIdentity(tx *gorm.DB, channelID, identity string) (*models.Member, error) {
+	var m models.Member
+	err := tx.Joins("JOIN users ON users.id = members.user_id").
+		Where("members.channel_id = ? AND users.identity = ?", channelID, identity).Take(&m).Error
+	if isNotFound(err) {
+		return nil, apperr.New(apperr.NotFound, "%q is not a member of this channel", identity)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// promoteSuccessor makes the longest-standing ADMIN, or else MEMBER, the
+// OWNER of a channel whose OWNER left.
+func promoteSuccessor(tx *gorm.DB, channelID string) error {
+	var next models.Member
+	err := tx.Where("channel_id = ?", channelID).
+		Order(clause.Expr{SQL: "CASE role WHEN ? THEN 0 ELSE 1 END, joined_at, id", Vars: []any{models.RoleAdmin}}).
+		Take(&next).Error
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return tx.Model(&models.Member{}).Where("id = ?", next.ID).
+		UpdateColumns(map[string]any{"role": models.RoleOwner, "updated_at": now()}).Error
+}
+
+// MarkRead moves the caller's read horizon forward to index; it never moves
+// back. BAD_USER_INPUT when index is not a message of the channel.
+func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*models.Member, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m models.Member
+	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		a, err := loadAccess(tx, v, channelID)
+		if err != nil {
+			return err
+		}
+		if err := a.requireMember(); err != nil {
+			return err
+		}
+		if index < 0 || index >= a.ch.NextMessageIndex {
+			return apperr.New(apperr.BadUserInput, "index %d is not a message of this channel (0 to %d)", index, a.ch.NextMessageIndex-1)
+		}
+		err = tx.Model(&models.Member{}).
+			Where("id = ? AND (last_read_index IS NULL OR last_read_index < ?)", a.me.ID, index).
+			UpdateColumns(map[string]any{"last_read_index": index, "last_read_at": now(), "updated_at": now()}).Error
+		if err != nil {
+			return err
+		}
+		return tx.Take(&m, "id = ?", a.me.ID).Error
+	})
+	if err != nil {
+		return nil, internal("mark read", err)
+	}
+	return &m, nil
+}
+
+// Members lists a channel's members in join order. Members only.
+func (s *Service) Members(ctx context.Context, channelID string, args PageArgs) (*Page[*models.Member], error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if args.Last != nil || args.Before != nil {
+		return nil, apperr.New(apperr.BadUserInput, "members pages forward only: use first and after")
+	}
+	n, _, err := s.pageSize(args, false)
+	if err != nil {
+		return nil, err
+	}
+	after, err := decodeCursor(args.After, "mb")
+	if err != nil {
+		return nil, err
+	}
+	q := s.store.DB(ctx)
+	a, err := loadAccess(q, v, channelID)
+	if err != nil {
+		return nil, internal("list members", err)
+	}
+	if err := a.requireMember(); err != nil {
+		return nil, err
+	}
+	q = q.Where("channel_id = ?", channelID)
+	if after != nil {
+		q = q.Where("id > ?", after.ID)
+	}
+	var rows []*models.Member
+	if err := q.Order("id").Limit(n + 1).Find(&rows).Error; err != nil {
+		return nil, internal("list members", err)
+	}
+	page := &Page[*models.Member]{HasPrevious: after != nil}
+	if len(rows) > n {
+		rows, page.HasNext = rows[:n], true
+	}
+	page.Items = rows
+	for _, m := range rows {
+		page.Cursors = append(page.Cursors, encodeCursor(cursor{Kind: "mb", ID: m.ID}))
+	}
+	return page, nil
+}
+
+// myMemberships loads the caller's memberships of channels for a loader: one
+// result per channel id, nil where the caller is not a member.
+func (s *Service) myMemberships(ctx context.Context, channelIDs []string) ([]*models.Member, []error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, []error{err}
+	}
+	var rows []*models.Member
+	if err := s.store.DB(ctx).Where("user_id = ? AND channel_id IN ?", v.UserID, channelIDs).Find(&rows).Error; err != nil {
+		return nil, []error{internal("load memberships", err)}
+	}
+	return byID(channelIDs, rows, func(m *models.Member) string { return m.ChannelID }), nil
+}

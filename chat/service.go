@@ -1,0 +1,189 @@
+// Package chat holds every rule of Parley: who may read or write a channel,
+// history visibility, message indexes and read state. Service has one method
+// per use case; resolvers and subscriptions call it and add no rules of their
+// own. Errors a client can act on are *apperr.Error values.
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/auth"
+	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/models"
+)
+
+// Limits bound what a client may write or ask for in one call.
+type Limits struct {
+	// MaxBodyBytes caps a message body, in bytes.
+	MaxBodyBytes int
+	// MaxAttributesBytes caps encoded attributes of any entity.
+	MaxAttributesBytes int
+	// MaxNameChars caps friendly and unique names, in characters.
+	MaxNameChars int
+	// MaxPageSize caps first and last in lists.
+	MaxPageSize int
+	// DefaultPageSize is used when a list gets neither first nor last.
+	DefaultPageSize int
+	// MaxInitialMembers caps createChannel's members list.
+	MaxInitialMembers int
+}
+
+// DefaultLimits are the limits used where Options leaves them zero.
+var DefaultLimits = Limits{
+	MaxBodyBytes:       4 << 10,
+	MaxAttributesBytes: 16 << 10,
+	MaxNameChars:       256,
+	MaxPageSize:        100,
+	DefaultPageSize:    50,
+	MaxInitialMembers:  100,
+}
+
+// Options configure a Service.
+type Options struct {
+	// Limits; zero fields take DefaultLimits.
+	Limits Limits
+	// Logger receives internal errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Service implements Parley's use cases. It is safe for concurrent use.
+type Service struct {
+	store  *db.Store
+	limits Limits
+	log    *slog.Logger
+	users  userCache
+}
+
+// New returns a Service on store.
+func New(store *db.Store, opts Options) *Service {
+	l := opts.Limits
+	d := DefaultLimits
+	for _, f := range []struct{ v, def *int }{
+		{&l.MaxBodyBytes, &d.MaxBodyBytes},
+		{&l.MaxAttributesBytes, &d.MaxAttributesBytes},
+		{&l.MaxNameChars, &d.MaxNameChars},
+		{&l.MaxPageSize, &d.MaxPageSize},
+		{&l.DefaultPageSize, &d.DefaultPageSize},
+		{&l.MaxInitialMembers, &d.MaxInitialMembers},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if l.DefaultPageSize > l.MaxPageSize {
+		l.DefaultPageSize = l.MaxPageSize
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, limits: l, log: logger, users: userCache{ids: map[string]string{}}}
+}
+
+// Limits returns the limits in force.
+func (s *Service) Limits() Limits { return s.limits }
+
+// Optional is a field of a patch: Set says whether the client sent it, so an
+// explicit null (Set with a zero Value) differs from an omitted field.
+type Optional[T any] struct {
+	Set   bool
+	Value T
+}
+
+// viewer is the authenticated caller as the rules see them.
+type viewer struct {
+	UserID   string
+	Identity string
+}
+
+// userCacheCap bounds the identity → user id cache; it is cleared when full.
+const userCacheCap = 100_000
+
+// userCache maps identities to user ids, which never change once created.
+type userCache struct {
+	mu  sync.RWMutex
+	ids map[string]string
+}
+
+func (c *userCache) get(identity string) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	id, ok := c.ids[identity]
+	return id, ok
+}
+
+func (c *userCache) put(identity, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ids) >= userCacheCap {
+		clear(c.ids)
+	}
+	c.ids[identity] = id
+}
+
+// viewer returns the caller, creating their user on first sight.
+// UNAUTHENTICATED when the context carries no principal.
+func (s *Service) viewer(ctx context.Context) (viewer, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return viewer{}, apperr.New(apperr.Unauthenticated, "authentication required: send Authorization: Bearer <token>")
+	}
+	if id, ok := s.users.get(p.Identity); ok {
+		return viewer{UserID: id, Identity: p.Identity}, nil
+	}
+	var u models.User
+	err := s.store.DB(ctx).Take(&u, "identity = ?", p.Identity).Error
+	if isNotFound(err) {
+		var name *string
+		if p.Name != "" {
+			n := truncateChars(p.Name, s.limits.MaxNameChars)
+			name = &n
+		}
+		err = s.store.Write(ctx, func(tx *gorm.DB) error {
+			created, err := ensureUser(tx, p.Identity, name)
+			if err == nil {
+				u = *created
+			}
+			return err
+		})
+	}
+	if err != nil {
+		return viewer{}, internal("resolve caller", err)
+	}
+	s.users.put(p.Identity, u.ID)
+	return viewer{UserID: u.ID, Identity: p.Identity}, nil
+}
+
+// now is the service clock, at the precision both databases keep.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// newID returns a time-ordered unique id.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// internal wraps an unexpected error with what was being done. Its text never
+// reaches the client: the error presenter shows INTERNAL.
+func internal(doing string, err error) error {
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// isNotFound reports whether err is GORM's record-not-found.
+func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
+
+// isDuplicate reports whether err is a unique-constraint violation.
+func isDuplicate(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) }
+
+// Ping reports whether the database answers, for readiness checks.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/parleychat/parley/auth"
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/server"
+)
+
+// shutdownGrace is how long in-flight requests get to finish on shutdown.
+const shutdownGrace = 15 * time.Second
+
+// serve runs the HTTP server until ctx ends, then shuts down gracefully:
+// stop accepting, finish in-flight requests, close the database.
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (err error) {
+	if len(args) > 0 {
+		return fmt.Errorf("serve takes no arguments; configure it with environment variables")
+	}
+	level, err := logLevel(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	chatLimits, serverLimits, err := limits(getenv)
+	if err != nil {
+		return err
+	}
+	introspection, err := envBool(getenv, "PARLEY_INTROSPECTION", true)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close database: %w", cerr)
+		}
+	}()
+	secret, err := jwtSecret(ctx, getenv, store, log)
+	if err != nil {
+		return err
+	}
+	svc := chat.New(store, chat.Options{Limits: chatLimits, Logger: log})
+	handler := server.NewHandler(server.Config{
+		Chat: svc, Verifier: auth.NewVerifier(secret), Logger: log,
+		Limits: serverLimits, DisableIntrospection: !introspection,
+	})
+
+	addr := getenv("PARLEY_ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	log.Info("parley serving", "addr", ln.Addr().String(), "database", store.Dialect())
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("parley shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,671 @@
+package db_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/parleychat/parley/db"
+)
+
+// runID makes the test tables of this run unique, so that runs sharing a
+// PostgreSQL database do not collide.
+var runID = strings.ToLower(rand.Text()[:10])
+
+type widget struct {
+	ID   uint `gorm:"primaryKey"`
+	Name string
+}
+
+func (widget) TableName() string { return "dbtest_widgets_" + runID }
+
+// widgetV2 is widget with one more column.
+type widgetV2 struct {
+	ID    uint `gorm:"primaryKey"`
+	Name  string
+	Color string
+}
+
+func (widgetV2) TableName() string { return widget{}.TableName() }
+
+type parentV1 struct {
+	ID    uint `gorm:"primaryKey"`
+	Score int
+}
+
+func (parentV1) TableName() string { return "dbtest_parents_" + runID }
+
+// parentV2 changes the type of Score, which makes GORM rebuild the table on
+// SQLite.
+type parentV2 struct {
+	ID    uint `gorm:"primaryKey"`
+	Score float64
+}
+
+func (parentV2) TableName() string { return parentV1{}.TableName() }
+
+type child struct {
+	ID       uint     `gorm:"primaryKey"`
+	ParentID uint     `gorm:"not null"`
+	Parent   parentV1 `gorm:"constraint:OnDelete:CASCADE"`
+}
+
+func (child) TableName() string { return "dbtest_children_" + runID }
+
+type item struct {
+	ID   uint `gorm:"primaryKey"`
+	Name string
+}
+
+func (item) TableName() string { return "dbtest_items_" + runID }
+
+type counter struct {
+	ID    uint `gorm:"primaryKey"`
+	Value int
+}
+
+func (counter) TableName() string { return "dbtest_counters_" + runID }
+
+// backend is one database the tests run against.
+type backend struct {
+	name  string
+	url   string // opens another Store on the same database
+	store *db.Store
+}
+
+// openStores returns a SQLite store in t.TempDir() and, if TEST_DATABASE_URL
+// is set, a PostgreSQL store. Both are closed when the test ends, after the
+// test tables are dropped from PostgreSQL.
+func openStores(t *testing.T) []backend {
+	t.Helper()
+	urls := []backend{{name: "sqlite", url: "sqlite://" + filepath.Join(t.TempDir(), "test.db")}}
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		urls = append(urls, backend{name: "postgres", url: u})
+	}
+	for i := range urls {
+		urls[i].store = openStore(t, urls[i].url)
+	}
+	if len(urls) > 1 {
+		pg := urls[1].store
+		t.Cleanup(func() {
+			err := pg.DB(context.Background()).Migrator().DropTable(&child{}, &parentV1{}, &widget{}, &item{}, &counter{})
+			if err != nil {
+				t.Errorf("drop test tables: %v", err)
+			}
+		})
+	}
+	return urls
+}
+
+// openStore opens url and closes the store when the test ends.
+func openStore(t *testing.T, url string) *db.Store {
+	t.Helper()
+	s, err := db.Open(t.Context(), url, nil)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", url, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		url         string
+		wantDialect string
+		wantTarget  string
+		wantErr     string // substring of the error; "" for success
+	}{
+		{url: "", wantDialect: "sqlite", wantTarget: "parley.db"},
+		{url: "postgres://u@h/d", wantDialect: "postgres", wantTarget: "postgres://u@h/d"},
+		{url: "postgresql://u:p@h:5432/d?sslmode=disable", wantDialect: "postgres", wantTarget: "postgresql://u:p@h:5432/d?sslmode=disable"},
+		{url: "sqlite:///abs/path.db", wantDialect: "sqlite", wantTarget: "/abs/path.db"},
+		{url: "sqlite://rel.db", wantDialect: "sqlite", wantTarget: "rel.db"},
+		{url: "sqlite://data/parley.db", wantDialect: "sqlite", wantTarget: "data/parley.db"},
+		{url: "sqlite:///tmp/my%20db.db", wantDialect: "sqlite", wantTarget: "/tmp/my db.db"},
+		{url: "file:rel.db", wantDialect: "sqlite", wantTarget: "rel.db"},
+		{url: "file:/abs/path.db", wantDialect: "sqlite", wantTarget: "/abs/path.db"},
+		{url: "file:///abs/path.db", wantDialect: "sqlite", wantTarget: "/abs/path.db"},
+		{url: "file://localhost/abs/path.db", wantDialect: "sqlite", wantTarget: "/abs/path.db"},
+		{url: "sqlite://:memory:", wantErr: "in-memory SQLite is not supported"},
+		{url: "file::memory:", wantErr: "in-memory SQLite is not supported"},
+		{url: "sqlite://x.db?mode=memory", wantErr: "no query string"},
+		{url: "file:x.db?cache=shared", wantErr: "no query string"},
+		{url: "sqlite://x.db#frag", wantErr: "no query string or fragment"},
+		{url: "sqlite://x%3F.db", wantErr: "containing '?'"},
+		{url: "sqlite://%zz", wantErr: "invalid URL escape"},
+		{url: "sqlite://file:x.db", wantErr: "not both"},
+		{url: "sqlite://", wantErr: "names no file"},
+		{url: "file:", wantErr: "names no file"},
+		{url: "file://", wantErr: "names no file"},
+		{url: "file://otherhost/x.db", wantErr: `not host "otherhost"`},
+		{url: "sqlite:rel.db", wantErr: `unsupported database URL scheme "sqlite"`},
+		{url: "mysql://u:hunter2@h/d", wantErr: `unsupported database URL scheme "mysql"; accepted forms: "" (SQLite file parley.db), postgres://…, postgresql://…, sqlite://PATH or file:PATH`},
+		{url: "parley.db", wantErr: `unsupported database URL "parley.db"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			dialect, target, err := db.ParseURL(tt.url)
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("ParseURL(%q) = %q, %q; want error containing %q", tt.url, dialect, target, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseURL(%q) error = %q; want it to contain %q", tt.url, err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Fatalf("ParseURL(%q) error %q reveals the password", tt.url, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseURL(%q): %v", tt.url, err)
+			}
+			if dialect != tt.wantDialect || target != tt.wantTarget {
+				t.Fatalf("ParseURL(%q) = %q, %q; want %q, %q", tt.url, dialect, target, tt.wantDialect, tt.wantTarget)
+			}
+		})
+	}
+}
+
+func TestOpenSQLiteFiles(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, tc := range []struct{ url, file string }{
+		{url: "", file: "parley.db"},
+		{url: "sqlite://rel.db", file: "rel.db"},
+		{url: "sqlite://" + filepath.Join(dir, "abs.db"), file: "abs.db"},
+		{url: "file:" + filepath.Join(dir, "uri.db"), file: "uri.db"},
+	} {
+		s := openStore(t, tc.url)
+		if got := s.Dialect(); got != db.DialectSQLite {
+			t.Errorf("Open(%q).Dialect() = %q; want %q", tc.url, got, db.DialectSQLite)
+		}
+		if _, err := os.Stat(filepath.Join(dir, tc.file)); err != nil {
+			t.Errorf("Open(%q) did not create %s: %v", tc.url, tc.file, err)
+		}
+	}
+}
+
+func TestOpenSQLitePragmas(t *testing.T) {
+	s := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "p.db"))
+	ctx := t.Context()
+	for pragma, want := range map[string]string{
+		"journal_mode": "wal",
+		"busy_timeout": "10000",
+		"synchronous":  "1", // NORMAL
+		"foreign_keys": "1",
+	} {
+		var got string
+		if err := s.DB(ctx).Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil {
+			t.Fatalf("PRAGMA %s: %v", pragma, err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %q; want %q", pragma, got, want)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no", "such", "dir", "x.db")
+	for url, want := range map[string]string{
+		"sqlite://:memory:":   "in-memory SQLite is not supported",
+		"sqlite://" + missing: "open sqlite " + missing,
+		"redis://localhost/0": `unsupported database URL scheme "redis"`,
+		"postgres://u:p@[::1": "parse postgres URL",
+	} {
+		s, err := db.Open(t.Context(), url, nil)
+		if err == nil {
+			if cerr := s.Close(); cerr != nil {
+				t.Errorf("Close: %v", cerr)
+			}
+			t.Errorf("Open(%q) succeeded; want error containing %q", url, want)
+			continue
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%q) error = %q; want it to contain %q", url, err, want)
+		}
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := b.store
+			if err := s.Migrate(ctx, &widget{}); err != nil {
+				t.Fatalf("Migrate: %v", err)
+			}
+			if err := s.Migrate(ctx, &widget{}); err != nil {
+				t.Fatalf("Migrate again: %v", err)
+			}
+			err := s.Write(ctx, func(tx *gorm.DB) error {
+				return tx.Create(&widget{Name: "sprocket"}).Error
+			})
+			if err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			var got widget
+			if err := s.DB(ctx).Where("name = ?", "sprocket").Take(&got).Error; err != nil {
+				t.Fatalf("read widget: %v", err)
+			}
+			if got.ID == 0 {
+				t.Errorf("widget ID = 0; want an assigned ID")
+			}
+
+			if err := s.Migrate(ctx, &widgetV2{}); err != nil {
+				t.Fatalf("Migrate widgetV2: %v", err)
+			}
+			if !s.DB(ctx).Migrator().HasColumn(&widgetV2{}, "Color") {
+				t.Errorf("column color missing after Migrate(&widgetV2{})")
+			}
+			var n int64
+			if err := s.DB(ctx).Model(&widgetV2{}).Count(&n).Error; err != nil {
+				t.Fatalf("count widgets: %v", err)
+			}
+			if n != 1 {
+				t.Errorf("%d widgets after adding a column; want 1", n)
+			}
+		})
+	}
+}
+
+// TestMigrateRebuildKeepsChildren changes a column type, which SQLite can
+// only do by rebuilding the table; the rows of a table that references it
+// with ON DELETE CASCADE must survive. (Running AutoMigrate in a plain
+// transaction, where PRAGMA foreign_keys cannot be turned off, deletes them.)
+func TestMigrateRebuildKeepsChildren(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := b.store
+			if err := s.Migrate(ctx, &parentV1{}, &child{}); err != nil {
+				t.Fatalf("Migrate v1: %v", err)
+			}
+			err := s.Write(ctx, func(tx *gorm.DB) error {
+				p := parentV1{Score: 7}
+				if err := tx.Create(&p).Error; err != nil {
+					return err
+				}
+				return tx.Create(&child{ParentID: p.ID}).Error
+			})
+			if err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if err := s.Migrate(ctx, &parentV2{}); err != nil {
+				t.Fatalf("Migrate v2: %v", err)
+			}
+			var children int64
+			if err := s.DB(ctx).Model(&child{}).Count(&children).Error; err != nil {
+				t.Fatalf("count children: %v", err)
+			}
+			if children != 1 {
+				t.Errorf("%d children after rebuilding their parent table; want 1", children)
+			}
+			var p parentV2
+			if err := s.DB(ctx).Take(&p).Error; err != nil {
+				t.Fatalf("read parent: %v", err)
+			}
+			if p.Score != 7 {
+				t.Errorf("parent score = %v; want 7", p.Score)
+			}
+			// The foreign key must be enforced again afterwards.
+			err = s.Write(ctx, func(tx *gorm.DB) error {
+				return tx.Create(&child{ParentID: p.ID + 1000}).Error
+			})
+			if !errors.Is(err, gorm.ErrForeignKeyViolated) {
+				t.Errorf("insert of an orphan child: error = %v; want %v", err, gorm.ErrForeignKeyViolated)
+			}
+		})
+	}
+}
+
+func TestSecret(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			key := "test-" + runID + "-" + b.name
+			t.Cleanup(func() { deleteSecrets(t, b.store, key) })
+
+			calls := 0
+			generate := func() ([]byte, error) {
+				calls++
+				return []byte("first value"), nil
+			}
+			got, err := b.store.Secret(ctx, key, generate)
+			if err != nil {
+				t.Fatalf("Secret: %v", err)
+			}
+			if string(got) != "first value" || calls != 1 {
+				t.Fatalf("Secret = %q after %d generate calls; want %q after 1", got, calls, "first value")
+			}
+			got, err = b.store.Secret(ctx, key, generate)
+			if err != nil {
+				t.Fatalf("Secret again: %v", err)
+			}
+			if string(got) != "first value" || calls != 1 {
+				t.Fatalf("Secret again = %q after %d generate calls; want %q after 1", got, calls, "first value")
+			}
+
+			other := openStore(t, b.url)
+			got, err = other.Secret(ctx, key, func() ([]byte, error) {
+				return []byte("other value"), nil
+			})
+			if err != nil {
+				t.Fatalf("Secret from a second Store: %v", err)
+			}
+			if string(got) != "first value" {
+				t.Fatalf("Secret from a second Store = %q; want %q", got, "first value")
+			}
+		})
+	}
+}
+
+func TestSecretErrors(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			key := "test-err-" + runID + "-" + b.name
+			boom := errors.New("no entropy")
+			_, err := b.store.Secret(ctx, key, func() ([]byte, error) { return nil, boom })
+			if !errors.Is(err, boom) {
+				t.Errorf("Secret with failing generate: error = %v; want %v", err, boom)
+			}
+			_, err = b.store.Secret(ctx, key, func() ([]byte, error) { return nil, nil })
+			if err == nil || !strings.Contains(err.Error(), "empty value") {
+				t.Errorf("Secret with empty generate: error = %v; want an empty value error", err)
+			}
+			_, err = b.store.Secret(ctx, "", func() ([]byte, error) { return []byte("x"), nil })
+			if err == nil {
+				t.Errorf("Secret with empty key succeeded; want error")
+			}
+		})
+	}
+}
+
+// TestSecretConcurrentFirstCalls races first calls from two Stores on the
+// same database; all must return the one value stored.
+func TestSecretConcurrentFirstCalls(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			key := "test-race-" + runID + "-" + b.name
+			t.Cleanup(func() { deleteSecrets(t, b.store, key) })
+			stores := []*db.Store{b.store, openStore(t, b.url)}
+			const perStore = 10
+			results := make([][]byte, 2*perStore)
+			errs := make([]error, 2*perStore)
+			var wg sync.WaitGroup
+			for i := range results {
+				wg.Go(func() {
+					results[i], errs[i] = stores[i%2].Secret(ctx, key, func() ([]byte, error) {
+						return []byte(fmt.Sprintf("value from caller %d", i)), nil
+					})
+				})
+			}
+			wg.Wait()
+			for i := range results {
+				if errs[i] != nil {
+					t.Fatalf("caller %d: %v", i, errs[i])
+				}
+				if !bytes.Equal(results[i], results[0]) {
+					t.Fatalf("caller %d got %q, caller 0 got %q; want one value", i, results[i], results[0])
+				}
+			}
+		})
+	}
+}
+
+// deleteSecrets removes the secrets a test stored in parley_secrets, which
+// outlives the test on PostgreSQL.
+func deleteSecrets(t *testing.T, s *db.Store, key string) {
+	t.Helper()
+	err := s.Write(context.Background(), func(tx *gorm.DB) error {
+		return tx.Exec("DELETE FROM parley_secrets WHERE ? = ?", clause.Column{Name: "key"}, key).Error
+	})
+	if err != nil {
+		t.Errorf("delete secret %q: %v", key, err)
+	}
+}
+
+func TestWriteRollsBack(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := b.store
+			if err := s.Migrate(ctx, &item{}); err != nil {
+				t.Fatalf("Migrate: %v", err)
+			}
+			sentinel := errors.New("changed my mind")
+			err := s.Write(ctx, func(tx *gorm.DB) error {
+				if err := tx.Create(&item{Name: "returned"}).Error; err != nil {
+					return err
+				}
+				return sentinel
+			})
+			if !errors.Is(err, sentinel) {
+				t.Fatalf("Write error = %v; want %v", err, sentinel)
+			}
+
+			func() {
+				defer func() {
+					if r := recover(); r != "boom" {
+						t.Errorf("recovered %v; want the panic of fn", r)
+					}
+				}()
+				err = s.Write(ctx, func(tx *gorm.DB) error {
+					if err := tx.Create(&item{Name: "panicked"}).Error; err != nil {
+						return err
+					}
+					panic("boom")
+				})
+				t.Errorf("Write returned %v; want it to re-panic", err)
+			}()
+
+			// The writer lock must have been released by both.
+			err = s.Write(ctx, func(tx *gorm.DB) error {
+				return tx.Create(&item{Name: "kept"}).Error
+			})
+			if err != nil {
+				t.Fatalf("Write after rollbacks: %v", err)
+			}
+			var names []string
+			if err := s.DB(ctx).Model(&item{}).Pluck("name", &names).Error; err != nil {
+				t.Fatalf("read items: %v", err)
+			}
+			if len(names) != 1 || names[0] != "kept" {
+				t.Errorf("items = %q; want only %q", names, "kept")
+			}
+		})
+	}
+}
+
+func TestWriteWaitHonoursContext(t *testing.T) {
+	s := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "ctx.db"))
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Write(context.Background(), func(*gorm.DB) error {
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	err := s.Write(ctx, func(*gorm.DB) error { return nil })
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Write while another writer holds the lock: error = %v; want %v", err, context.DeadlineExceeded)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("first Write: %v", err)
+	}
+}
+
+// incrementConcurrently runs goroutines×perGoroutine Write transactions over
+// stores (round robin), each reading the counter and writing it back plus
+// one, and checks the final count.
+func incrementConcurrently(t *testing.T, stores []*db.Store, goroutines, perGoroutine int) {
+	t.Helper()
+	ctx := t.Context()
+	s := stores[0]
+	if err := s.Migrate(ctx, &counter{}); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if err := s.Write(ctx, func(tx *gorm.DB) error { return tx.Create(&counter{ID: 1}).Error }); err != nil {
+		t.Fatalf("create counter: %v", err)
+	}
+	errs := make(chan error, goroutines*perGoroutine)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		store := stores[g%len(stores)]
+		wg.Go(func() {
+			for range perGoroutine {
+				errs <- store.Write(ctx, func(tx *gorm.DB) error {
+					var c counter
+					// FOR UPDATE matters on PostgreSQL; on SQLite the
+					// immediate transaction already excludes other writers.
+					if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, 1).Error; err != nil {
+						return err
+					}
+					return tx.Model(&c).Update("value", c.Value+1).Error
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			failed++
+			if failed <= 3 {
+				t.Errorf("Write: %v", err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d writes failed", failed, goroutines*perGoroutine)
+	}
+	var c counter
+	if err := s.DB(ctx).Take(&c, 1).Error; err != nil {
+		t.Fatalf("read counter: %v", err)
+	}
+	if want := goroutines * perGoroutine; c.Value != want {
+		t.Fatalf("counter = %d; want %d", c.Value, want)
+	}
+}
+
+func TestWriteConcurrent(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			incrementConcurrently(t, []*db.Store{b.store}, 50, 20)
+		})
+	}
+}
+
+// TestWriteConcurrentTwoStores is TestWriteConcurrent with two Stores on one
+// database, as two processes would have: their writers meet only in the
+// database, which on SQLite means busy_timeout and BEGIN IMMEDIATE.
+func TestWriteConcurrentTwoStores(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			incrementConcurrently(t, []*db.Store{b.store, openStore(t, b.url)}, 20, 20)
+		})
+	}
+}
+
+func TestPingAndClose(t *testing.T) {
+	for _, b := range openStores(t) {
+		t.Run(b.name, func(t *testing.T) {
+			if err := b.store.Ping(t.Context()); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+			s, err := db.Open(t.Context(), b.url, nil)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if got := s.Dialect(); got != b.name {
+				t.Errorf("Dialect() = %q; want %q", got, b.name)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if err := s.Ping(t.Context()); err == nil {
+				t.Errorf("Ping after Close succeeded; want error")
+			}
+		})
+	}
+}
+
+// TestLogging checks what reaches the slog.Logger: failed statements at
+// debug level, no record-not-found, and never a statement's arguments.
+func TestLogging(t *testing.T) {
+	var buf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := db.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "log.db"), logger)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	ctx := t.Context()
+	if _, err := s.Secret(ctx, "k", func() ([]byte, error) { return []byte("hunter2hunter2"), nil }); err != nil {
+		t.Fatalf("Secret: %v", err)
+	}
+	err = s.DB(ctx).Raw("SELECT * FROM no_such_table WHERE x = ?", "needle-arg").Scan(&[]map[string]any{}).Error
+	if err == nil {
+		t.Fatalf("query of a missing table succeeded")
+	}
+	out := buf.String()
+	for _, banned := range []string{"aHVudGVyMmh1bnRlcjI", "hunter2", "needle-arg", "record not found", "level=ERROR"} {
+		if strings.Contains(out, banned) {
+			t.Errorf("log contains %q:\n%s", banned, out)
+		}
+	}
+	if !strings.Contains(out, `level=DEBUG msg="sql failed"`) || !strings.Contains(out, "no_such_table") {
+		t.Errorf("log lacks the failed statement at debug level:\n%s", out)
+	}
+	if !strings.Contains(out, `level=INFO msg="database opened" dialect=sqlite`) {
+		t.Errorf("log lacks the open message:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

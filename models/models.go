@@ -1,0 +1,90 @@
+package models
+
+import "time"
+
+// User is a person known by the identity the application's tokens carry.
+// Users are created on their first authenticated request.
+type User struct {
+	ID           string  `gorm:"primaryKey;size:36"`
+	Identity     string  `gorm:"size:256;not null;uniqueIndex"`
+	FriendlyName *string `gorm:"size:256"`
+	Attributes   JSON
+	CreatedAt    time.Time `gorm:"not null"`
+	UpdatedAt    time.Time `gorm:"not null"`
+}
+
+// Channel is a conversation. Its counters and last-message fields are kept
+// up to date by the writes that change them, so lists never count rows.
+type Channel struct {
+	ID           string      `gorm:"primaryKey;size:36"`
+	UniqueName   *string     `gorm:"size:256;uniqueIndex"`
+	FriendlyName *string     `gorm:"size:256"`
+	Type         ChannelType `gorm:"size:16;not null;index:idx_channels_type_id,priority:1"`
+	Attributes   JSON
+	CreatedByID  *string   `gorm:"size:36"`
+	CreatedAt    time.Time `gorm:"not null"`
+	UpdatedAt    time.Time `gorm:"not null"`
+	// NextMessageIndex is the index the next message will take; it is also
+	// the number of messages ever sent, deleted ones included.
+	NextMessageIndex int     `gorm:"not null;default:0"`
+	LastMessageID    *string `gorm:"size:36"`
+	// LastActivityUs is the time of the last message, or of creation, in
+	// Unix microseconds: the LAST_MESSAGE sort key.
+	LastActivityUs int64 `gorm:"not null;default:0"`
+	// MessagesCount counts messages that are not deleted.
+	MessagesCount int `gorm:"not null;default:0"`
+	MembersCount  int `gorm:"not null;default:0"`
+}
+
+// LastMessageIndex is the index of the newest message, or nil when the
+// channel has none.
+func (c *Channel) LastMessageIndex() *int {
+	if c.NextMessageIndex == 0 {
+		return nil
+	}
+	i := c.NextMessageIndex - 1
+	return &i
+}
+
+// Member is a user's membership of a channel, with their role and read state.
+type Member struct {
+	ID            string     `gorm:"primaryKey;size:36"`
+	ChannelID     string     `gorm:"size:36;not null;uniqueIndex:idx_members_channel_user,priority:1"`
+	UserID        string     `gorm:"size:36;not null;uniqueIndex:idx_members_channel_user,priority:2;index"`
+	Role          MemberRole `gorm:"size:16;not null"`
+	LastReadIndex *int
+	LastReadAt    *time.Time
+	Attributes    JSON
+	JoinedAt      time.Time `gorm:"not null"`
+	UpdatedAt     time.Time `gorm:"not null"`
+}
+
+// Message is one message in a channel. Index starts at 0 in each channel and
+// grows by one per message with no gaps; a deleted message keeps its index
+// and row, with an empty body and DeletedAt set.
+type Message struct {
+	ID         string  `gorm:"primaryKey;size:36"`
+	ChannelID  string  `gorm:"size:36;not null;uniqueIndex:idx_messages_channel_index,priority:1"`
+	Index      int     `gorm:"column:idx;not null;uniqueIndex:idx_messages_channel_index,priority:2"`
+	AuthorID   *string `gorm:"size:36"`
+	Body       string  `gorm:"type:text;not null"`
+	Attributes JSON
+	CreatedAt  time.Time `gorm:"not null"`
+	EditedAt   *time.Time
+	DeletedAt  *time.Time
+}
+
+// PushRegistration is a device token that receives a user's notifications.
+// A (provider, token) pair belongs to at most one user: the last to register it.
+type PushRegistration struct {
+	ID        string       `gorm:"primaryKey;size:36"`
+	UserID    string       `gorm:"size:36;not null;index"`
+	Provider  PushProvider `gorm:"size:8;not null;uniqueIndex:idx_push_provider_token,priority:1"`
+	Token     string       `gorm:"size:512;not null;uniqueIndex:idx_push_provider_token,priority:2"`
+	CreatedAt time.Time    `gorm:"not null"`
+}
+
+// All lists every model, in an order that migrations can create.
+func All() []any {
+	return []any{&User{}, &Channel{}, &Member{}, &Message{}, &PushRegistration{}}
+}

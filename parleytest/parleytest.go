@@ -1,0 +1,310 @@
+// Package parleytest starts real Parley servers for tests and speaks
+// GraphQL to them over HTTP, as a client would. Every test runs on SQLite,
+// and also on PostgreSQL when TEST_DATABASE_URL is set; each server gets a
+// database of its own (a temporary SQLite file, or a PostgreSQL schema
+// dropped at cleanup).
+package parleytest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/parleychat/parley/auth"
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/models"
+	"github.com/parleychat/parley/server"
+)
+
+// Backend is a database kind a test runs on.
+type Backend struct {
+	// Name is "sqlite" or "postgres".
+	Name string
+	// newURL returns the URL of a fresh, empty database.
+	newURL func(t testing.TB) string
+}
+
+// NewURL returns the URL of a fresh, empty database of this kind, removed
+// when the test ends.
+func (b Backend) NewURL(t testing.TB) string { return b.newURL(t) }
+
+// Backends lists SQLite, and PostgreSQL when TEST_DATABASE_URL is set.
+func Backends() []Backend {
+	bs := []Backend{{Name: "sqlite", newURL: func(t testing.TB) string {
+		return "sqlite://" + filepath.Join(t.TempDir(), "parley.db")
+	}}}
+	if base := os.Getenv("TEST_DATABASE_URL"); base != "" {
+		bs = append(bs, Backend{Name: "postgres", newURL: func(t testing.TB) string { return postgresSchema(t, base) }})
+	}
+	return bs
+}
+
+// ForEachBackend runs fn as a subtest per backend.
+func ForEachBackend(t *testing.T, fn func(t *testing.T, b Backend)) {
+	for _, b := range Backends() {
+		t.Run(b.Name, func(t *testing.T) { fn(t, b) })
+	}
+}
+
+// postgresSchema creates a schema of its own for one test and returns a URL
+// whose search_path points at it.
+func postgresSchema(t testing.TB, base string) string {
+	t.Helper()
+	var buf [6]byte
+	if _, err := rand.Read(buf[:]); err != nil {
+		t.Fatal(err)
+	}
+	schema := "t_" + hex.EncodeToString(buf[:])
+	admin, err := gorm.Open(postgres.Open(base), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
+	}
+	sqlDB, err := admin.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := admin.Exec("DROP SCHEMA " + schema + " CASCADE").Error; err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		if err := sqlDB.Close(); err != nil {
+			t.Errorf("close admin connection: %v", err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Options change a test server.
+type Options struct {
+	// DatabaseURL reuses a database (for several nodes); empty makes one.
+	DatabaseURL  string
+	ChatLimits   chat.Limits
+	ServerLimits server.Limits
+	// DisableIntrospection turns introspection off.
+	DisableIntrospection bool
+}
+
+// Server is a running Parley server over a real HTTP listener.
+type Server struct {
+	// URL is the server's base URL, e.g. http://127.0.0.1:port.
+	URL string
+	// DatabaseURL is the database it uses.
+	DatabaseURL string
+	// Store is its database, for assertions on stored rows.
+	Store  *db.Store
+	Secret []byte
+	t      testing.TB
+}
+
+// NewServer starts a server on backend b; it stops when the test ends.
+func NewServer(t testing.TB, b Backend, opts Options) *Server {
+	t.Helper()
+	ctx := context.Background()
+	dbURL := opts.DatabaseURL
+	if dbURL == "" {
+		dbURL = b.NewURL(t)
+	}
+	store, err := db.Open(ctx, dbURL, nil)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	if err := store.Migrate(ctx, models.All()...); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	secret := []byte("parleytest-secret-0123456789abcdef")
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc := chat.New(store, chat.Options{Limits: opts.ChatLimits, Logger: log})
+	h := server.NewHandler(server.Config{
+		Chat: svc, Verifier: auth.NewVerifier(secret), Logger: log,
+		Limits: opts.ServerLimits, DisableIntrospection: opts.DisableIntrospection,
+	})
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ts.Close()
+		if err := store.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Secret: secret, t: t}
+}
+
+// testWriter sends server logs to the test's log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// Token mints a valid token for identity.
+func (s *Server) Token(identity string) string {
+	tok, err := auth.Mint(s.Secret, identity, "", time.Hour, time.Now())
+	if err != nil {
+		s.t.Fatalf("mint token: %v", err)
+	}
+	return tok
+}
+
+// Client returns a client authenticated as identity; "" is anonymous.
+func (s *Server) Client(identity string) *Client {
+	c := &Client{s: s}
+	if identity != "" {
+		c.Authorization = "Bearer " + s.Token(identity)
+	}
+	return c
+}
+
+// Client speaks GraphQL over HTTP POST to one server.
+type Client struct {
+	s *Server
+	// Authorization is sent as the Authorization header when not empty.
+	Authorization string
+}
+
+// Error is one GraphQL error of a response.
+type Error struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// Code is extensions.code.
+func (e Error) Code() string {
+	c, _ := e.Extensions["code"].(string)
+	return c
+}
+
+// Response is a decoded GraphQL response.
+type Response struct {
+	Status int
+	Data   json.RawMessage `json:"data"`
+	Errors []Error         `json:"errors"`
+}
+
+// Code is the code of the first error, or "" when there is none.
+func (r *Response) Code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	return r.Errors[0].Code()
+}
+
+// Post sends one operation and decodes the response.
+func (c *Client) Post(query string, vars map[string]any) *Response {
+	c.s.t.Helper()
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		c.s.t.Fatalf("encode request: %v", err)
+	}
+	return c.PostRaw(body)
+}
+
+// PostRaw sends a raw request body and decodes the response.
+func (c *Client) PostRaw(body []byte) *Response {
+	c.s.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.s.URL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		c.s.t.Fatalf("new request: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.send(req)
+}
+
+// Get sends a query over GET.
+func (c *Client) Get(query string, vars map[string]any) *Response {
+	c.s.t.Helper()
+	q := url.Values{"query": {query}}
+	if vars != nil {
+		b, err := json.Marshal(vars)
+		if err != nil {
+			c.s.t.Fatalf("encode variables: %v", err)
+		}
+		q.Set("variables", string(b))
+	}
+	req, err := http.NewRequest(http.MethodGet, c.s.URL+"/graphql?"+q.Encode(), nil)
+	if err != nil {
+		c.s.t.Fatalf("new request: %v", err)
+	}
+	return c.send(req)
+}
+
+func (c *Client) send(req *http.Request) *Response {
+	c.s.t.Helper()
+	if c.Authorization != "" {
+		req.Header.Set("Authorization", c.Authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.s.t.Fatalf("%s /graphql: %v", req.Method, err)
+	}
+	defer resp.Body.Close()
+	var r Response
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		c.s.t.Fatalf("decode response (status %d): %v", resp.StatusCode, err)
+	}
+	r.Status = resp.StatusCode
+	return &r
+}
+
+// Do sends an operation that must succeed and decodes its data into out
+// (when not nil).
+func (c *Client) Do(query string, vars map[string]any, out any) {
+	c.s.t.Helper()
+	r := c.Post(query, vars)
+	if len(r.Errors) > 0 {
+		c.s.t.Fatalf("%s\nunexpected errors: %+v", firstLine(query), r.Errors)
+	}
+	if out != nil {
+		if err := json.Unmarshal(r.Data, out); err != nil {
+			c.s.t.Fatalf("decode data %s: %v", r.Data, err)
+		}
+	}
+}
+
+// Fails sends an operation that must fail with code, and returns the error
+// message.
+func (c *Client) Fails(code, query string, vars map[string]any) string {
+	c.s.t.Helper()
+	r := c.Post(query, vars)
+	if len(r.Errors) == 0 {
+		c.s.t.Fatalf("%s\nwant error %s, got data %s", firstLine(query), code, r.Data)
+	}
+	if r.Code() != code {
+		c.s.t.Fatalf("%s\nwant error %s, got %+v", firstLine(query), code, r.Errors)
+	}
+	return r.Errors[0].Message
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}

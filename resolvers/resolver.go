@@ -1,0 +1,58 @@
+// Package resolvers translates GraphQL operations into calls on the chat
+// service. Resolvers hold no rules: each one calls one chat.Service method
+// and converts its result to the GraphQL shape.
+package resolvers
+
+import (
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/graph/model"
+	"github.com/parleychat/parley/models"
+)
+
+// Resolver is the root resolver. It is safe for concurrent use.
+type Resolver struct {
+	Chat *chat.Service
+}
+
+// optional converts a GraphQL omittable input field.
+func optional[T any](o graphql.Omittable[T]) chat.Optional[T] {
+	v, set := o.ValueOK()
+	return chat.Optional[T]{Set: set, Value: v}
+}
+
+// pageInfo builds Relay page info from a chat page.
+func pageInfo[T any](p *chat.Page[T]) *model.PageInfo {
+	info := &model.PageInfo{HasNextPage: p.HasNext, HasPreviousPage: p.HasPrevious}
+	if n := len(p.Cursors); n > 0 {
+		info.StartCursor, info.EndCursor = &p.Cursors[0], &p.Cursors[n-1]
+	}
+	return info
+}
+
+// edges builds a connection's edges from a chat page.
+func edges[T, E any](p *chat.Page[T], edge func(cursor string, node T) E) []E {
+	out := make([]E, len(p.Items))
+	for i, item := range p.Items {
+		out[i] = edge(p.Cursors[i], item)
+	}
+	return out
+}
+
+func pageArgs(first *int, after *string, last *int, before *string) chat.PageArgs {
+	return chat.PageArgs{First: first, After: after, Last: last, Before: before}
+}
+
+var channelOrderFields = map[model.ChannelOrderField]chat.ChannelOrderField{
+	model.ChannelOrderFieldLastMessage:  chat.OrderLastMessage,
+	model.ChannelOrderFieldFriendlyName: chat.OrderFriendlyName,
+	model.ChannelOrderFieldUniqueName:   chat.OrderUniqueName,
+}
+
+func channelConnection(p *chat.Page[*models.Channel]) *model.ChannelConnection {
+	return &model.ChannelConnection{
+		Edges:    edges(p, func(c string, n *models.Channel) *model.ChannelEdge { return &model.ChannelEdge{Cursor: c, Node: n} }),
+		PageInfo: pageInfo(p),
+	}
+}

@@ -1,0 +1,155 @@
+// Package server assembles Parley's HTTP handler: the GraphQL endpoint with
+// its transports, limits and error presenter, health checks and the
+// playground.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/parleychat/parley/auth"
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/graph"
+	"github.com/parleychat/parley/playground"
+	"github.com/parleychat/parley/resolvers"
+)
+
+// Limits protect the server from costly requests. Zero fields take
+// DefaultLimits.
+type Limits struct {
+	// MaxBodyBytes caps a request body.
+	MaxBodyBytes int64
+	// MaxTokens caps the lexical tokens of a document; parsing stops there.
+	MaxTokens int
+	// MaxDepth caps the nesting of selection sets (introspection excluded).
+	MaxDepth int
+	// MaxAliases caps aliased fields in a document.
+	MaxAliases int
+	// MaxComplexity caps an operation's cost, where list fields multiply
+	// their selection by their page size.
+	MaxComplexity int
+}
+
+// DefaultLimits are the limits used where Config leaves them zero.
+var DefaultLimits = Limits{
+	MaxBodyBytes:  1 << 20,
+	MaxTokens:     10_000,
+	MaxDepth:      12,
+	MaxAliases:    15,
+	MaxComplexity: 10_000,
+}
+
+// Config is what NewHandler needs.
+type Config struct {
+	Chat     *chat.Service
+	Verifier *auth.Verifier
+	Logger   *slog.Logger
+	Limits   Limits
+	// DisableIntrospection turns schema introspection off.
+	DisableIntrospection bool
+}
+
+// NewHandler returns Parley's HTTP handler:
+//
+//	/graphql   GraphQL over POST and GET (queries only over GET)
+//	/healthz   200 while the process is up
+//	/readyz    200 while the database answers, 503 otherwise
+//	/          the GraphQL playground
+func NewHandler(cfg Config) http.Handler {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	limits := withDefaults(cfg.Limits)
+
+	mux := http.NewServeMux()
+	gql := newGraphQL(cfg.Chat, log, limits, !cfg.DisableIntrospection)
+	mux.Handle("/graphql", limitBody(limits.MaxBodyBytes, cfg.Verifier.Middleware(withLoaders(cfg.Chat, gql))))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := cfg.Chat.Ping(ctx); err != nil {
+			log.ErrorContext(ctx, "readiness check failed", "err", err)
+			writeText(w, http.StatusServiceUnavailable, "database unavailable")
+			return
+		}
+		writeText(w, http.StatusOK, "ready")
+	})
+	mux.Handle("/", playground.Handler("Parley", "/graphql"))
+	return logRequests(log, mux)
+}
+
+func withDefaults(l Limits) Limits {
+	d := DefaultLimits
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if l.MaxTokens <= 0 {
+		l.MaxTokens = d.MaxTokens
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxAliases <= 0 {
+		l.MaxAliases = d.MaxAliases
+	}
+	if l.MaxComplexity <= 0 {
+		l.MaxComplexity = d.MaxComplexity
+	}
+	return l
+}
+
+// newGraphQL builds the gqlgen server with Parley's transports and limits.
+func newGraphQL(svc *chat.Service, log *slog.Logger, limits Limits, introspection bool) *handler.Server {
+	cfg := graph.Config{Resolvers: &resolvers.Resolver{Chat: svc}}
+	setComplexity(&cfg.Complexity, svc.Limits().DefaultPageSize)
+	srv := handler.New(graph.NewExecutableSchema(cfg))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetParserTokenLimit(limits.MaxTokens)
+	srv.SetErrorPresenter(presentError(log))
+	srv.SetRecoverFunc(recoverPanic(log))
+	srv.Use(newShapeLimit(limits.MaxTokens, limits.MaxDepth, limits.MaxAliases))
+	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	if introspection {
+		srv.Use(extension.Introspection{})
+	}
+	return srv
+}
+
+// withLoaders gives each request fresh loaders: they batch the request's
+// lookups and must not outlive it.
+func withLoaders(svc *chat.Service, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(chat.WithLoaders(r.Context(), svc.NewLoaders())))
+	})
+}
+
+// limitBody caps the request body; reading past it fails the request.
+func limitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > n {
+			writeGraphQLError(w, http.StatusRequestEntityTooLarge, "BAD_USER_INPUT", "request body is over the limit of %d bytes", n)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		next.ServeHTTP(w, r)
+	})
+}
+
+var _ graphql.HandlerExtension = (*shapeLimit)(nil)
