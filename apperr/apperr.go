@@ -48,3 +48,31 @@ func CodeOf(err error) Code {
 	}
 	return Internal
 }
+
+// InternalError is a failure the client cannot act on. Its text, which may
+// hold SQL or other details, is for the server's log only: clients see
+// INTERNAL and nothing more.
+type InternalError struct {
+	// Op says what was being done, e.g. "send message".
+	Op  string
+	Err error
+}
+
+// Error returns the details, for the log.
+func (e *InternalError) Error() string { return e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *InternalError) Unwrap() error { return e.Err }
+
+// Wrap marks err as internal, naming what was being done. A nil err stays
+// nil and an *Error passes through unchanged: it is already fit for clients.
+func Wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &InternalError{Op: op, Err: err}
+}

@@ -7,7 +7,6 @@ package chat
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -169,15 +168,10 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // newID returns a time-ordered unique id.
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// internal wraps an unexpected error with what was being done. Its text never
-// reaches the client: the error presenter shows INTERNAL.
-func internal(doing string, err error) error {
-	var ae *apperr.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", doing, err)
-}
+// internal marks an unexpected error as internal, naming what was being
+// done. Its text never reaches the client: the error presenter shows
+// INTERNAL. Errors fit for clients pass through.
+func internal(doing string, err error) error { return apperr.Wrap(doing, err) }
 
 // isNotFound reports whether err is GORM's record-not-found.
 func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }

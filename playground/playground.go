@@ -124,14 +124,17 @@ type pageData struct {
 // immutable Cache-Control, the page with no-cache and a strict
 // Content-Security-Policy. The handler is safe for concurrent use.
 func Handler(title, endpoint string) http.Handler {
-	headers, err := json.MarshalIndent(map[string]string{"Authorization": tokenPlaceholder}, "", "  ")
-	if err != nil {
+	var headers strings.Builder
+	enc := json.NewEncoder(&headers)
+	enc.SetEscapeHTML(false) // html/template escapes the attribute
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(map[string]string{"Authorization": tokenPlaceholder}); err != nil {
 		panic("playground: " + err.Error())
 	}
 	data := pageData{
 		Title:          title,
 		Endpoint:       endpoint,
-		DefaultHeaders: string(headers),
+		DefaultHeaders: strings.TrimSpace(headers.String()),
 	}
 	h := &handler{
 		data:       data,

@@ -83,7 +83,7 @@ func TestPageAndAssets(t *testing.T) {
 	for _, want := range []string{
 		"<title>Parley &lt;chat&gt;</title>",
 		`data-endpoint="/graphql"`,
-		"parley token --identity alice",
+		"Bearer &lt;paste a token from: parley token --identity alice&gt;",
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("page lacks %q:\n%s", want, html)
@@ -254,7 +254,7 @@ func TestBrowserRendersGraphiQL(t *testing.T) {
 		"graphiql-container",
 		"graphiql-editors",
 		// The headers editor is open and shows the token placeholder.
-		"parley token --identity alice",
+		"Bearer &lt;paste a token from: parley token --identity alice&gt;",
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("dumped DOM lacks %q", want)

@@ -7,8 +7,8 @@ package resolvers
 
 import (
 	"context"
-	"github.com/parleychat/parley/chat"
 
+	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/graph"
 	"github.com/parleychat/parley/graph/model"
 	"github.com/parleychat/parley/models"

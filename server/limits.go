@@ -14,12 +14,13 @@ import (
 	"github.com/parleychat/parley/graph/model"
 )
 
-// shapeLimit rejects documents that are too deep or use too many aliases.
-// It runs before gqlgen validates the document, whose overlapping-fields
-// rule is quadratic in the number of fields: a document of many aliases
-// must be refused before that work. Verdicts are cached per query text.
+// shapeLimit rejects documents that are too deep or have too many fields or
+// aliases. It runs before gqlgen validates the document, whose
+// overlapping-fields rule is quadratic in the number of same-named fields:
+// such a document must be refused before that work. Verdicts are cached per
+// query text.
 type shapeLimit struct {
-	maxTokens, maxDepth, maxAliases int
+	limits Limits
 
 	mu       sync.Mutex
 	verdicts map[string]*gqlerror.Error
@@ -28,8 +29,8 @@ type shapeLimit struct {
 // shapeCacheCap bounds the verdict cache; it is cleared when full.
 const shapeCacheCap = 1000
 
-func newShapeLimit(maxTokens, maxDepth, maxAliases int) *shapeLimit {
-	return &shapeLimit{maxTokens: maxTokens, maxDepth: maxDepth, maxAliases: maxAliases, verdicts: map[string]*gqlerror.Error{}}
+func newShapeLimit(limits Limits) *shapeLimit {
+	return &shapeLimit{limits: limits, verdicts: map[string]*gqlerror.Error{}}
 }
 
 // ExtensionName names the extension in gqlgen's stats.
@@ -60,29 +61,30 @@ func (l *shapeLimit) MutateOperationParameters(_ context.Context, p *graphql.Raw
 }
 
 func (l *shapeLimit) check(query string) *gqlerror.Error {
-	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: query}, l.maxTokens)
+	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: query}, l.limits.MaxTokens)
 	if err != nil {
 		// Parse errors are reported by gqlgen's own parse, with its codes.
 		return nil
 	}
 	w := shapeWalker{fragments: map[string]*ast.FragmentDefinition{}, depths: map[string]int{}}
+	var c selectionCount
 	for _, f := range doc.Fragments {
 		w.fragments[f.Name] = f
-	}
-	aliases := 0
-	for _, f := range doc.Fragments {
-		aliases += countAliases(f.SelectionSet)
+		c.add(f.SelectionSet)
 	}
 	depth := 0
 	for _, op := range doc.Operations {
-		aliases += countAliases(op.SelectionSet)
+		c.add(op.SelectionSet)
 		depth = max(depth, w.depth(op.SelectionSet))
 	}
-	if aliases > l.maxAliases {
-		return limitError("document uses %d aliases; the limit is %d", aliases, l.maxAliases)
+	if c.fields > l.limits.MaxFields {
+		return limitError("document selects %d fields; the limit is %d", c.fields, l.limits.MaxFields)
 	}
-	if depth > l.maxDepth {
-		return limitError("document is %d levels deep; the limit is %d", depth, l.maxDepth)
+	if c.aliases > l.limits.MaxAliases {
+		return limitError("document uses %d aliases; the limit is %d", c.aliases, l.limits.MaxAliases)
+	}
+	if depth > l.limits.MaxDepth {
+		return limitError("document is %d levels deep; the limit is %d", depth, l.limits.MaxDepth)
 	}
 	return nil
 }
@@ -93,20 +95,25 @@ func limitError(format string, args ...any) *gqlerror.Error {
 	return err
 }
 
-func countAliases(set ast.SelectionSet) int {
-	n := 0
+// selectionCount counts the fields (and fragment spreads) and aliases
+// written in a document.
+type selectionCount struct{ fields, aliases int }
+
+func (c *selectionCount) add(set ast.SelectionSet) {
 	for _, sel := range set {
 		switch s := sel.(type) {
 		case *ast.Field:
+			c.fields++
 			if s.Alias != "" && s.Alias != s.Name {
-				n++
+				c.aliases++
 			}
-			n += countAliases(s.SelectionSet)
+			c.add(s.SelectionSet)
 		case *ast.InlineFragment:
-			n += countAliases(s.SelectionSet)
+			c.add(s.SelectionSet)
+		case *ast.FragmentSpread:
+			c.fields++
 		}
 	}
-	return n
 }
 
 // shapeWalker measures depth through fragment spreads, memoising each

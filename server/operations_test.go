@@ -195,7 +195,13 @@ func TestChannelLifecycle(t *testing.T) {
 			t.Fatalf("channelByUniqueName = %+v", byName)
 		}
 
-		var joined struct{ JoinChannel struct{ Role string; User struct{ Identity string }; Channel struct{ ID string } } }
+		var joined struct {
+			JoinChannel struct {
+				Role    string
+				User    struct{ Identity string }
+				Channel struct{ ID string }
+			}
+		}
 		bob.Do(`mutation($c: ID!) { joinChannel(channelId: $c) { role user { identity } channel { id } } }`, map[string]any{"c": ch}, &joined)
 		if j := joined.JoinChannel; j.Role != "MEMBER" || j.User.Identity != "bob" || j.Channel.ID != ch {
 			t.Fatalf("joined = %+v", j)
@@ -349,7 +355,9 @@ func TestPushRegistrations(t *testing.T) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
 		const register = `mutation($p: PushProvider!, $t: String!) { registerPush(provider: $p, token: $t) { id provider token createdAt } }`
-		var r1, r2 struct{ RegisterPush struct{ ID, Provider, Token string } }
+		var r1, r2 struct {
+			RegisterPush struct{ ID, Provider, Token string }
+		}
 		alice.Do(register, map[string]any{"p": "FCM", "t": "tok-1"}, &r1)
 		alice.Do(register, map[string]any{"p": "FCM", "t": "tok-1"}, &r2)
 		if r1.RegisterPush.ID != r2.RegisterPush.ID {
@@ -358,7 +366,9 @@ func TestPushRegistrations(t *testing.T) {
 		alice.Do(register, map[string]any{"p": "APNS", "t": "tok-2"}, nil)
 		alice.Do(register, map[string]any{"p": "FCM", "t": "tok-3"}, nil)
 
-		var mine struct{ MyPushRegistrations []struct{ Provider, Token string } }
+		var mine struct {
+			MyPushRegistrations []struct{ Provider, Token string }
+		}
 		alice.Do(`{ myPushRegistrations { provider token } }`, nil, &mine)
 		if len(mine.MyPushRegistrations) != 3 {
 			t.Fatalf("alice's registrations = %+v", mine)
@@ -405,7 +415,9 @@ func TestUsers(t *testing.T) {
 		if *upd.UpdateMe.FriendlyName != "Alice" || string(upd.UpdateMe.Attributes) != "null" {
 			t.Fatalf("updateMe clearing attributes = %+v", upd)
 		}
-		var u struct{ User *struct{ FriendlyName string } }
+		var u struct {
+			User *struct{ FriendlyName string }
+		}
 		srv.Client("bob").Do(`{ user(identity: "alice") { friendlyName } }`, nil, &u)
 		if u.User == nil || u.User.FriendlyName != "Alice" {
 			t.Fatalf("user(alice) = %+v", u)
@@ -415,4 +427,12 @@ func TestUsers(t *testing.T) {
 			t.Fatalf("user(nobody) = %+v", u)
 		}
 	})
+}
+
+// decode unmarshals a response's data.
+func decode(t *testing.T, r *parleytest.Response, out any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Data, out); err != nil {
+		t.Errorf("decode %s: %v", r.Data, err)
+	}
 }

@@ -4,7 +4,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/graph"
@@ -34,6 +38,10 @@ type Limits struct {
 	MaxDepth int
 	// MaxAliases caps aliased fields in a document.
 	MaxAliases int
+	// MaxFields caps the field selections and fragment spreads written in
+	// a document: validation compares same-named fields pairwise, so this
+	// bounds its cost.
+	MaxFields int
 	// MaxComplexity caps an operation's cost, where list fields multiply
 	// their selection by their page size.
 	MaxComplexity int
@@ -45,6 +53,7 @@ var DefaultLimits = Limits{
 	MaxTokens:     10_000,
 	MaxDepth:      12,
 	MaxAliases:    15,
+	MaxFields:     1000,
 	MaxComplexity: 10_000,
 }
 
@@ -105,6 +114,9 @@ func withDefaults(l Limits) Limits {
 	if l.MaxAliases <= 0 {
 		l.MaxAliases = d.MaxAliases
 	}
+	if l.MaxFields <= 0 {
+		l.MaxFields = d.MaxFields
+	}
 	if l.MaxComplexity <= 0 {
 		l.MaxComplexity = d.MaxComplexity
 	}
@@ -123,7 +135,7 @@ func newGraphQL(svc *chat.Service, log *slog.Logger, limits Limits, introspectio
 	srv.SetParserTokenLimit(limits.MaxTokens)
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
-	srv.Use(newShapeLimit(limits.MaxTokens, limits.MaxDepth, limits.MaxAliases))
+	srv.Use(newShapeLimit(limits))
 	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	if introspection {
@@ -140,14 +152,33 @@ func withLoaders(svc *chat.Service, next http.Handler) http.Handler {
 	})
 }
 
-// limitBody caps the request body; reading past it fails the request.
+// limitBody caps the request body. A body over the limit, with or without a
+// Content-Length, gets 413 and a GraphQL error that names the limit; the
+// body is read whole first (gqlgen reads it whole anyway) so that the
+// overflow is seen here rather than as a decoding error.
 func limitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > n {
-			writeGraphQLError(w, http.StatusRequestEntityTooLarge, "BAD_USER_INPUT", "request body is over the limit of %d bytes", n)
+		if r.Method != http.MethodPost {
+			next.ServeHTTP(w, r)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, n)
+		tooLarge := func() {
+			writeGraphQLError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), "request body is over the limit of %d bytes", n)
+		}
+		if r.ContentLength > n {
+			tooLarge()
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n))
+		if _, over := errors.AsType[*http.MaxBytesError](err); over {
+			tooLarge()
+			return
+		}
+		if err != nil {
+			writeGraphQLError(w, http.StatusBadRequest, string(apperr.BadUserInput), "could not read the request body")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
 }

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// startServe runs `parley serve` until the test ends and returns its base
+// URL, its logs and a stop function that signals it and returns run's error.
+func startServe(t *testing.T, env map[string]string) (string, *lockedBuffer, func() error) {
+	t.Helper()
+	env["PARLEY_ADDR"] = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, envOf(env), io.Discard, logs) }()
+	stop := sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() { _ = stop() })
+	addr := regexp.MustCompile(`addr=(\S+)`)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := addr.FindStringSubmatch(logs.String()); m != nil {
+			return "http://" + m[1], logs, stop
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server did not start:\n%s", logs)
+	return "", nil, nil
+}
+
+func mintToken(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), append([]string{"token"}, args...), envOf(env), &out, &errs); err != nil {
+		t.Fatalf("token: %v\n%s", err, errs.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+func me(t *testing.T, base, token string) (string, int) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(`{"query":"{ me { identity friendlyName } }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Data struct{ Me struct{ Identity, FriendlyName string } }
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	return out.Data.Me.Identity + "/" + out.Data.Me.FriendlyName, resp.StatusCode
+}
+
+// TestDevelopmentSecret: without PARLEY_JWT_SECRET, the server and `parley
+// token` share a secret kept in the database, and it survives a restart.
+func TestDevelopmentSecret(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "p.db")}
+	token := mintToken(t, env, "--identity", "alice", "--name", "Alice", "--ttl", "1h")
+	base, logs, stop := startServe(t, env)
+	if who, status := me(t, base, token); who != "alice/Alice" || status != http.StatusOK {
+		t.Fatalf("me = %q (%d)", who, status)
+	}
+	if !strings.Contains(logs.String(), "development secret") {
+		t.Fatalf("no warning about the development secret in:\n%s", logs)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	base, _, _ = startServe(t, env)
+	if who, _ := me(t, base, token); who != "alice/Alice" {
+		t.Fatalf("token not accepted after restart: %q", who)
+	}
+}
+
+func TestConfiguredSecret(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":      "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+		"PARLEY_JWT_SECRET": strings.Repeat("s", 32),
+	}
+	token := mintToken(t, env, "--identity", "bob")
+	base, logs, _ := startServe(t, env)
+	if who, _ := me(t, base, token); who != "bob/" {
+		t.Fatalf("me = %q", who)
+	}
+	if strings.Contains(logs.String(), "development secret") {
+		t.Fatal("warned about a development secret although PARLEY_JWT_SECRET is set")
+	}
+	other := mintToken(t, map[string]string{"PARLEY_JWT_SECRET": strings.Repeat("x", 32)}, "--identity", "bob")
+	if _, status := me(t, base, other); status != http.StatusUnauthorized {
+		t.Fatalf("token signed with another secret: status %d, want 401", status)
+	}
+}
+
+// TestGracefulShutdown: a request in flight when the signal comes finishes.
+func TestGracefulShutdown(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "p.db")}
+	base, _, stop := startServe(t, env)
+	pr, pw := io.Pipe()
+	result := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(base+"/graphql", "application/json", pr)
+		if err != nil {
+			result <- -1
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		result <- resp.StatusCode
+	}()
+	if _, err := io.WriteString(pw, `{"query":"{ __typename `); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the request is now in flight
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := io.WriteString(pw, `}"}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if status := <-result; status != http.StatusOK {
+		t.Fatalf("in-flight request got status %d", status)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("server still accepts connections after shutdown")
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"token"}, map[string]string{"PARLEY_JWT_SECRET": strings.Repeat("s", 32)}, "--identity is required"},
+		{[]string{"token", "--identity", "a"}, map[string]string{"PARLEY_JWT_SECRET": "short"}, "at least 32"},
+		{[]string{"serve"}, map[string]string{"DATABASE_URL": "mysql://x"}, "mysql"},
+		{[]string{"serve"}, map[string]string{"PARLEY_MAX_MESSAGE_BYTES": "-1"}, "PARLEY_MAX_MESSAGE_BYTES"},
+		{[]string{"bogus"}, nil, "unknown command"},
+	} {
+		err := run(context.Background(), tc.args, envOf(tc.env), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want it to mention %q", tc.args, err, tc.want)
+		}
+	}
+}
