@@ -91,7 +91,9 @@ func me(t *testing.T, base, token string) (string, int) {
 		t.Fatal(err)
 	}
 	var out struct {
-		Data struct{ Me struct{ Identity, FriendlyName string } }
+		Data struct {
+			Me struct{ Identity, FriendlyName string }
+		}
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatalf("decode %s: %v", body, err)
