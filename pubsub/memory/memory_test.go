@@ -1,0 +1,50 @@
+package memory_test
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/pubsub/memory"
+	"github.com/parleychat/parley/pubsub/pubsubtest"
+)
+
+func TestBroker(t *testing.T) {
+	pubsubtest.Run(t, func(t *testing.T) pubsub.Broker {
+		b := memory.New(pubsub.Options{Buffer: pubsubtest.MinBuffer, Logger: slog.New(slog.DiscardHandler)})
+		t.Cleanup(func() {
+			if err := b.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return b
+	})
+}
+
+func TestPresence(t *testing.T) {
+	pubsubtest.RunPresence(t, func(t *testing.T) pubsub.Presence {
+		p := memory.NewPresence()
+		t.Cleanup(func() {
+			if err := p.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return p
+	})
+}
+
+func TestDefaultBuffer(t *testing.T) {
+	b := memory.New(pubsub.Options{})
+	defer func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	sub, err := b.Subscribe(t.Context(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cap(sub.C()); got != pubsub.DefaultBuffer {
+		t.Fatalf("buffer = %d, want %d", got, pubsub.DefaultBuffer)
+	}
+}

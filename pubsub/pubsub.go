@@ -1,0 +1,104 @@
+// Package pubsub defines how Parley moves realtime events between the
+// nodes of a deployment: a Broker fans published payloads out to the
+// subscribers of a topic, and Presence counts the live connections of each
+// user across all nodes.
+//
+// Two implementations exist: package pubsub/memory for a single process
+// and package pubsub/redis for several nodes sharing one Redis server.
+// Package pubsub/pubsubtest holds the conformance tests both must pass.
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+)
+
+// DefaultBuffer is the per-subscription buffer used when Options.Buffer is
+// zero or negative.
+const DefaultBuffer = 256
+
+// Message is one published payload and the topic it came from.
+//
+// Data may be shared by every subscriber that receives the message: treat it
+// as read-only.
+type Message struct {
+	Topic string
+	Data  []byte
+}
+
+// Broker delivers published payloads to every current subscriber of the
+// topic, on every node sharing the broker. Delivery is at most once; a
+// subscriber that falls behind is ended with ErrSlowConsumer, never silently
+// skipped.
+//
+// Implementations are safe for concurrent use by multiple goroutines.
+type Broker interface {
+	// Publish sends data to the current subscribers of topic. It never
+	// waits for subscribers to read.
+	Publish(ctx context.Context, topic string, data []byte) error
+	// Subscribe starts a subscription to topics (zero or more); it is live
+	// when Subscribe returns: anything published after that reaches it (for
+	// Redis: after the SUBSCRIBE is confirmed by the server). The
+	// subscription ends when ctx is done.
+	Subscribe(ctx context.Context, topics ...string) (Subscription, error)
+	// Close ends every subscription with ErrClosed and releases the
+	// broker's resources. Later calls to Publish and Subscribe return
+	// ErrClosed; later calls to Close return nil.
+	Close() error
+}
+
+// Subscription is one subscriber's view of a Broker. Its methods are safe for
+// concurrent use by multiple goroutines; C is meant to be read by one.
+type Subscription interface {
+	// C delivers messages in publish order per topic; it is closed when the
+	// subscription ends (ctx done, Close, overflow, broker closed).
+	C() <-chan Message
+	// Add and Remove change the topics of a live subscription (live when
+	// they return, as Subscribe). On a subscription that has already ended
+	// they do nothing and return nil: C is closed and Err says why.
+	Add(ctx context.Context, topics ...string) error
+	Remove(ctx context.Context, topics ...string) error
+	// Err says why C was closed: nil after Close or when its context ended,
+	// ErrSlowConsumer after overflow, ErrClosed when the broker closed.
+	// Valid once C is closed.
+	Err() error
+	// Close ends the subscription; it may be called more than once.
+	Close()
+}
+
+// ErrSlowConsumer is the Err of a subscription whose buffer was full when a
+// message arrived for it.
+var ErrSlowConsumer = errors.New("pubsub: subscriber fell behind and was ended")
+
+// ErrClosed is returned by the methods of a closed Broker or Presence, and is
+// the Err of the subscriptions a Broker's Close ended.
+var ErrClosed = errors.New("pubsub: broker closed")
+
+// Options shared by both brokers.
+type Options struct {
+	// Buffer is the per-subscription buffer of messages, DefaultBuffer when
+	// zero or negative.
+	Buffer int
+	// Logger receives the broker's diagnostics; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Presence counts each user's live connections across all nodes.
+//
+// Implementations are safe for concurrent use by multiple goroutines.
+type Presence interface {
+	// Connect records one more connection of user on this node; first is
+	// true when the user had none on any node before.
+	Connect(ctx context.Context, userID string) (first bool, err error)
+	// Disconnect records one connection fewer; last is true when the user
+	// now has none on any node. Disconnecting a user with no connection on
+	// this node is an error.
+	Disconnect(ctx context.Context, userID string) (last bool, err error)
+	// Online reports which of userIDs have at least one connection on a
+	// live node. The map has an entry for every one of userIDs.
+	Online(ctx context.Context, userIDs []string) (map[string]bool, error)
+	// Close forgets this node's connections; later calls to the other
+	// methods return ErrClosed and later calls to Close return nil.
+	Close() error
+}
