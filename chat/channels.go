@@ -61,10 +61,12 @@ func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (*models.Cha
 		ID: newID(), UniqueName: in.UniqueName, FriendlyName: in.FriendlyName, Type: in.Type,
 		Attributes: in.Attributes, CreatedByID: &v.UserID, CreatedAt: t, UpdatedAt: t, LastActivityUs: t.UnixMicro(),
 	}
+	var out outbox
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		if err := checkUniqueNameFree(tx, in.UniqueName, ""); err != nil {
 			return err
 		}
+		out.add(userTopic(v.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: ch})
 		members := []*models.Member{{ID: newID(), ChannelID: ch.ID, UserID: v.UserID, Role: models.RoleOwner, JoinedAt: t, UpdatedAt: t}}
 		seen := map[string]bool{v.Identity: true}
 		for _, identity := range in.Members {
@@ -77,6 +79,7 @@ func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (*models.Cha
 				return err
 			}
 			members = append(members, &models.Member{ID: newID(), ChannelID: ch.ID, UserID: u.ID, Role: models.RoleMember, JoinedAt: t, UpdatedAt: t})
+			out.add(userTopic(u.ID), &event{Kind: evMyChannel, ChannelEvent: ChannelAdded, Channel: ch})
 		}
 		ch.MembersCount = len(members)
 		if err := tx.Create(ch).Error; err != nil {
@@ -87,6 +90,7 @@ func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (*models.Cha
 	if err != nil {
 		return nil, internal("create channel", err)
 	}
+	s.flush(ctx, out)
 	return ch, nil
 }
 
@@ -193,6 +197,7 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 	if err != nil {
 		return nil, internal("update channel", err)
 	}
+	s.publish(ctx, channelTopic(ch.ID), &event{Kind: evChannelUpdated, Channel: &ch})
 	return &ch, nil
 }
 
@@ -202,6 +207,7 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) 
 	if err != nil {
 		return "", err
 	}
+	var gone *models.Channel
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, id)
 		if err != nil {
@@ -210,6 +216,7 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) 
 		if err := a.requireRole("delete the channel", models.RoleOwner); err != nil {
 			return err
 		}
+		gone = a.ch
 		for _, m := range []any{&models.Message{}, &models.Member{}} {
 			if err := tx.Where("channel_id = ?", id).Delete(m).Error; err != nil {
 				return err
@@ -220,6 +227,7 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) 
 	if err != nil {
 		return "", internal("delete channel", err)
 	}
+	s.publish(ctx, channelTopic(id), &event{Kind: evChannelRemoved, Channel: gone})
 	return id, nil
 }
 

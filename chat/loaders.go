@@ -18,12 +18,13 @@ type Loaders struct {
 	channels      *dataloadgen.Loader[string, *models.Channel]
 	messages      *dataloadgen.Loader[string, *models.Message]
 	myMemberships *dataloadgen.Loader[string, *models.Member]
+	online        *dataloadgen.Loader[string, bool]
 }
 
 type loadersKey struct{}
 
 // loaderWait is how long a loader gathers keys before it queries.
-const loaderWait = 500 * time.Microsecond
+const loaderWait = 2 * time.Millisecond
 
 // NewLoaders returns fresh loaders on this service.
 func (s *Service) NewLoaders() *Loaders {
@@ -33,6 +34,7 @@ func (s *Service) NewLoaders() *Loaders {
 		channels:      dataloadgen.NewLoader(s.channelsByIDs, w),
 		messages:      dataloadgen.NewLoader(s.messagesByIDs, w),
 		myMemberships: dataloadgen.NewLoader(s.myMemberships, w),
+		online:        dataloadgen.NewLoader(s.onlineByIDs, w),
 	}
 }
 
@@ -57,6 +59,24 @@ func (s *Service) UserByID(ctx context.Context, id *string) (*models.User, error
 		return nil, nil
 	}
 	return s.loaders(ctx).users.Load(ctx, *id)
+}
+
+// Author returns a message's author, from the snapshot a live event carries
+// or else through the loader.
+func (s *Service) Author(ctx context.Context, m *models.Message) (*models.User, error) {
+	if m.Author != nil {
+		return m.Author, nil
+	}
+	return s.UserByID(ctx, m.AuthorID)
+}
+
+// MessageChannel returns a message's channel, from the snapshot a live
+// event carries or else through the loader.
+func (s *Service) MessageChannel(ctx context.Context, m *models.Message) (*models.Channel, error) {
+	if m.Channel != nil {
+		return m.Channel, nil
+	}
+	return s.ChannelOf(ctx, m.ChannelID)
 }
 
 // ChannelOf returns the channel of a member or message the caller could

@@ -18,7 +18,10 @@ func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Me
 	if err != nil {
 		return nil, err
 	}
-	var m *models.Member
+	var (
+		m   *models.Member
+		out outbox
+	)
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
@@ -28,34 +31,38 @@ func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Me
 			m = a.me
 			return nil
 		}
-		m, err = insertMember(tx, channelID, v.UserID, models.RoleMember)
+		var created bool
+		m, created, err = insertMember(tx, channelID, v.UserID, models.RoleMember)
+		if created {
+			a.ch.MembersCount++
+			out.add(channelTopic(channelID), &event{Kind: evMemberJoined, Member: m})
+			out.add(userTopic(v.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: a.ch})
+		}
 		return err
 	})
 	if err != nil {
 		return nil, internal("join channel", err)
 	}
+	s.flush(ctx, out)
 	return m, nil
 }
 
-// insertMember adds a membership and counts it. It does nothing more when a
-// concurrent writer added the same membership first.
-func insertMember(tx *gorm.DB, channelID, userID string, role models.MemberRole) (*models.Member, error) {
+// insertMember adds a membership and counts it; created is false when a
+// concurrent writer added the same membership first, which is returned.
+func insertMember(tx *gorm.DB, channelID, userID string, role models.MemberRole) (m *models.Member, created bool, err error) {
 	t := now()
-	m := &models.Member{ID: newID(), ChannelID: channelID, UserID: userID, Role: role, JoinedAt: t, UpdatedAt: t}
+	m = &models.Member{ID: newID(), ChannelID: channelID, UserID: userID, Role: role, JoinedAt: t, UpdatedAt: t}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(m)
 	if res.Error != nil {
-		return nil, res.Error
+		return nil, false, res.Error
 	}
 	if res.RowsAffected == 0 {
 		existing, err := findMember(tx, channelID, userID)
-		if err != nil {
-			return nil, err
-		}
-		return existing, nil
+		return existing, false, err
 	}
-	err := tx.Model(&models.Channel{}).Where("id = ?", channelID).
+	err = tx.Model(&models.Channel{}).Where("id = ?", channelID).
 		UpdateColumn("members_count", gorm.Expr("members_count + 1")).Error
-	return m, err
+	return m, true, err
 }
 
 // LeaveChannel removes the caller from a channel and returns the removed
@@ -82,7 +89,10 @@ func (s *Service) AddMember(ctx context.Context, channelID, identity string, rol
 	if rank(role) == 0 {
 		return nil, apperr.New(apperr.BadUserInput, "role must be OWNER, ADMIN or MEMBER")
 	}
-	var m *models.Member
+	var (
+		m   *models.Member
+		out outbox
+	)
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
@@ -107,12 +117,16 @@ func (s *Service) AddMember(ctx context.Context, channelID, identity string, rol
 		if existing != nil {
 			return apperr.New(apperr.Conflict, "%q is already a member of this channel", identity)
 		}
-		m, err = insertMember(tx, channelID, u.ID, role)
+		m, _, err = insertMember(tx, channelID, u.ID, role)
+		a.ch.MembersCount++
+		out.add(channelTopic(channelID), &event{Kind: evMemberJoined, Member: m})
+		out.add(userTopic(u.ID), &event{Kind: evMyChannel, ChannelEvent: ChannelAdded, Channel: a.ch})
 		return err
 	})
 	if err != nil {
 		return nil, internal("add member", err)
 	}
+	s.flush(ctx, out)
 	return m, nil
 }
 
@@ -125,7 +139,10 @@ func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) 
 	if err != nil {
 		return "", err
 	}
-	var removed string
+	var (
+		removed string
+		out     outbox
+	)
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
@@ -156,14 +173,22 @@ func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) 
 			return err
 		}
 		removed = target.ID
+		a.ch.MembersCount--
+		out.add(channelTopic(channelID), &event{Kind: evMemberLeft, Member: target})
+		out.add(userTopic(target.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelLeft, Channel: a.ch})
 		if target.Role == models.RoleOwner {
-			return promoteSuccessor(tx, channelID)
+			successor, err := promoteSuccessor(tx, channelID)
+			if err != nil || successor == nil {
+				return err
+			}
+			out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: successor, Reasons: []string{ReasonRole}})
 		}
 		return nil
 	})
 	if err != nil {
 		return "", internal("remove member", err)
 	}
+	s.flush(ctx, out)
 	return removed, nil
 }
 
@@ -182,20 +207,23 @@ func (s *Service) memberByIdentity(tx *gorm.DB, channelID, identity string) (*mo
 }
 
 // promoteSuccessor makes the longest-standing ADMIN, or else MEMBER, the
-// OWNER of a channel whose OWNER left.
-func promoteSuccessor(tx *gorm.DB, channelID string) error {
+// OWNER of a channel whose OWNER left, and returns them (nil when the
+// channel is now empty).
+func promoteSuccessor(tx *gorm.DB, channelID string) (*models.Member, error) {
 	var next models.Member
 	err := tx.Where("channel_id = ?", channelID).
 		Order(clause.Expr{SQL: "CASE role WHEN ? THEN 0 ELSE 1 END, joined_at, id", Vars: []any{models.RoleAdmin}}).
 		Take(&next).Error
 	if isNotFound(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return tx.Model(&models.Member{}).Where("id = ?", next.ID).
-		UpdateColumns(map[string]any{"role": models.RoleOwner, "updated_at": now()}).Error
+	next.Role, next.UpdatedAt = models.RoleOwner, now()
+	err = tx.Model(&models.Member{}).Where("id = ?", next.ID).
+		UpdateColumns(map[string]any{"role": next.Role, "updated_at": next.UpdatedAt}).Error
+	return &next, err
 }
 
 // MarkRead moves the caller's read horizon forward to index; it never moves
@@ -205,7 +233,10 @@ func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*m
 	if err != nil {
 		return nil, err
 	}
-	var m models.Member
+	var (
+		m     models.Member
+		moved bool
+	)
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
@@ -217,16 +248,20 @@ func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*m
 		if index < 0 || index >= a.ch.NextMessageIndex {
 			return apperr.New(apperr.BadUserInput, "index %d is not a message of this channel (0 to %d)", index, a.ch.NextMessageIndex-1)
 		}
-		err = tx.Model(&models.Member{}).
+		res := tx.Model(&models.Member{}).
 			Where("id = ? AND (last_read_index IS NULL OR last_read_index < ?)", a.me.ID, index).
-			UpdateColumns(map[string]any{"last_read_index": index, "last_read_at": now(), "updated_at": now()}).Error
-		if err != nil {
-			return err
+			UpdateColumns(map[string]any{"last_read_index": index, "last_read_at": now(), "updated_at": now()})
+		if res.Error != nil {
+			return res.Error
 		}
+		moved = res.RowsAffected == 1
 		return tx.Take(&m, "id = ?", a.me.ID).Error
 	})
 	if err != nil {
 		return nil, internal("mark read", err)
+	}
+	if moved {
+		s.publish(ctx, channelTopic(channelID), &event{Kind: evMemberUpdated, Member: &m, Reasons: []string{ReasonLastRead}})
 	}
 	return &m, nil
 }

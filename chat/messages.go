@@ -42,6 +42,11 @@ func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Messa
 		if err := a.requireMember(); err != nil {
 			return err
 		}
+		var author models.User
+		if err := tx.Take(&author, "id = ?", v.UserID).Error; err != nil {
+			return err
+		}
+		msg.Author, msg.Channel = &author, a.ch
 		err = tx.Model(&models.Channel{}).Where("id = ?", in.ChannelID).UpdateColumns(map[string]any{
 			"next_message_index": gorm.Expr("next_message_index + 1"),
 			"messages_count":     gorm.Expr("messages_count + 1"),
@@ -56,6 +61,8 @@ func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Messa
 			return err
 		}
 		msg.Index = next - 1
+		a.ch.NextMessageIndex, a.ch.LastMessageID, a.ch.LastActivityUs = next, &msg.ID, t.UnixMicro()
+		a.ch.MessagesCount++
 		if err := tx.Create(msg).Error; err != nil {
 			return err
 		}
@@ -66,6 +73,8 @@ func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Messa
 	if err != nil {
 		return nil, internal("send message", err)
 	}
+	s.publish(ctx, channelTopic(msg.ChannelID), &event{Kind: evMessageAdded, Message: msg})
+	s.endTyping(ctx, msg.Channel, msg.Author)
 	return msg, nil
 }
 
@@ -106,6 +115,7 @@ func (s *Service) EditMessage(ctx context.Context, id, body string, attributes m
 	if err != nil {
 		return nil, internal("edit message", err)
 	}
+	s.publish(ctx, channelTopic(out.ChannelID), &event{Kind: evMessageUpdated, Message: &out})
 	return &out, nil
 }
 
@@ -119,6 +129,7 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 	}
 	// out is reloaded fresh: GORM leaves a field as it was when it reads NULL.
 	var msg, out models.Message
+	removed := false
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		a, err := loadMessageAccess(tx, v, id, &msg)
 		if err != nil {
@@ -134,6 +145,7 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 			return res.Error
 		}
 		if res.RowsAffected == 1 {
+			removed = true
 			err = tx.Model(&models.Channel{}).Where("id = ?", msg.ChannelID).
 				UpdateColumn("messages_count", gorm.Expr("messages_count - 1")).Error
 			if err != nil {
@@ -144,6 +156,9 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 	})
 	if err != nil {
 		return nil, internal("delete message", err)
+	}
+	if removed {
+		s.publish(ctx, channelTopic(out.ChannelID), &event{Kind: evMessageRemoved, Message: &out})
 	}
 	return &out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
+	"github.com/parleychat/parley/pubsub"
 )
 
 // Limits bound what a client may write or ask for in one call.
@@ -52,14 +53,25 @@ type Options struct {
 	Limits Limits
 	// Logger receives internal errors; nil discards them.
 	Logger *slog.Logger
+	// Broker carries live events; nil publishes nothing and refuses
+	// subscriptions.
+	Broker pubsub.Broker
+	// Presence counts users' live connections; nil means nobody is online.
+	Presence pubsub.Presence
+	// TypingTimeout is how long after a user's last startTyping typingEnded
+	// fires; default 5 s.
+	TypingTimeout time.Duration
 }
 
 // Service implements Parley's use cases. It is safe for concurrent use.
 type Service struct {
-	store  *db.Store
-	limits Limits
-	log    *slog.Logger
-	users  userCache
+	store    *db.Store
+	limits   Limits
+	log      *slog.Logger
+	users    userCache
+	broker   pubsub.Broker
+	presence pubsub.Presence
+	typing   *typingTimers
 }
 
 // New returns a Service on store.
@@ -85,7 +97,14 @@ func New(store *db.Store, opts Options) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, limits: l, log: logger, users: userCache{ids: map[string]string{}}}
+	typingTimeout := opts.TypingTimeout
+	if typingTimeout <= 0 {
+		typingTimeout = 5 * time.Second
+	}
+	return &Service{
+		store: store, limits: l, log: logger, users: userCache{ids: map[string]string{}},
+		broker: opts.Broker, presence: opts.Presence, typing: newTypingTimers(typingTimeout),
+	}
 }
 
 // Limits returns the limits in force.

@@ -78,6 +78,16 @@ func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, erro
 	if err != nil {
 		return nil, internal("update me", err)
 	}
+	var reasons []string
+	if p.FriendlyName.Set {
+		reasons = append(reasons, ReasonFriendlyName)
+	}
+	if p.Attributes.Set {
+		reasons = append(reasons, ReasonAttributes)
+	}
+	if len(reasons) > 0 {
+		s.publish(ctx, profileTopic(u.ID), &event{Kind: evUserUpdated, User: &u, Reasons: reasons})
+	}
 	return &u, nil
 }
 

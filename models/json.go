@@ -71,3 +71,21 @@ func (j *JSON) UnmarshalGQL(v any) error {
 	*j = JSON(bytes.TrimRight(buf.Bytes(), "\n"))
 	return nil
 }
+
+// MarshalJSON writes the value as it is, or null.
+func (j JSON) MarshalJSON() ([]byte, error) {
+	if len(j) == 0 {
+		return []byte("null"), nil
+	}
+	return j, nil
+}
+
+// UnmarshalJSON keeps the encoded value; null becomes a nil JSON.
+func (j *JSON) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*j = nil
+		return nil
+	}
+	*j = append(JSON(nil), b...)
+	return nil
+}

@@ -72,6 +72,10 @@ type Message struct {
 	CreatedAt  time.Time `gorm:"not null"`
 	EditedAt   *time.Time
 	DeletedAt  *time.Time
+	// Author and Channel are snapshots carried by live events so that each
+	// subscriber need not load them; they are never stored.
+	Author  *User    `gorm:"-"`
+	Channel *Channel `gorm:"-"`
 }
 
 // PushRegistration is a device token that receives a user's notifications.

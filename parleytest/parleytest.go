@@ -29,6 +29,9 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
+	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/pubsub/memory"
+	"github.com/parleychat/parley/pubsub/redis"
 	"github.com/parleychat/parley/server"
 )
 
@@ -108,6 +111,17 @@ type Options struct {
 	ServerLimits server.Limits
 	// DisableIntrospection turns introspection off.
 	DisableIntrospection bool
+	// WebSocket tunes the WebSocket transport.
+	WebSocket server.WebSocketOptions
+	// Realtime receives the WebSocket connection hooks; nil uses the chat
+	// service when it implements server.RealtimeHooks (presence).
+	Realtime server.RealtimeHooks
+	// Broker and Presence share live events and presence with other
+	// servers; nil makes in-memory ones of this server's own.
+	Broker   pubsub.Broker
+	Presence pubsub.Presence
+	// TypingTimeout overrides the chat service's typing timeout.
+	TypingTimeout time.Duration
 }
 
 // Server is a running Parley server over a real HTTP listener.
@@ -117,9 +131,13 @@ type Server struct {
 	// DatabaseURL is the database it uses.
 	DatabaseURL string
 	// Store is its database, for assertions on stored rows.
-	Store  *db.Store
-	Secret []byte
-	t      testing.TB
+	Store *db.Store
+	// Broker and Presence are its live-event broker and presence tracker,
+	// to share with another server in the same test.
+	Broker   pubsub.Broker
+	Presence pubsub.Presence
+	Secret   []byte
+	t        testing.TB
 }
 
 // NewServer starts a server on backend b; it stops when the test ends.
@@ -139,10 +157,29 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	}
 	secret := []byte("parleytest-secret-0123456789abcdef")
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	svc := chat.New(store, chat.Options{Limits: opts.ChatLimits, Logger: log})
+	broker, presence := opts.Broker, opts.Presence
+	if redisURL := os.Getenv("TEST_REDIS_URL"); b.Name == "postgres" && redisURL != "" && broker == nil {
+		broker, presence = redisRealtime(t, redisURL, log)
+	}
+	if broker == nil {
+		mem := memory.New(pubsub.Options{Logger: log})
+		t.Cleanup(func() { _ = mem.Close() })
+		broker = mem
+	}
+	if presence == nil {
+		presence = memory.NewPresence()
+	}
+	svc := chat.New(store, chat.Options{
+		Limits: opts.ChatLimits, Logger: log, Broker: broker, Presence: presence, TypingTimeout: opts.TypingTimeout,
+	})
+	hooks := opts.Realtime
+	if h, ok := any(svc).(server.RealtimeHooks); ok && hooks == nil {
+		hooks = h
+	}
 	h := server.NewHandler(server.Config{
 		Chat: svc, Verifier: auth.NewVerifier(secret), Logger: log,
 		Limits: opts.ServerLimits, DisableIntrospection: opts.DisableIntrospection,
+		WebSocket: opts.WebSocket, Realtime: hooks,
 	})
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -151,7 +188,35 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Secret: secret, t: t}
+	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, t: t}
+}
+
+// redisRealtime returns a Redis broker and presence tracker for one
+// server (one node), closed when the test ends.
+func redisRealtime(t testing.TB, url string, log *slog.Logger) (pubsub.Broker, pubsub.Presence) {
+	t.Helper()
+	ctx := context.Background()
+	broker, err := redis.NewFromURL(ctx, url, pubsub.Options{Logger: log})
+	if err != nil {
+		t.Fatalf("redis broker: %v", err)
+	}
+	var id [6]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		t.Fatal(err)
+	}
+	presence, err := redis.NewPresenceFromURL(ctx, url, "test-"+hex.EncodeToString(id[:]), 0)
+	if err != nil {
+		t.Fatalf("redis presence: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := presence.Close(); err != nil {
+			t.Errorf("close presence: %v", err)
+		}
+		if err := broker.Close(); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+	})
+	return broker, presence
 }
 
 // testWriter sends server logs to the test's log.

@@ -16,12 +16,12 @@ import (
 
 // Channel is the resolver for the channel field.
 func (r *messageResolver) Channel(ctx context.Context, obj *models.Message) (*models.Channel, error) {
-	return r.Chat.ChannelOf(ctx, obj.ChannelID)
+	return r.Chat.MessageChannel(ctx, obj)
 }
 
 // Author is the resolver for the author field.
 func (r *messageResolver) Author(ctx context.Context, obj *models.Message) (*models.User, error) {
-	return r.Chat.UserByID(ctx, obj.AuthorID)
+	return r.Chat.Author(ctx, obj)
 }
 
 // SendMessage is the resolver for the sendMessage field.

@@ -14,7 +14,7 @@ import (
 
 // Online is the resolver for the online field.
 func (r *userResolver) Online(ctx context.Context, obj *models.User) (bool, error) {
-	return false, nil
+	return r.Chat.Online(ctx, obj)
 }
 
 // User returns graph.UserResolver implementation.

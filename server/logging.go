@@ -35,3 +35,6 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			"status", rec.status, "duration", time.Since(start), "remote", r.RemoteAddr)
 	})
 }
+
+// Flush passes flushes through: the SSE transport needs http.Flusher.
+func (r *statusRecorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }

@@ -65,11 +65,20 @@ type Config struct {
 	Limits   Limits
 	// DisableIntrospection turns schema introspection off.
 	DisableIntrospection bool
+	// WebSocket tunes the WebSocket transport; zero fields take
+	// DefaultWebSocketOptions.
+	WebSocket WebSocketOptions
+	// Realtime, when not nil, learns when WebSocket connections open and
+	// close.
+	Realtime RealtimeHooks
 }
 
 // NewHandler returns Parley's HTTP handler:
 //
-//	/graphql   GraphQL over POST and GET (queries only over GET)
+//	/graphql   GraphQL over POST and GET (queries only over GET), and
+//	           subscriptions over WebSocket (graphql-transport-ws and legacy
+//	           graphql-ws) and server-sent events (POST with
+//	           Accept: text/event-stream)
 //	/healthz   200 while the process is up
 //	/readyz    200 while the database answers, 503 otherwise
 //	/          the GraphQL playground
@@ -81,8 +90,8 @@ func NewHandler(cfg Config) http.Handler {
 	limits := withDefaults(cfg.Limits)
 
 	mux := http.NewServeMux()
-	gql := newGraphQL(cfg.Chat, log, limits, !cfg.DisableIntrospection)
-	mux.Handle("/graphql", limitBody(limits.MaxBodyBytes, cfg.Verifier.Middleware(withLoaders(cfg.Chat, gql))))
+	gql := newGraphQL(cfg, log, limits)
+	mux.Handle("/graphql", limitBody(limits.MaxBodyBytes, cfg.Verifier.Middleware(gql)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
@@ -124,10 +133,17 @@ func withDefaults(l Limits) Limits {
 }
 
 // newGraphQL builds the gqlgen server with Parley's transports and limits.
-func newGraphQL(svc *chat.Service, log *slog.Logger, limits Limits, introspection bool) *handler.Server {
+func newGraphQL(c Config, log *slog.Logger, limits Limits) *handler.Server {
+	svc := c.Chat
+	ws := c.WebSocket.withDefaults()
 	cfg := graph.Config{Resolvers: &resolvers.Resolver{Chat: svc}}
 	setComplexity(&cfg.Complexity, svc.Limits().DefaultPageSize)
 	srv := handler.New(graph.NewExecutableSchema(cfg))
+	// The first transport that supports a request serves it: WebSocket
+	// upgrades (GET with Upgrade) and SSE (POST with Accept:
+	// text/event-stream) come before plain GET and POST.
+	srv.AddTransport(newWebsocket(c, log, ws, limits.MaxBodyBytes))
+	srv.AddTransport(transport.SSE{})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -138,18 +154,12 @@ func newGraphQL(svc *chat.Service, log *slog.Logger, limits Limits, introspectio
 	srv.Use(newShapeLimit(limits))
 	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
-	if introspection {
+	if !c.DisableIntrospection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.Use(subscriptionLimit{max: ws.MaxSubscriptions})
+	srv.AroundResponses(freshLoaders(svc))
 	return srv
-}
-
-// withLoaders gives each request fresh loaders: they batch the request's
-// lookups and must not outlive it.
-func withLoaders(svc *chat.Service, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(chat.WithLoaders(r.Context(), svc.NewLoaders())))
-	})
 }
 
 // limitBody caps the request body. A body over the limit, with or without a

@@ -50,10 +50,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
-	svc := chat.New(store, chat.Options{Limits: chatLimits, Logger: log})
+	typingTimeout, err := envDuration(getenv, "PARLEY_TYPING_TIMEOUT")
+	if err != nil {
+		return err
+	}
+	rt, err := openRealtime(ctx, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := rt.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close broker: %w", cerr)
+		}
+	}()
+	svc := chat.New(store, chat.Options{
+		Limits: chatLimits, Logger: log, Broker: rt.broker, Presence: rt.presence, TypingTimeout: typingTimeout,
+	})
 	handler := server.NewHandler(server.Config{
 		Chat: svc, Verifier: auth.NewVerifier(secret), Logger: log,
 		Limits: serverLimits, DisableIntrospection: !introspection,
+		WebSocket: server.WebSocketOptions{AllowedOrigins: allowedOrigins(getenv)}, Realtime: svc,
 	})
 
 	addr := getenv("PARLEY_ADDR")
@@ -64,14 +80,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Requests run on a context that shutdown cancels only after HTTP
+	// requests have drained; WebSockets (hijacked, so not drained by
+	// Shutdown) end with it.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	log.Info("parley serving", "addr", ln.Addr().String(), "database", store.Dialect())
+	broker := "memory"
+	if getenv("REDIS_URL") != "" {
+		broker = "redis"
+	}
+	log.Info("parley serving", "addr", ln.Addr().String(), "database", store.Dialect(), "broker", broker)
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -86,6 +111,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	cancelBase()
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/parleychat/parley/models"
@@ -20,6 +21,12 @@ type ChannelConnection struct {
 type ChannelEdge struct {
 	Cursor string          `json:"cursor"`
 	Node   *models.Channel `json:"node"`
+}
+
+// A change to one of the caller's channels.
+type ChannelEvent struct {
+	Type    ChannelEventType `json:"type"`
+	Channel *models.Channel  `json:"channel"`
 }
 
 type ChannelOrder struct {
@@ -45,6 +52,12 @@ type MemberConnection struct {
 type MemberEdge struct {
 	Cursor string         `json:"cursor"`
 	Node   *models.Member `json:"node"`
+}
+
+// A change to a member.
+type MemberEvent struct {
+	Member  *models.Member       `json:"member"`
+	Reasons []MemberUpdateReason `json:"reasons"`
 }
 
 // Messages oldest first (newest last).
@@ -78,6 +91,20 @@ type SendMessageInput struct {
 	Attributes models.JSON `json:"attributes,omitempty"`
 }
 
+// Live events. Over WebSocket (graphql-transport-ws or legacy graphql-ws) or
+// server-sent events. Subscriptions follow the same rules as queries; when the
+// caller leaves or is removed from a channel, their subscriptions to it end
+// with an error.
+type Subscription struct {
+}
+
+// Someone typing in a channel.
+type TypingEvent struct {
+	Channel *models.Channel `json:"channel"`
+	User    *models.User    `json:"user"`
+	At      time.Time       `json:"at"`
+}
+
 // Fields to change; a field left out stays as it is, an explicit null clears it.
 type UpdateChannelInput struct {
 	FriendlyName graphql.Omittable[*string]     `json:"friendlyName,omitempty"`
@@ -91,6 +118,78 @@ type UpdateMeInput struct {
 	FriendlyName graphql.Omittable[*string] `json:"friendlyName,omitempty"`
 	// At most 16 KiB encoded; null clears them.
 	Attributes graphql.Omittable[models.JSON] `json:"attributes,omitempty"`
+}
+
+// A change to a user.
+type UserEvent struct {
+	User    *models.User       `json:"user"`
+	Reasons []UserUpdateReason `json:"reasons"`
+}
+
+type ChannelEventType string
+
+const (
+	// The caller was added to the channel by someone else.
+	ChannelEventTypeAdded ChannelEventType = "ADDED"
+	// The channel's metadata changed.
+	ChannelEventTypeUpdated ChannelEventType = "UPDATED"
+	// The channel was deleted.
+	ChannelEventTypeRemoved ChannelEventType = "REMOVED"
+	// The caller joined the channel.
+	ChannelEventTypeJoined ChannelEventType = "JOINED"
+	// The caller left or was removed from the channel.
+	ChannelEventTypeLeft ChannelEventType = "LEFT"
+)
+
+var AllChannelEventType = []ChannelEventType{
+	ChannelEventTypeAdded,
+	ChannelEventTypeUpdated,
+	ChannelEventTypeRemoved,
+	ChannelEventTypeJoined,
+	ChannelEventTypeLeft,
+}
+
+func (e ChannelEventType) IsValid() bool {
+	switch e {
+	case ChannelEventTypeAdded, ChannelEventTypeUpdated, ChannelEventTypeRemoved, ChannelEventTypeJoined, ChannelEventTypeLeft:
+		return true
+	}
+	return false
+}
+
+func (e ChannelEventType) String() string {
+	return string(e)
+}
+
+func (e *ChannelEventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChannelEventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChannelEventType", str)
+	}
+	return nil
+}
+
+func (e ChannelEventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChannelEventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChannelEventType) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type ChannelOrderField string
@@ -151,6 +250,63 @@ func (e ChannelOrderField) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+type MemberUpdateReason string
+
+const (
+	MemberUpdateReasonRole       MemberUpdateReason = "ROLE"
+	MemberUpdateReasonAttributes MemberUpdateReason = "ATTRIBUTES"
+	MemberUpdateReasonLastRead   MemberUpdateReason = "LAST_READ"
+)
+
+var AllMemberUpdateReason = []MemberUpdateReason{
+	MemberUpdateReasonRole,
+	MemberUpdateReasonAttributes,
+	MemberUpdateReasonLastRead,
+}
+
+func (e MemberUpdateReason) IsValid() bool {
+	switch e {
+	case MemberUpdateReasonRole, MemberUpdateReasonAttributes, MemberUpdateReasonLastRead:
+		return true
+	}
+	return false
+}
+
+func (e MemberUpdateReason) String() string {
+	return string(e)
+}
+
+func (e *MemberUpdateReason) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = MemberUpdateReason(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid MemberUpdateReason", str)
+	}
+	return nil
+}
+
+func (e MemberUpdateReason) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *MemberUpdateReason) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e MemberUpdateReason) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type SortDirection string
 
 const (
@@ -201,6 +357,63 @@ func (e *SortDirection) UnmarshalJSON(b []byte) error {
 }
 
 func (e SortDirection) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type UserUpdateReason string
+
+const (
+	UserUpdateReasonFriendlyName UserUpdateReason = "FRIENDLY_NAME"
+	UserUpdateReasonAttributes   UserUpdateReason = "ATTRIBUTES"
+	UserUpdateReasonOnline       UserUpdateReason = "ONLINE"
+)
+
+var AllUserUpdateReason = []UserUpdateReason{
+	UserUpdateReasonFriendlyName,
+	UserUpdateReasonAttributes,
+	UserUpdateReasonOnline,
+}
+
+func (e UserUpdateReason) IsValid() bool {
+	switch e {
+	case UserUpdateReasonFriendlyName, UserUpdateReasonAttributes, UserUpdateReasonOnline:
+		return true
+	}
+	return false
+}
+
+func (e UserUpdateReason) String() string {
+	return string(e)
+}
+
+func (e *UserUpdateReason) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = UserUpdateReason(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid UserUpdateReason", str)
+	}
+	return nil
+}
+
+func (e UserUpdateReason) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *UserUpdateReason) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e UserUpdateReason) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

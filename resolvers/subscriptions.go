@@ -1,0 +1,91 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/graph/model"
+)
+
+type subscriptionErrorsKey struct{}
+
+// WithSubscriptionErrors marks a context whose transport can deliver an
+// error that ends a subscription (WebSocket). Over other transports a
+// stream that ends with an error just completes.
+func WithSubscriptionErrors(ctx context.Context) context.Context {
+	return context.WithValue(ctx, subscriptionErrorsKey{}, true)
+}
+
+// subscribe forwards a chat stream to gqlgen.
+func subscribe[T any](ctx context.Context, st *chat.Stream[T], err error) (<-chan T, error) {
+	return subscribeAs(ctx, func(v T) T { return v }, st, err)
+}
+
+// subscribeAs forwards a chat stream to gqlgen, converting each value. When
+// the stream ends with an error, the subscriber receives it (with its
+// extensions.code) before the subscription completes.
+func subscribeAs[T, U any](ctx context.Context, conv func(T) U, st *chat.Stream[T], err error) (<-chan U, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan U)
+	go func() {
+		defer close(out)
+		for v := range st.C() {
+			select {
+			case out <- conv(v):
+			case <-ctx.Done():
+				// The stream ends with ctx; drain it so its goroutine exits.
+				for range st.C() {
+				}
+				return
+			}
+		}
+		if err := st.Err(); err != nil && ctx.Value(subscriptionErrorsKey{}) != nil {
+			transport.AddSubscriptionError(ctx, subscriptionError(ctx, err))
+		}
+	}()
+	return out, nil
+}
+
+// subscriptionError presents the error that ended a stream; chat ends
+// streams only with *apperr.Error values, anything else shows as INTERNAL.
+func subscriptionError(ctx context.Context, err error) *gqlerror.Error {
+	ae, ok := errors.AsType[*apperr.Error](err)
+	if !ok {
+		ae = apperr.New(apperr.Internal, "internal error")
+	}
+	gerr := gqlerror.ErrorPathf(graphql.GetPath(ctx), "%s", ae.Message)
+	gerr.Extensions = map[string]any{"code": string(ae.Code)}
+	return gerr
+}
+
+func typingEvent(e *chat.TypingEvent) *model.TypingEvent {
+	return &model.TypingEvent{Channel: e.Channel, User: e.User, At: e.At}
+}
+
+func memberEvent(e *chat.MemberEvent) *model.MemberEvent {
+	out := &model.MemberEvent{Member: e.Member}
+	for _, r := range e.Reasons {
+		out.Reasons = append(out.Reasons, model.MemberUpdateReason(r))
+	}
+	return out
+}
+
+func channelEvent(e *chat.ChannelEvent) *model.ChannelEvent {
+	return &model.ChannelEvent{Type: model.ChannelEventType(e.Type), Channel: e.Channel}
+}
+
+func userEvent(e *chat.UserEvent) *model.UserEvent {
+	out := &model.UserEvent{User: e.User}
+	for _, r := range e.Reasons {
+		out.Reasons = append(out.Reasons, model.UserUpdateReason(r))
+	}
+	return out
+}

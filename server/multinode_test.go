@@ -1,0 +1,78 @@
+package server_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/parleychat/parley/parleytest"
+)
+
+// TestTwoNodes runs two Parley servers on one PostgreSQL database and one
+// Redis: what happens on node B reaches subscribers on node A — messages,
+// typing and presence.
+func TestTwoNodes(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") == "" || os.Getenv("TEST_REDIS_URL") == "" {
+		t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
+	}
+	var pg parleytest.Backend
+	for _, b := range parleytest.Backends() {
+		if b.Name == "postgres" {
+			pg = b
+		}
+	}
+	a := parleytest.NewServer(t, pg, parleytest.Options{})
+	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL})
+	if a.Broker == b.Broker {
+		t.Fatal("the two nodes share an in-process broker; want one Redis broker each")
+	}
+	aliceOnB := b.Client("alice")
+	ch := mustCreateChannel(t, aliceOnB, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+
+	bobOnA := a.Dial(t, "bob")
+	messages := bobOnA.Subscribe(messageAddedSub, map[string]any{"c": ch})
+	typing := bobOnA.Subscribe(`subscription($c: ID!) { typingStarted(channelId: $c) { user { identity } } }`, map[string]any{"c": ch})
+	presence := bobOnA.Subscribe(`subscription { userUpdated(identity: "alice") { user { online } reasons } }`, nil)
+	settle()
+
+	for i := range 3 {
+		mustSend(t, aliceOnB, ch, fmt.Sprintf("from B %d", i))
+	}
+	for i := range 3 {
+		if ev := nextAdded(t, messages); ev.MessageAdded.Index != i || ev.MessageAdded.Author.Identity != "alice" {
+			t.Fatalf("message %d on node A: %+v", i, ev)
+		}
+	}
+
+	aliceOnB.Do(`mutation($c: ID!) { startTyping(channelId: $c) }`, map[string]any{"c": ch}, nil)
+	var ty struct {
+		TypingStarted struct{ User struct{ Identity string } }
+	}
+	mustJSON(t, typing.Next(t, eventWait), &ty)
+	if ty.TypingStarted.User.Identity != "alice" {
+		t.Fatalf("typing on node A: %+v", ty)
+	}
+
+	type userEv struct {
+		UserUpdated struct {
+			User    struct{ Online bool }
+			Reasons []string
+		}
+	}
+	var ev userEv
+	aliceWS := b.Dial(t, "alice")
+	mustJSON(t, presence.Next(t, eventWait), &ev)
+	if !ev.UserUpdated.User.Online {
+		t.Fatalf("alice connected on node B; node A sees %+v", ev)
+	}
+	var me struct{ User struct{ Online bool } }
+	a.Client("bob").Do(`{ user(identity: "alice") { online } }`, nil, &me)
+	if !me.User.Online {
+		t.Fatal("node A does not see alice online")
+	}
+	aliceWS.Close()
+	mustJSON(t, presence.Next(t, eventWait), &ev)
+	if ev.UserUpdated.User.Online {
+		t.Fatalf("alice left node B; node A sees %+v", ev)
+	}
+}

@@ -1,0 +1,420 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/parleytest"
+)
+
+// eventWait bounds how long a test waits for an event that must come.
+const eventWait = 10 * time.Second
+
+// quiet is how long a test watches for an event that must not come.
+const quiet = 300 * time.Millisecond
+
+const messageAddedSub = `subscription($c: ID, $after: Int) { messageAdded(channelId: $c, afterIndex: $after) {
+	id index body channel { id } author { identity } } }`
+
+type addedEvent struct {
+	MessageAdded struct {
+		ID      string
+		Index   int
+		Body    string
+		Channel struct{ ID string }
+		Author  struct{ Identity string }
+	}
+}
+
+// settle waits until subscriptions just sent are live on the server:
+// graphql-transport-ws has no acknowledgement of a subscribe, so an event
+// published at once could precede it (clients that cannot lose messages
+// subscribe with afterIndex).
+func settle() { time.Sleep(500 * time.Millisecond) }
+
+func nextAdded(t *testing.T, sub *parleytest.WSSub) addedEvent {
+	t.Helper()
+	var ev addedEvent
+	if err := json.Unmarshal(sub.Next(t, eventWait), &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestMessageAddedLiveAndReplay(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice, bob := srv.Client("alice"), srv.Client("bob")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		for i := range 3 {
+			mustSend(t, alice, ch, fmt.Sprintf("old %d", i))
+		}
+
+		ws := srv.Dial(t, "bob")
+		live := ws.Subscribe(messageAddedSub, map[string]any{"c": ch})
+		replay := ws.Subscribe(messageAddedSub, map[string]any{"c": ch, "after": 0})
+		for _, want := range []int{1, 2} {
+			if ev := nextAdded(t, replay); ev.MessageAdded.Index != want || ev.MessageAdded.Body != fmt.Sprintf("old %d", want) {
+				t.Fatalf("replayed %+v, want index %d", ev, want)
+			}
+		}
+		live.NoEvent(t, quiet)
+
+		sent := mustSend(t, alice, ch, "new")
+		for _, sub := range []*parleytest.WSSub{live, replay} {
+			ev := nextAdded(t, sub).MessageAdded
+			if ev.ID != sent.ID || ev.Index != 3 || ev.Author.Identity != "alice" || ev.Channel.ID != ch {
+				t.Fatalf("live event %+v, want message %+v", ev, sent)
+			}
+		}
+		_ = bob
+	})
+}
+
+// TestMessageAddedReplayRace: messages sent while the subscription replays
+// history arrive exactly once, in index order.
+func TestMessageAddedReplayRace(t *testing.T) {
+	const senders, each = 4, 15
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		owner := srv.Client("owner")
+		ids := make([]string, senders)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("s%d", i)
+		}
+		ch := mustCreateChannel(t, owner, map[string]any{"type": "PRIVATE", "members": ids})
+		for i := range 10 {
+			mustSend(t, owner, ch, fmt.Sprintf("before %d", i))
+		}
+		ws := srv.Dial(t, "owner")
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			c := srv.Client(id)
+			wg.Go(func() {
+				for i := range each {
+					if r := c.Post(sendMessage, map[string]any{"c": ch, "b": fmt.Sprintf("%s %d", id, i)}); len(r.Errors) > 0 {
+						t.Errorf("send: %+v", r.Errors)
+						return
+					}
+				}
+			})
+		}
+		sub := ws.Subscribe(messageAddedSub, map[string]any{"c": ch, "after": -1})
+		total := 10 + senders*each
+		for want := range total {
+			if ev := nextAdded(t, sub); ev.MessageAdded.Index != want {
+				t.Fatalf("event %d has index %d", want, ev.MessageAdded.Index)
+			}
+		}
+		wg.Wait()
+		sub.NoEvent(t, quiet)
+	})
+}
+
+func TestMessageAddedAllMyChannels(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice := srv.Client("alice")
+		one := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		two := mustCreateChannel(t, alice, map[string]any{"type": "PUBLIC", "members": []string{"bob"}})
+		three := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE"})
+
+		sub := srv.Dial(t, "bob").Subscribe(messageAddedSub, nil)
+		settle()
+		mustSend(t, alice, one, "in one")
+		mustSend(t, alice, three, "in three, bob is not there")
+		mustSend(t, alice, two, "in two")
+		for _, want := range []string{"in one", "in two"} {
+			if ev := nextAdded(t, sub); ev.MessageAdded.Body != want {
+				t.Fatalf("got %q, want %q", ev.MessageAdded.Body, want)
+			}
+		}
+		alice.Do(`mutation($c: ID!) { addMember(channelId: $c, identity: "bob") { id } }`, map[string]any{"c": three}, nil)
+		mustSend(t, alice, three, "bob was added")
+		if ev := nextAdded(t, sub); ev.MessageAdded.Body != "bob was added" || ev.MessageAdded.Index != 1 {
+			t.Fatalf("after joining: %+v", ev)
+		}
+		srv.Client("bob").Do(`mutation($c: ID!) { leaveChannel(channelId: $c) }`, map[string]any{"c": one}, nil)
+		mustSend(t, alice, one, "bob left")
+		mustSend(t, alice, two, "still here")
+		if ev := nextAdded(t, sub); ev.MessageAdded.Body != "still here" {
+			t.Fatalf("after leaving: %+v", ev)
+		}
+		srv.Dial(t, "bob").Subscribe(messageAddedSub, map[string]any{"after": 0}).Err(t, eventWait)
+	})
+}
+
+func TestMessageUpdatedAndRemoved(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice := srv.Client("alice")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		m := mustSend(t, alice, ch, "draft")
+		ws := srv.Dial(t, "bob")
+		updated := ws.Subscribe(`subscription($c: ID!) { messageUpdated(channelId: $c) { id body editedAt } }`, map[string]any{"c": ch})
+		removed := ws.Subscribe(`subscription($c: ID!) { messageRemoved(channelId: $c) { id index body deletedAt } }`, map[string]any{"c": ch})
+		settle()
+
+		alice.Do(`mutation($id: ID!) { editMessage(id: $id, body: "final") { id } }`, map[string]any{"id": m.ID}, nil)
+		var up struct{ MessageUpdated struct{ ID, Body string } }
+		mustJSON(t, updated.Next(t, eventWait), &up)
+		if up.MessageUpdated.ID != m.ID || up.MessageUpdated.Body != "final" {
+			t.Fatalf("messageUpdated = %+v", up)
+		}
+		removed.NoEvent(t, quiet)
+
+		alice.Do(`mutation($id: ID!) { deleteMessage(id: $id) { id } }`, map[string]any{"id": m.ID}, nil)
+		var rm struct {
+			MessageRemoved struct {
+				ID, Body  string
+				Index     int
+				DeletedAt *string
+			}
+		}
+		mustJSON(t, removed.Next(t, eventWait), &rm)
+		if rm.MessageRemoved.ID != m.ID || rm.MessageRemoved.Body != "" || rm.MessageRemoved.DeletedAt == nil {
+			t.Fatalf("messageRemoved = %+v", rm)
+		}
+		updated.NoEvent(t, quiet)
+	})
+}
+
+func TestTyping(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{TypingTimeout: 400 * time.Millisecond})
+		alice, bob := srv.Client("alice"), srv.Client("bob")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		const startedSub = `subscription($c: ID!) { typingStarted(channelId: $c) { user { identity } channel { id } at } }`
+		const endedSub = `subscription($c: ID!) { typingEnded(channelId: $c) { user { identity } } }`
+		bobWS, aliceWS := srv.Dial(t, "bob"), srv.Dial(t, "alice")
+		started, ended := bobWS.Subscribe(startedSub, map[string]any{"c": ch}), bobWS.Subscribe(endedSub, map[string]any{"c": ch})
+		ownStarted := aliceWS.Subscribe(startedSub, map[string]any{"c": ch})
+		settle()
+
+		startTyping := func() {
+			var out struct{ StartTyping bool }
+			alice.Do(`mutation($c: ID!) { startTyping(channelId: $c) }`, map[string]any{"c": ch}, &out)
+			if !out.StartTyping {
+				t.Fatal("startTyping returned false")
+			}
+		}
+		startTyping()
+		var ev struct {
+			TypingStarted struct {
+				User    struct{ Identity string }
+				Channel struct{ ID string }
+				At      string
+			}
+		}
+		mustJSON(t, started.Next(t, eventWait), &ev)
+		if ev.TypingStarted.User.Identity != "alice" || ev.TypingStarted.Channel.ID != ch || ev.TypingStarted.At == "" {
+			t.Fatalf("typingStarted = %+v", ev)
+		}
+		ownStarted.NoEvent(t, quiet)
+		var end struct {
+			TypingEnded struct{ User struct{ Identity string } }
+		}
+		mustJSON(t, ended.Next(t, eventWait), &end)
+		if end.TypingEnded.User.Identity != "alice" {
+			t.Fatalf("typingEnded = %+v", end)
+		}
+
+		// Sending a message ends the spell at once, long before the timeout.
+		srv2 := parleytest.NewServer(t, b, parleytest.Options{TypingTimeout: time.Hour, DatabaseURL: srv.DatabaseURL, Broker: srv.Broker})
+		a2 := srv2.Client("alice")
+		a2.Do(`mutation($c: ID!) { startTyping(channelId: $c) }`, map[string]any{"c": ch}, nil)
+		started.Next(t, eventWait)
+		a2.Do(`mutation($c: ID!) { startTyping(channelId: $c) }`, map[string]any{"c": ch}, nil)
+		started.NoEvent(t, quiet)
+		mustSend(t, a2, ch, "done typing")
+		mustJSON(t, ended.Next(t, eventWait), &end)
+		_ = bob
+	})
+}
+
+func TestMemberEvents(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice, bob, carol := srv.Client("alice"), srv.Client("bob"), srv.Client("carol")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PUBLIC", "members": []string{"bob"}})
+		mustSend(t, alice, ch, "hi")
+		ws := srv.Dial(t, "bob")
+		joined := ws.Subscribe(`subscription($c: ID!) { memberJoined(channelId: $c) { role user { identity } } }`, map[string]any{"c": ch})
+		left := ws.Subscribe(`subscription($c: ID!) { memberLeft(channelId: $c) { user { identity } } }`, map[string]any{"c": ch})
+		updated := ws.Subscribe(`subscription($c: ID!) { memberUpdated(channelId: $c) { member { role lastReadIndex user { identity } } reasons } }`, map[string]any{"c": ch})
+		settle()
+
+		carol.Do(`mutation($c: ID!) { joinChannel(channelId: $c) { id } }`, map[string]any{"c": ch}, nil)
+		var j struct {
+			MemberJoined struct {
+				Role string
+				User struct{ Identity string }
+			}
+		}
+		mustJSON(t, joined.Next(t, eventWait), &j)
+		if j.MemberJoined.User.Identity != "carol" || j.MemberJoined.Role != "MEMBER" {
+			t.Fatalf("memberJoined = %+v", j)
+		}
+
+		carol.Do(`mutation($c: ID!) { markRead(channelId: $c, index: 0) { id } }`, map[string]any{"c": ch}, nil)
+		var u struct {
+			MemberUpdated struct {
+				Member struct {
+					Role          string
+					LastReadIndex *int
+					User          struct{ Identity string }
+				}
+				Reasons []string
+			}
+		}
+		mustJSON(t, updated.Next(t, eventWait), &u)
+		if u.MemberUpdated.Member.User.Identity != "carol" || *u.MemberUpdated.Member.LastReadIndex != 0 || fmt.Sprint(u.MemberUpdated.Reasons) != "[LAST_READ]" {
+			t.Fatalf("memberUpdated = %+v", u)
+		}
+		carol.Do(`mutation($c: ID!) { markRead(channelId: $c, index: 0) { id } }`, map[string]any{"c": ch}, nil)
+		updated.NoEvent(t, quiet)
+
+		alice.Do(`mutation($c: ID!) { leaveChannel(channelId: $c) }`, map[string]any{"c": ch}, nil)
+		var l struct {
+			MemberLeft struct{ User struct{ Identity string } }
+		}
+		mustJSON(t, left.Next(t, eventWait), &l)
+		if l.MemberLeft.User.Identity != "alice" {
+			t.Fatalf("memberLeft = %+v", l)
+		}
+		mustJSON(t, updated.Next(t, eventWait), &u)
+		if u.MemberUpdated.Member.User.Identity != "bob" || u.MemberUpdated.Member.Role != "OWNER" || fmt.Sprint(u.MemberUpdated.Reasons) != "[ROLE]" {
+			t.Fatalf("successor event = %+v", u)
+		}
+		_ = bob
+	})
+}
+
+// TestSubscriptionRules: subscriptions follow the query rules, and end at
+// once when the subscriber is removed from the channel.
+func TestSubscriptionRules(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice := srv.Client("alice")
+		private := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		public := mustCreateChannel(t, alice, map[string]any{"type": "PUBLIC"})
+		mallory := srv.Dial(t, "mallory")
+		for _, tc := range []struct {
+			channel, code string
+		}{{private, "NOT_FOUND"}, {public, "FORBIDDEN"}, {"no-such-channel", "NOT_FOUND"}} {
+			errs := mallory.Subscribe(messageAddedSub, map[string]any{"c": tc.channel}).Err(t, eventWait)
+			if errs[0].Code() != tc.code {
+				t.Errorf("mallory subscribing to %s: %+v, want %s", tc.channel, errs, tc.code)
+			}
+		}
+		bobWS := srv.Dial(t, "bob")
+		sub := bobWS.Subscribe(messageAddedSub, map[string]any{"c": private})
+		typing := bobWS.Subscribe(`subscription($c: ID!) { typingStarted(channelId: $c) { at } }`, map[string]any{"c": private})
+		settle()
+		mustSend(t, alice, private, "before")
+		nextAdded(t, sub)
+		alice.Do(`mutation($c: ID!) { removeMember(channelId: $c, identity: "bob") }`, map[string]any{"c": private}, nil)
+		for _, s := range []*parleytest.WSSub{sub, typing} {
+			if errs := s.Err(t, eventWait); errs[0].Code() != "FORBIDDEN" {
+				t.Fatalf("after removal: %+v, want FORBIDDEN", errs)
+			}
+		}
+	})
+}
+
+func TestChannelEvents(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice, bob := srv.Client("alice"), srv.Client("bob")
+		sub := srv.Dial(t, "bob").Subscribe(`subscription { channelEvents { type channel { id friendlyName } } }`, nil)
+		settle()
+		next := func(wantType string) string {
+			t.Helper()
+			var ev struct {
+				ChannelEvents struct {
+					Type    string
+					Channel struct{ ID, FriendlyName string }
+				}
+			}
+			mustJSON(t, sub.Next(t, eventWait), &ev)
+			if ev.ChannelEvents.Type != wantType {
+				t.Fatalf("channelEvents = %+v, want %s", ev, wantType)
+			}
+			return ev.ChannelEvents.Channel.ID
+		}
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "friendlyName": "a", "members": []string{"bob"}})
+		if id := next("ADDED"); id != ch {
+			t.Fatalf("ADDED for %s, want %s", id, ch)
+		}
+		alice.Do(`mutation($c: ID!) { updateChannel(id: $c, input: {friendlyName: "b"}) { id } }`, map[string]any{"c": ch}, nil)
+		next("UPDATED")
+		pub := mustCreateChannel(t, alice, map[string]any{"type": "PUBLIC"})
+		bob.Do(`mutation($c: ID!) { joinChannel(channelId: $c) { id } }`, map[string]any{"c": pub}, nil)
+		next("JOINED")
+		bob.Do(`mutation($c: ID!) { leaveChannel(channelId: $c) }`, map[string]any{"c": pub}, nil)
+		next("LEFT")
+		alice.Do(`mutation($c: ID!) { updateChannel(id: $c, input: {friendlyName: "not for bob"}) { id } }`, map[string]any{"c": pub}, nil)
+		sub.NoEvent(t, quiet)
+		alice.Do(`mutation($c: ID!) { deleteChannel(id: $c) }`, map[string]any{"c": ch}, nil)
+		next("REMOVED")
+	})
+}
+
+func TestUserUpdatedAndPresence(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice := srv.Client("alice")
+		alice.Do(`{ me { id } }`, nil, nil)
+		sub := srv.Dial(t, "bob").Subscribe(`subscription { userUpdated(identity: "alice") { user { identity friendlyName online } reasons } }`, nil)
+		type userEv struct {
+			UserUpdated struct {
+				User struct {
+					Identity     string
+					FriendlyName *string
+					Online       bool
+				}
+				Reasons []string
+			}
+		}
+		var ev userEv
+		settle()
+		alice.Do(`mutation { updateMe(input: {friendlyName: "Alice"}) { id } }`, nil, nil)
+		mustJSON(t, sub.Next(t, eventWait), &ev)
+		if *ev.UserUpdated.User.FriendlyName != "Alice" || fmt.Sprint(ev.UserUpdated.Reasons) != "[FRIENDLY_NAME]" || ev.UserUpdated.User.Online {
+			t.Fatalf("userUpdated = %+v", ev)
+		}
+
+		first := srv.Dial(t, "alice")
+		mustJSON(t, sub.Next(t, eventWait), &ev)
+		if !ev.UserUpdated.User.Online || fmt.Sprint(ev.UserUpdated.Reasons) != "[ONLINE]" {
+			t.Fatalf("online event = %+v", ev)
+		}
+		second := srv.Dial(t, "alice")
+		sub.NoEvent(t, quiet)
+		var me struct{ Me struct{ Online bool } }
+		alice.Do(`{ me { online } }`, nil, &me)
+		if !me.Me.Online {
+			t.Fatal("me.online is false while alice holds two connections")
+		}
+		first.Close()
+		sub.NoEvent(t, quiet)
+		second.Close()
+		mustJSON(t, sub.Next(t, eventWait), &ev)
+		if ev.UserUpdated.User.Online || fmt.Sprint(ev.UserUpdated.Reasons) != "[ONLINE]" {
+			t.Fatalf("offline event = %+v", ev)
+		}
+		if errs := srv.Dial(t, "bob").Subscribe(`subscription { userUpdated(identity: "nobody") { reasons } }`, nil).Err(t, eventWait); errs[0].Code() != "NOT_FOUND" {
+			t.Fatalf("userUpdated(nobody) = %+v", errs)
+		}
+	})
+}
+
+func mustJSON(t *testing.T, data json.RawMessage, out any) {
+	t.Helper()
+	if err := json.Unmarshal(data, out); err != nil {
+		t.Fatalf("decode %s: %v", data, err)
+	}
+}
