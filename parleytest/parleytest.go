@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,7 +157,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		t.Fatalf("migrate: %v", err)
 	}
 	secret := []byte("parleytest-secret-0123456789abcdef")
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	broker, presence := opts.Broker, opts.Presence
 	if redisURL := os.Getenv("TEST_REDIS_URL"); b.Name == "postgres" && redisURL != "" && broker == nil {
 		broker, presence = redisRealtime(t, redisURL, log)
@@ -184,6 +185,11 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("close websockets: %v", err)
+		}
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)
 		}
@@ -219,11 +225,31 @@ func redisRealtime(t testing.TB, url string, log *slog.Logger) (pubsub.Broker, p
 	return broker, presence
 }
 
-// testWriter sends server logs to the test's log.
-type testWriter struct{ t testing.TB }
+// testWriter sends server logs to the test's log until the test's last
+// cleanup; later lines (from goroutines that outlive the test) are dropped,
+// since logging after a test completes panics.
+type testWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+func newTestWriter(t testing.TB) *testWriter {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.done = true
+	})
+	return w
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
 	return len(p), nil
 }
 

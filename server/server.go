@@ -82,7 +82,7 @@ type Config struct {
 //	/healthz   200 while the process is up
 //	/readyz    200 while the database answers, 503 otherwise
 //	/          the GraphQL playground
-func NewHandler(cfg Config) http.Handler {
+func NewHandler(cfg Config) *Handler {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -90,7 +90,8 @@ func NewHandler(cfg Config) http.Handler {
 	limits := withDefaults(cfg.Limits)
 
 	mux := http.NewServeMux()
-	gql := newGraphQL(cfg, log, limits)
+	conns := newConnections()
+	gql := newGraphQL(cfg, log, limits, conns)
 	mux.Handle("/graphql", limitBody(limits.MaxBodyBytes, cfg.Verifier.Middleware(gql)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
@@ -106,7 +107,7 @@ func NewHandler(cfg Config) http.Handler {
 		writeText(w, http.StatusOK, "ready")
 	})
 	mux.Handle("/", playground.Handler("Parley", "/graphql"))
-	return logRequests(log, mux)
+	return &Handler{Handler: logRequests(log, mux), conns: conns}
 }
 
 func withDefaults(l Limits) Limits {
@@ -133,7 +134,7 @@ func withDefaults(l Limits) Limits {
 }
 
 // newGraphQL builds the gqlgen server with Parley's transports and limits.
-func newGraphQL(c Config, log *slog.Logger, limits Limits) *handler.Server {
+func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *handler.Server {
 	svc := c.Chat
 	ws := c.WebSocket.withDefaults()
 	cfg := graph.Config{Resolvers: &resolvers.Resolver{Chat: svc}}
@@ -142,7 +143,7 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits) *handler.Server {
 	// The first transport that supports a request serves it: WebSocket
 	// upgrades (GET with Upgrade) and SSE (POST with Accept:
 	// text/event-stream) come before plain GET and POST.
-	srv.AddTransport(newWebsocket(c, log, ws, limits.MaxBodyBytes))
+	srv.AddTransport(newWebsocket(c, log, ws, limits.MaxBodyBytes, conns))
 	srv.AddTransport(transport.SSE{})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})

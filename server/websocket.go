@@ -109,9 +109,9 @@ func (o WebSocketOptions) withDefaults() WebSocketOptions {
 // legacy graphql-ws, authenticated at connection_init (see realtime.init),
 // closed when the token expires, with keep-alives and an origin check.
 // maxMessage caps one client message, like Limits.MaxBodyBytes a body.
-func newWebsocket(cfg Config, log *slog.Logger, opts WebSocketOptions, maxMessage int64) websocketTransport {
+func newWebsocket(cfg Config, log *slog.Logger, opts WebSocketOptions, maxMessage int64, conns *connections) websocketTransport {
 	rt := &realtime{verifier: cfg.Verifier, hooks: cfg.Realtime, log: log}
-	return websocketTransport{accept: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
+	return websocketTransport{conns: conns, accept: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
 		OriginPatterns: opts.AllowedOrigins,
 	}}, Websocket: transport.Websocket{
 		InitFunc:              rt.init,
@@ -133,12 +133,21 @@ func newWebsocket(cfg Config, log *slog.Logger, opts WebSocketOptions, maxMessag
 type websocketTransport struct {
 	transport.Websocket
 	accept transport.CoderWebsocketImplementation
+	conns  *connections
 }
 
 var _ graphql.Transport = websocketTransport{}
 
-// Do serves one WebSocket connection until it ends.
+// Do serves one WebSocket connection until it ends or the server shuts
+// down.
 func (t websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	served := t.conns.serve(r, func(r *http.Request) { t.do(w, r, exec) })
+	if !served {
+		writeText(w, http.StatusServiceUnavailable, "server is shutting down")
+	}
+}
+
+func (t websocketTransport) do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	aw := &acceptWriter{ResponseWriter: w}
 	var conn transport.WebsocketConn
 	expiry := &tokenExpiry{}

@@ -19,7 +19,8 @@ import (
 const shutdownGrace = 15 * time.Second
 
 // serve runs the HTTP server until ctx ends, then shuts down gracefully:
-// stop accepting, finish in-flight requests, close the database.
+// stop accepting, finish in-flight requests, end WebSocket connections
+// (their presence is recorded), then close the broker and the database.
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (err error) {
 	if len(args) > 0 {
 		return fmt.Errorf("serve takes no arguments; configure it with environment variables")
@@ -80,17 +81,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	// Requests run on a context that shutdown cancels only after HTTP
-	// requests have drained; WebSockets (hijacked, so not drained by
-	// Shutdown) end with it.
-	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBase()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return base },
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	broker := "memory"
 	if getenv("REDIS_URL") != "" {
@@ -111,7 +107,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	cancelBase()
+	if err := handler.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("close websockets: %w", err)
+	}
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
