@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/pubsub/internal/localsub"
 )
 
 var _ pubsub.Broker = (*Broker)(nil)
@@ -27,8 +28,7 @@ type Broker struct {
 	// gives all publishes one order.
 	mu     sync.Mutex
 	closed bool
-	routes map[string]map[*subscription]struct{}
-	subs   map[*subscription]struct{}
+	local  localsub.Registry
 }
 
 // New returns an empty Broker configured by opts.
@@ -36,8 +36,6 @@ func New(opts pubsub.Options) *Broker {
 	b := &Broker{
 		buffer: opts.Buffer,
 		log:    opts.Logger,
-		routes: make(map[string]map[*subscription]struct{}),
-		subs:   make(map[*subscription]struct{}),
 	}
 	if b.buffer <= 0 {
 		b.buffer = pubsub.DefaultBuffer
@@ -60,11 +58,9 @@ func (b *Broker) Publish(ctx context.Context, topic string, data []byte) error {
 	if b.closed {
 		return pubsub.ErrClosed
 	}
-	for s := range b.routes[topic] {
-		if !s.deliver(msg) {
-			b.log.Warn("pubsub: ending slow subscriber", "topic", topic, "buffer", b.buffer)
-			b.detachLocked(s)
-		}
+	for _, s := range b.local.Deliver(msg) {
+		b.log.Warn("pubsub: ending slow subscriber", "topic", topic, "buffer", b.buffer)
+		b.local.Leave(s)
 	}
 	return nil
 }
@@ -75,20 +71,16 @@ func (b *Broker) Subscribe(ctx context.Context, topics ...string) (pubsub.Subscr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &subscription{
-		b:      b,
-		ch:     make(chan pubsub.Message, b.buffer),
-		topics: make(map[string]struct{}),
-	}
+	s := subscription{Sub: localsub.New(b.buffer, b.detach), b: b}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return nil, pubsub.ErrClosed
 	}
-	b.subs[s] = struct{}{}
-	b.addLocked(s, topics)
+	b.local.Join(s.Sub)
+	b.local.Add(s.Sub, topics)
 	b.mu.Unlock()
-	s.watch(ctx)
+	s.Watch(ctx)
 	return s, nil
 }
 
@@ -100,185 +92,51 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
-	subs := b.subs
-	b.subs = nil
-	b.routes = nil
+	subs := b.local.Clear()
 	b.mu.Unlock()
-	for s := range subs {
-		s.end(pubsub.ErrClosed)
+	for _, s := range subs {
+		s.End(pubsub.ErrClosed)
 	}
 	return nil
 }
 
-// addLocked adds topics to s, which must be live. b.mu must be held.
-func (b *Broker) addLocked(s *subscription, topics []string) {
-	for _, t := range topics {
-		if _, ok := s.topics[t]; ok {
-			continue
-		}
-		s.topics[t] = struct{}{}
-		set := b.routes[t]
-		if set == nil {
-			set = make(map[*subscription]struct{})
-			b.routes[t] = set
-		}
-		set[s] = struct{}{}
-	}
-}
-
-// removeLocked removes topics from s. b.mu must be held.
-func (b *Broker) removeLocked(s *subscription, topics []string) {
-	for _, t := range topics {
-		if _, ok := s.topics[t]; !ok {
-			continue
-		}
-		delete(s.topics, t)
-		set := b.routes[t]
-		delete(set, s)
-		if len(set) == 0 {
-			delete(b.routes, t)
-		}
-	}
-}
-
-// detachLocked forgets s entirely. b.mu must be held.
-func (b *Broker) detachLocked(s *subscription) {
-	if b.closed {
-		return
-	}
-	for t := range s.topics {
-		set := b.routes[t]
-		delete(set, s)
-		if len(set) == 0 {
-			delete(b.routes, t)
-		}
-	}
-	s.topics = nil
-	delete(b.subs, s)
-}
-
 // detach forgets s entirely.
-func (b *Broker) detach(s *subscription) {
+func (b *Broker) detach(s *localsub.Sub) {
 	b.mu.Lock()
-	b.detachLocked(s)
+	b.local.Leave(s)
 	b.mu.Unlock()
 }
 
-// subscription is a memory Broker's pubsub.Subscription.
+// subscription is a memory Broker's pubsub.Subscription: a localsub.Sub
+// that changes its topics in b's registry.
 type subscription struct {
-	b  *Broker
-	ch chan pubsub.Message
-
-	// topics is guarded by b.mu.
-	topics map[string]struct{}
-
-	// mu guards the fields below and sending on or closing ch.
-	mu    sync.Mutex
-	ended bool
-	err   error
-	stop  func() bool // stops the watch on the Subscribe context
-}
-
-// C implements pubsub.Subscription.
-func (s *subscription) C() <-chan pubsub.Message { return s.ch }
-
-// Err implements pubsub.Subscription.
-func (s *subscription) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+	*localsub.Sub
+	b *Broker
 }
 
 // Add implements pubsub.Subscription. It returns ctx's error if ctx is done.
-func (s *subscription) Add(ctx context.Context, topics ...string) error {
+func (s subscription) Add(ctx context.Context, topics ...string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
-	if !s.isEnded() {
-		s.b.addLocked(s, topics)
+	if !s.Ended() {
+		s.b.local.Add(s.Sub, topics)
 	}
 	return nil
 }
 
 // Remove implements pubsub.Subscription. It returns ctx's error if ctx is
 // done.
-func (s *subscription) Remove(ctx context.Context, topics ...string) error {
+func (s subscription) Remove(ctx context.Context, topics ...string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
-	if !s.isEnded() {
-		s.b.removeLocked(s, topics)
+	if !s.Ended() {
+		s.b.local.Remove(s.Sub, topics)
 	}
 	return nil
-}
-
-// Close implements pubsub.Subscription.
-func (s *subscription) Close() {
-	if s.end(nil) {
-		s.b.detach(s)
-	}
-}
-
-// watch ends s when ctx is done.
-func (s *subscription) watch(ctx context.Context) {
-	stop := context.AfterFunc(ctx, s.Close)
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		stop()
-		return
-	}
-	s.stop = stop
-	s.mu.Unlock()
-}
-
-// isEnded reports whether s has ended.
-func (s *subscription) isEnded() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ended
-}
-
-// deliver queues msg without blocking. When the buffer is full it ends s
-// with pubsub.ErrSlowConsumer and returns false; the caller must then
-// detach s.
-func (s *subscription) deliver(msg pubsub.Message) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended {
-		return true
-	}
-	select {
-	case s.ch <- msg:
-		return true
-	default:
-	}
-	s.endLocked(pubsub.ErrSlowConsumer)
-	return false
-}
-
-// end ends s with err unless it has already ended, and reports whether this
-// call ended it.
-func (s *subscription) end(err error) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended {
-		return false
-	}
-	s.endLocked(err)
-	return true
-}
-
-// endLocked ends s with err. s.mu must be held and s must be live.
-func (s *subscription) endLocked(err error) {
-	s.ended = true
-	s.err = err
-	close(s.ch)
-	if s.stop != nil {
-		s.stop()
-	}
 }

@@ -24,57 +24,57 @@ func NewPresence() *Presence {
 }
 
 // Connect implements pubsub.Presence.
-func (p *Presence) Connect(ctx context.Context, userID string) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false, pubsub.ErrClosed
-	}
-	p.counts[userID]++
-	return p.counts[userID] == 1, nil
+func (p *Presence) Connect(ctx context.Context, userID string) (first bool, err error) {
+	err = p.locked(ctx, func() error {
+		p.counts[userID]++
+		first = p.counts[userID] == 1
+		return nil
+	})
+	return first, err
 }
 
 // Disconnect implements pubsub.Presence.
-func (p *Presence) Disconnect(ctx context.Context, userID string) (bool, error) {
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false, pubsub.ErrClosed
-	}
-	n := p.counts[userID]
-	switch n {
-	case 0:
-		return false, fmt.Errorf("pubsub: disconnect of user %q, who has no connection", userID)
-	case 1:
-		delete(p.counts, userID)
-		return true, nil
-	default:
-		p.counts[userID] = n - 1
-		return false, nil
-	}
+func (p *Presence) Disconnect(ctx context.Context, userID string) (last bool, err error) {
+	err = p.locked(ctx, func() error {
+		n := p.counts[userID]
+		switch n {
+		case 0:
+			return fmt.Errorf("pubsub: disconnect of user %q, who has no connection", userID)
+		case 1:
+			delete(p.counts, userID)
+			last = true
+		default:
+			p.counts[userID] = n - 1
+		}
+		return nil
+	})
+	return last, err
 }
 
 // Online implements pubsub.Presence.
-func (p *Presence) Online(ctx context.Context, userIDs []string) (map[string]bool, error) {
+func (p *Presence) Online(ctx context.Context, userIDs []string) (online map[string]bool, err error) {
+	err = p.locked(ctx, func() error {
+		online = make(map[string]bool, len(userIDs))
+		for _, id := range userIDs {
+			online[id] = p.counts[id] > 0
+		}
+		return nil
+	})
+	return online, err
+}
+
+// locked runs f with p.mu held and returns its error. It returns ctx's
+// error instead if ctx is done, or pubsub.ErrClosed after Close.
+func (p *Presence) locked(ctx context.Context, f func() error) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, pubsub.ErrClosed
+		return pubsub.ErrClosed
 	}
-	online := make(map[string]bool, len(userIDs))
-	for _, id := range userIDs {
-		online[id] = p.counts[id] > 0
-	}
-	return online, nil
+	return f()
 }
 
 // Close implements pubsub.Presence. It always returns nil.

@@ -33,6 +33,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/pubsub/internal/localsub"
 )
 
 // channelPrefix is put before a topic to make its Redis channel name.
@@ -83,8 +84,7 @@ type Broker struct {
 	// mu guards the fields below.
 	mu      sync.Mutex
 	closed  bool
-	routes  map[string]map[*subscription]struct{} // by topic
-	subs    map[*subscription]struct{}
+	local   localsub.Registry
 	pending map[string]chan struct{} // confirmation pings by payload
 }
 
@@ -110,8 +110,6 @@ func New(ctx context.Context, client *goredis.Client, opts pubsub.Options) (*Bro
 		ping:     pingInterval,
 		silence:  deadAfter,
 		done:     make(chan struct{}),
-		routes:   make(map[string]map[*subscription]struct{}),
-		subs:     make(map[*subscription]struct{}),
 		pending:  make(map[string]chan struct{}),
 	}
 	if b.buffer <= 0 {
@@ -190,23 +188,19 @@ func (b *Broker) Subscribe(ctx context.Context, topics ...string) (pubsub.Subscr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &subscription{
-		b:      b,
-		ch:     make(chan pubsub.Message, b.buffer),
-		topics: make(map[string]struct{}),
-	}
+	s := subscription{Sub: localsub.New(b.buffer, b.detach), b: b}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return nil, pubsub.ErrClosed
 	}
-	b.subs[s] = struct{}{}
+	b.local.Join(s.Sub)
 	b.mu.Unlock()
-	if err := b.add(ctx, s, topics); err != nil {
+	if err := b.add(ctx, s.Sub, topics); err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.watch(ctx)
+	s.Watch(ctx)
 	return s, nil
 }
 
@@ -219,13 +213,11 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
-	subs := b.subs
-	b.subs = nil
-	b.routes = nil
+	subs := b.local.Clear()
 	b.mu.Unlock()
 	close(b.done)
-	for s := range subs {
-		s.end(pubsub.ErrClosed)
+	for _, s := range subs {
+		s.End(pubsub.ErrClosed)
 	}
 	err := b.ps.Close()
 	b.wg.Wait()
@@ -247,7 +239,7 @@ func (b *Broker) isClosed() bool {
 }
 
 // add adds topics to s and returns once they are live.
-func (b *Broker) add(ctx context.Context, s *subscription, topics []string) error {
+func (b *Broker) add(ctx context.Context, s *localsub.Sub, topics []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -261,28 +253,15 @@ func (b *Broker) add(ctx context.Context, s *subscription, topics []string) erro
 		b.cmdMu.Unlock()
 		return pubsub.ErrClosed
 	}
-	if s.isEnded() {
+	if s.Ended() {
 		b.mu.Unlock()
 		b.cmdMu.Unlock()
 		return nil
 	}
-	var added, channels []string
-	for _, t := range topics {
-		if _, ok := s.topics[t]; ok {
-			continue
-		}
-		s.topics[t] = struct{}{}
-		added = append(added, t)
-		set := b.routes[t]
-		if set == nil {
-			set = make(map[*subscription]struct{})
-			b.routes[t] = set
-			channels = append(channels, channelPrefix+t)
-		}
-		set[s] = struct{}{}
-	}
+	added, first := b.local.Add(s, topics)
 	b.mu.Unlock()
-	if len(channels) > 0 {
+	if len(first) > 0 {
+		channels := channelNames(first)
 		// The caller's deadline must not become the write deadline: a
 		// write that times out makes go-redis replace the connection.
 		if err := b.ps.Subscribe(context.WithoutCancel(ctx), channels...); err != nil {
@@ -346,26 +325,32 @@ func (b *Broker) confirm(ctx context.Context) error {
 
 // removeTopics removes topics from s and unsubscribes the channels that no
 // local subscription needs any more. b.cmdMu must be held.
-func (b *Broker) removeTopics(s *subscription, topics []string) {
+func (b *Broker) removeTopics(s *localsub.Sub, topics []string) {
 	b.mu.Lock()
-	var channels []string
-	for _, t := range topics {
-		if _, ok := s.topics[t]; !ok {
-			continue
-		}
-		delete(s.topics, t)
-		set := b.routes[t]
-		delete(set, s)
-		if len(set) == 0 {
-			delete(b.routes, t)
-			channels = append(channels, channelPrefix+t)
-		}
-	}
-	closed := b.closed
+	last := b.local.Remove(s, topics)
 	b.mu.Unlock()
-	if closed || len(channels) == 0 {
+	b.unsubscribe(last)
+}
+
+// detach removes every topic of s, unsubscribes the channels that no local
+// subscription needs any more, and forgets s.
+func (b *Broker) detach(s *localsub.Sub) {
+	b.cmdMu.Lock()
+	defer b.cmdMu.Unlock()
+	b.mu.Lock()
+	last := b.local.Leave(s)
+	b.mu.Unlock()
+	b.unsubscribe(last)
+}
+
+// unsubscribe unsubscribes the channels of topics, which no local
+// subscription has any more (none once b is closed: Close clears the
+// registry). b.cmdMu must be held.
+func (b *Broker) unsubscribe(topics []string) {
+	if len(topics) == 0 {
 		return
 	}
+	channels := channelNames(topics)
 	// go-redis forgets the channels before writing UNSUBSCRIBE, and a
 	// failed write makes it replace the connection, so the new connection
 	// is not subscribed to them either: a failure here needs no undoing.
@@ -374,18 +359,13 @@ func (b *Broker) removeTopics(s *subscription, topics []string) {
 	}
 }
 
-// detach removes every topic of s and forgets s.
-func (b *Broker) detach(s *subscription) {
-	b.cmdMu.Lock()
-	defer b.cmdMu.Unlock()
-	b.mu.Lock()
-	topics := make([]string, 0, len(s.topics))
-	for t := range s.topics {
-		topics = append(topics, t)
+// channelNames returns the Redis channels of topics.
+func channelNames(topics []string) []string {
+	channels := make([]string, len(topics))
+	for i, t := range topics {
+		channels[i] = channelPrefix + t
 	}
-	delete(b.subs, s)
-	b.mu.Unlock()
-	b.removeTopics(s, topics)
+	return channels
 }
 
 // read receives from the pub/sub connection until Close. Receive replaces a
@@ -449,13 +429,8 @@ func (b *Broker) fanOut(m *goredis.Message) {
 		return
 	}
 	msg := pubsub.Message{Topic: topic, Data: []byte(m.Payload)}
-	var slow []*subscription
 	b.mu.Lock()
-	for s := range b.routes[topic] {
-		if !s.deliver(msg) {
-			slow = append(slow, s)
-		}
-	}
+	slow := b.local.Deliver(msg)
 	b.mu.Unlock()
 	for _, s := range slow {
 		b.log.Warn("pubsub: ending slow subscriber", "topic", topic, "buffer", b.buffer)
@@ -493,113 +468,29 @@ func (b *Broker) keepAlive() {
 	}
 }
 
-// subscription is a Redis Broker's pubsub.Subscription.
+// subscription is a Redis Broker's pubsub.Subscription: a localsub.Sub
+// whose topic changes go through b, which subscribes and unsubscribes the
+// Redis channels.
 type subscription struct {
-	b  *Broker
-	ch chan pubsub.Message
-
-	// topics is guarded by b.mu.
-	topics map[string]struct{}
-
-	// mu guards the fields below and sending on or closing ch.
-	mu    sync.Mutex
-	ended bool
-	err   error
-	stop  func() bool // stops the watch on the Subscribe context
-}
-
-// C implements pubsub.Subscription.
-func (s *subscription) C() <-chan pubsub.Message { return s.ch }
-
-// Err implements pubsub.Subscription.
-func (s *subscription) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+	*localsub.Sub
+	b *Broker
 }
 
 // Add implements pubsub.Subscription. It returns once Redis has confirmed
 // the subscription, or ctx's error if ctx ends first; the topics are then
 // not added.
-func (s *subscription) Add(ctx context.Context, topics ...string) error {
-	return s.b.add(ctx, s, topics)
+func (s subscription) Add(ctx context.Context, topics ...string) error {
+	return s.b.add(ctx, s.Sub, topics)
 }
 
 // Remove implements pubsub.Subscription. Messages of the removed topics
 // stop at once, even before Redis has processed the UNSUBSCRIBE.
-func (s *subscription) Remove(ctx context.Context, topics ...string) error {
+func (s subscription) Remove(ctx context.Context, topics ...string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.b.cmdMu.Lock()
 	defer s.b.cmdMu.Unlock()
-	s.b.removeTopics(s, topics)
+	s.b.removeTopics(s.Sub, topics)
 	return nil
-}
-
-// Close implements pubsub.Subscription.
-func (s *subscription) Close() {
-	if s.end(nil) {
-		s.b.detach(s)
-	}
-}
-
-// watch ends s when ctx is done.
-func (s *subscription) watch(ctx context.Context) {
-	stop := context.AfterFunc(ctx, s.Close)
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		stop()
-		return
-	}
-	s.stop = stop
-	s.mu.Unlock()
-}
-
-// isEnded reports whether s has ended.
-func (s *subscription) isEnded() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ended
-}
-
-// deliver queues msg without blocking. When the buffer is full it ends s
-// with pubsub.ErrSlowConsumer and returns false; the caller must then
-// detach s.
-func (s *subscription) deliver(msg pubsub.Message) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended {
-		return true
-	}
-	select {
-	case s.ch <- msg:
-		return true
-	default:
-	}
-	s.endLocked(pubsub.ErrSlowConsumer)
-	return false
-}
-
-// end ends s with err unless it has already ended, and reports whether this
-// call ended it.
-func (s *subscription) end(err error) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended {
-		return false
-	}
-	s.endLocked(err)
-	return true
-}
-
-// endLocked ends s with err. s.mu must be held and s must be live.
-func (s *subscription) endLocked(err error) {
-	s.ended = true
-	s.err = err
-	close(s.ch)
-	if s.stop != nil {
-		s.stop()
-	}
 }

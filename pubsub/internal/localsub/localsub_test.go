@@ -1,0 +1,117 @@
+package localsub
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/parleychat/parley/pubsub"
+)
+
+// sorted returns a sorted copy of ss, for comparing sets.
+func sorted(ss []string) []string { return slices.Sorted(slices.Values(ss)) }
+
+func TestRegistryFirstAndLast(t *testing.T) {
+	var r Registry
+	a, b := New(1, func(*Sub) {}), New(1, func(*Sub) {})
+	r.Join(a)
+	r.Join(b)
+	if added, first := r.Add(a, []string{"x", "y", "x"}); !slices.Equal(sorted(added), []string{"x", "y"}) || !slices.Equal(sorted(first), []string{"x", "y"}) {
+		t.Fatalf("Add(a) = %v, %v; want [x y], [x y]", added, first)
+	}
+	if added, first := r.Add(b, []string{"y", "z"}); !slices.Equal(added, []string{"y", "z"}) || !slices.Equal(first, []string{"z"}) {
+		t.Fatalf("Add(b) = %v, %v; want [y z], [z]", added, first)
+	}
+	if added, first := r.Add(a, []string{"x"}); added != nil || first != nil {
+		t.Fatalf("Add(a) again = %v, %v; want nothing", added, first)
+	}
+	if last := r.Remove(a, []string{"y", "w"}); last != nil {
+		t.Fatalf("Remove(a, y) = %v; want nothing, b has y", last)
+	}
+	if last := r.Leave(b); !slices.Equal(sorted(last), []string{"y", "z"}) {
+		t.Fatalf("Leave(b) = %v; want [y z]", last)
+	}
+	if last := r.Leave(a); !slices.Equal(last, []string{"x"}) {
+		t.Fatalf("Leave(a) = %v; want [x]", last)
+	}
+	if added, first := r.Add(a, []string{"x"}); added != nil || first != nil {
+		t.Fatalf("Add after Leave = %v, %v; want nothing", added, first)
+	}
+}
+
+func TestRegistryDeliver(t *testing.T) {
+	var r Registry
+	fast, slow := New(2, func(*Sub) {}), New(1, func(*Sub) {})
+	for _, s := range []*Sub{fast, slow} {
+		r.Join(s)
+		r.Add(s, []string{"t"})
+	}
+	msg := pubsub.Message{Topic: "t", Data: []byte("m")}
+	if got := r.Deliver(msg); got != nil {
+		t.Fatalf("first Deliver ended %v", got)
+	}
+	if got := r.Deliver(msg); !slices.Equal(got, []*Sub{slow}) {
+		t.Fatalf("second Deliver ended %v; want only the slow Sub", got)
+	}
+	if !slow.Ended() || !errors.Is(slow.Err(), pubsub.ErrSlowConsumer) {
+		t.Fatalf("slow Sub: ended %v, Err %v", slow.Ended(), slow.Err())
+	}
+	if fast.Ended() || len(fast.C()) != 2 {
+		t.Fatalf("fast Sub: ended %v, %d queued", fast.Ended(), len(fast.C()))
+	}
+}
+
+func TestRegistryClear(t *testing.T) {
+	var r Registry
+	s := New(1, func(*Sub) {})
+	r.Join(s)
+	r.Add(s, []string{"t"})
+	if got := r.Clear(); !slices.Equal(got, []*Sub{s}) {
+		t.Fatalf("Clear = %v", got)
+	}
+	// The brokers rely on this: a subscription may change its topics
+	// after its broker cleared the registry but before it is ended.
+	if added, first := r.Add(s, []string{"u"}); added != nil || first != nil {
+		t.Fatalf("Add after Clear = %v, %v; want nothing", added, first)
+	}
+	if last := r.Remove(s, []string{"t"}); last != nil {
+		t.Fatalf("Remove after Clear = %v; want nothing", last)
+	}
+	if got := r.Deliver(pubsub.Message{Topic: "t"}); got != nil {
+		t.Fatalf("Deliver after Clear ended %v", got)
+	}
+}
+
+func TestSubCloseAndWatch(t *testing.T) {
+	detached := 0
+	s := New(1, func(*Sub) { detached++ })
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Watch(ctx)
+	s.Close()
+	s.Close()
+	cancel()
+	if detached != 1 {
+		t.Fatalf("detached %d times; want 1", detached)
+	}
+	if _, ok := <-s.C(); ok || s.Err() != nil {
+		t.Fatalf("C open %v, Err %v; want closed, nil", ok, s.Err())
+	}
+
+	ended := make(chan struct{})
+	s = New(1, func(*Sub) { close(ended) })
+	ctx, cancel = context.WithCancel(context.Background())
+	s.Watch(ctx)
+	cancel()
+	<-ended
+	if !s.Ended() || s.Err() != nil {
+		t.Fatalf("after ctx done: ended %v, Err %v", s.Ended(), s.Err())
+	}
+
+	s = New(1, func(*Sub) { t.Error("End detached the Sub") })
+	s.End(pubsub.ErrClosed)
+	s.Close()
+	if !errors.Is(s.Err(), pubsub.ErrClosed) {
+		t.Fatalf("Err = %v; want ErrClosed", s.Err())
+	}
+}
