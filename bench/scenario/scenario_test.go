@@ -1,0 +1,270 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/bench/client"
+	"github.com/parleychat/parley/bench/report"
+	"github.com/parleychat/parley/bench/stats"
+	"github.com/parleychat/parley/models"
+	"github.com/parleychat/parley/parleytest"
+)
+
+// newServer starts an in-process Parley on SQLite and returns the Common
+// settings that target it.
+func newServer(t *testing.T) (Common, *parleytest.Server) {
+	t.Helper()
+	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
+	gql, err := client.GraphQLURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := client.WebSocketURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered after the server's cleanup, so it runs first: the server
+	// records disconnects after the sockets close, and must not find its
+	// database closed.
+	t.Cleanup(func() { waitOffline(t, srv) })
+	return Common{Target: Target{HTTP: []string{gql}, WS: []string{ws}, Secret: srv.Secret}}, srv
+}
+
+// waitOffline waits until the server has recorded every disconnect.
+func waitOffline(t *testing.T, srv *parleytest.Server) {
+	t.Helper()
+	ctx := context.Background()
+	var ids []string
+	if err := srv.Store.DB(ctx).Model(&models.User{}).Pluck("id", &ids).Error; err != nil {
+		t.Errorf("list users: %v", err)
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		online, err := srv.Presence.Online(ctx, ids)
+		if err != nil {
+			t.Errorf("presence: %v", err)
+			return
+		}
+		n := 0
+		for _, on := range online {
+			if on {
+				n++
+			}
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%d users still online 5 s after the run", n)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// checkSummary asserts that a summary is sane: non-negative and ordered.
+func checkSummary(t *testing.T, name string, s stats.Summary, wantCount bool) {
+	t.Helper()
+	if wantCount && s.Count == 0 {
+		t.Errorf("%s: no samples", name)
+	}
+	if s.Min < 0 || s.P50 < s.Min || s.P99 < s.P50 || s.P999 < s.P99 || s.Max < s.P999 {
+		t.Errorf("%s: summary out of order: %+v", name, s)
+	}
+}
+
+func printTables(t *testing.T, tables []report.Table) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := report.WriteTables(&b, tables); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + b.String())
+}
+
+func fanoutConfig(c Common) FanoutConfig {
+	return FanoutConfig{
+		Common: c, Rooms: 2, Subscribers: 3, Rates: []float64{20}, StepDuration: time.Second,
+		Drain: 2 * time.Second, WarmupTimeout: 10 * time.Second,
+	}
+}
+
+func checkFanout(t *testing.T, res *FanoutResult) {
+	t.Helper()
+	if !res.OK() {
+		t.Fatalf("fanout problems: %v", res.Problems())
+	}
+	if len(res.Steps) != 1 {
+		t.Fatalf("%d steps", len(res.Steps))
+	}
+	s := res.Steps[0]
+	if s.Sent == 0 || s.DeliveryRatio != 1 || s.Delivery.Expected != s.Sent*3 || s.Delivery.Duplicates != 0 {
+		t.Fatalf("step = %+v", s)
+	}
+	if s.AchievedRate <= 0 || s.DeliveriesPerSecond <= 0 {
+		t.Fatalf("rates: achieved %v, deliveries/s %v", s.AchievedRate, s.DeliveriesPerSecond)
+	}
+	checkSummary(t, "e2e", s.EndToEnd, true)
+	checkSummary(t, "mutation", s.Mutation, true)
+	if int64(s.EndToEnd.Count) != s.Delivery.Delivered {
+		t.Fatalf("%d latency samples for %d deliveries", s.EndToEnd.Count, s.Delivery.Delivered)
+	}
+}
+
+func TestFanout(t *testing.T) {
+	c, _ := newServer(t)
+	res, err := Fanout(testCtx(t), fanoutConfig(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFanout(t, res)
+	if res.Kind != "graphql" || res.Connections != 6 {
+		t.Fatalf("result = %+v", res)
+	}
+	printTables(t, res.Tables())
+	var b bytes.Buffer
+	if err := res.Plot().SVG(&b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRawFanout(t *testing.T) {
+	res, err := RawFanout(testCtx(t), fanoutConfig(Common{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFanout(t, res)
+	if res.Kind != "raw" {
+		t.Fatalf("kind = %q", res.Kind)
+	}
+	printTables(t, res.Tables())
+}
+
+func TestIdle(t *testing.T) {
+	c, _ := newServer(t)
+	res, err := Idle(testCtx(t), IdleConfig{Common: c, Connections: 6, Rooms: 2, Duration: time.Second, ServerPID: os.Getpid(), WarmupTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || res.Alive != 6 {
+		t.Fatalf("alive %d of %d", res.Alive, res.Connections)
+	}
+	if res.Before == nil || res.AfterOpen == nil || res.AfterHold == nil {
+		t.Fatalf("no process samples: %+v", res)
+	}
+	for _, s := range []*ProcSample{res.Before, res.AfterOpen, res.AfterHold} {
+		if s.RSSBytes <= 0 || s.Threads <= 0 || s.Goroutines != -1 {
+			t.Fatalf("sample = %+v", s)
+		}
+	}
+	if res.GoroutinesPerConnection != -1 {
+		t.Fatalf("goroutines per connection = %v without a pprof URL", res.GoroutinesPerConnection)
+	}
+	printTables(t, res.Tables())
+}
+
+func TestWrite(t *testing.T) {
+	c, _ := newServer(t)
+	res, err := Write(testCtx(t), WriteConfig{Common: c, Writers: 4, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || len(res.Channels) != 1 {
+		t.Fatalf("write problems: %+v", res.Channels)
+	}
+	ch := res.Channels[0]
+	if res.Sent == 0 || res.Errors != 0 || ch.Stored != int(res.Sent) || ch.Acknowledged != int(res.Sent) {
+		t.Fatalf("sent %d errors %d, channel %+v", res.Sent, res.Errors, ch)
+	}
+	if res.Rate <= 0 {
+		t.Fatalf("rate = %v", res.Rate)
+	}
+	checkSummary(t, "latency", res.Latency, true)
+	printTables(t, res.Tables())
+}
+
+func TestHistory(t *testing.T) {
+	c, srv := newServer(t)
+	res, err := History(testCtx(t), HistoryConfig{Common: c, DatabaseURL: srv.DatabaseURL, Sizes: []int{200, 120}, Queries: 5, BatchSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Sizes) != 2 || res.Sizes[0].Size != 120 || res.Sizes[1].Size != 200 || res.Sizes[1].Added != 80 {
+		t.Fatalf("sizes = %+v", res.Sizes)
+	}
+	for _, s := range res.Sizes {
+		checkSummary(t, "latest", s.Latest, true)
+		checkSummary(t, "deep", s.Deep, true)
+		if s.Latest.Count != 5 || s.Deep.Count != 5 {
+			t.Fatalf("counts %d %d", s.Latest.Count, s.Deep.Count)
+		}
+	}
+	if res.LatestP99Ratio <= 0 || res.DeepP99Ratio <= 0 {
+		t.Fatalf("ratios %v %v", res.LatestP99Ratio, res.DeepP99Ratio)
+	}
+	// The API sees the bulk-inserted channel as if the messages had been
+	// sent: counters and last message match.
+	var out struct {
+		Channel struct {
+			MessagesCount    int
+			LastMessageIndex int
+			LastMessage      struct{ Index int }
+		}
+	}
+	cl := srv.Client(res.Prefix + "history-owner")
+	cl.Do(`query($c: ID!) { channel(id: $c) { messagesCount lastMessageIndex lastMessage { index } } }`, map[string]any{"c": res.ChannelID}, &out)
+	if out.Channel.MessagesCount != 200 || out.Channel.LastMessageIndex != 199 || out.Channel.LastMessage.Index != 199 {
+		t.Fatalf("channel after fill = %+v", out.Channel)
+	}
+	// A message sent through the API continues the sequence.
+	var sent struct{ SendMessage struct{ Index int } }
+	cl.Do(`mutation($in: SendMessageInput!) { sendMessage(input: $in) { index } }`, map[string]any{"in": map[string]any{"channelId": res.ChannelID, "body": "after"}}, &sent)
+	if sent.SendMessage.Index != 200 {
+		t.Fatalf("next index = %d, want 200", sent.SendMessage.Index)
+	}
+	printTables(t, res.Tables())
+}
+
+func TestMessageCursor(t *testing.T) {
+	// chat/page.go: base64url(JSON{"k":"msg","n":index}), n omitted at 0.
+	cases := map[int]string{0: "eyJrIjoibXNnIn0", 5: "eyJrIjoibXNnIiwibiI6NX0"}
+	for idx, want := range cases {
+		if got := MessageCursor(idx); got != want {
+			t.Errorf("MessageCursor(%d) = %q, want %q", idx, got, want)
+		}
+	}
+}
+
+func TestParseProcStatus(t *testing.T) {
+	rss, threads, err := parseProcStatus(strings.NewReader("Name:\tx\nVmRSS:\t   2048 kB\nThreads:\t7\n"))
+	if err != nil || rss != 2048*1024 || threads != 7 {
+		t.Fatalf("rss %d threads %d err %v", rss, threads, err)
+	}
+	if _, _, err := parseProcStatus(strings.NewReader("Name:\tx\n")); err == nil {
+		t.Fatal("no error for a status without VmRSS")
+	}
+}
+
+func TestBodyRoundTrip(t *testing.T) {
+	step, ns, ok := parseBody(messageBody(3, 17, 123456789))
+	if !ok || step != 3 || ns != 123456789 {
+		t.Fatalf("parsed %d %d %v", step, ns, ok)
+	}
+	for _, bad := range []string{"", "hello", "pb 1 2", "pb x 2 3", "probe 1"} {
+		if _, _, ok := parseBody(bad); ok {
+			t.Errorf("parsed %q", bad)
+		}
+	}
+}

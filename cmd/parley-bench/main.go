@@ -1,0 +1,121 @@
+// Command parley-bench is a load generator for Parley. It speaks to a
+// deployment the way real clients do (mutations over HTTP, subscriptions
+// over WebSocket with graphql-transport-ws), seeds its own users and
+// channels under a unique prefix, runs a bounded scenario and stops by
+// itself.
+//
+//	parley-bench fanout    [flags]   delivery latency and loss at rising publish rates
+//	parley-bench rawfanout [flags]   the same against an in-process raw WebSocket server
+//	parley-bench idle      [flags]   memory per held connection
+//	parley-bench write     [flags]   concurrent senders, then a gapless-index check
+//	parley-bench history   [flags]   page query latency as a channel grows
+//
+// Run "parley-bench help" for the flags. Tokens are minted with
+// PARLEY_JWT_SECRET (or --secret). Only loopback targets are allowed unless
+// --allow-remote is given.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "parley-bench:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "parley-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage marks errors in the command line.
+var errUsage = errors.New("usage")
+
+func usageErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// run is main without globals.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		_, err := fmt.Fprint(stderr, usage)
+		if err != nil {
+			return err
+		}
+		return usageErr("no scenario given")
+	}
+	name, args := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		_, err := fmt.Fprint(stdout, usage)
+		return err
+	case "fanout", "rawfanout", "idle", "write", "history":
+		return runScenario(ctx, name, args, getenv, stdout, stderr)
+	default:
+		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write or history; see parley-bench help)", name)
+	}
+}
+
+const usage = `usage: parley-bench <scenario> [flags]
+
+Scenarios:
+  fanout     R rooms × S subscribers (one user, one connection, one
+             messageAdded subscription each); each room's owner publishes
+             with sendMessage at each rate in turn. Per step: achieved
+             rate, publish errors, delivered ÷ expected by message id
+             (losses, duplicates), deliveries/s, end-to-end latency
+             p50/p99/p99.9/max and mutation latency p50/p99.
+  rawfanout  The same measurement against a minimal WebSocket fan-out
+             server started in-process (no GraphQL, no database).
+  idle       Hold N authenticated connections with one subscription each;
+             server RSS and threads per connection (--server-pid).
+  write      W writers send as fast as they can; mutations/s, latency, then
+             every channel's indexes are checked to be gapless.
+  history    Bulk-insert a channel to each size through the database, then
+             time the latest page and a deep page over the API.
+
+Common flags:
+  --http URLS          GraphQL base URLs, comma-separated (default http://127.0.0.1:8080);
+                       seeding, publishing and queries use the first
+  --ws URLS            WebSocket URLs, comma-separated (default: from --http,
+                       ws://host:port/graphql); subscribers spread round-robin
+  --secret S           JWT secret (default $PARLEY_JWT_SECRET)
+  --prefix P           prefix of the identities and uniqueNames the run creates
+                       (default pb-<random>-)
+  --json FILE          also write the result as JSON
+  --plot FILE          fanout/rawfanout: draw latency and deliveries/s against the
+                       offered rate, as SVG or (FILE.png) PNG
+  --max-duration D     hard limit on the whole run (default 10m)
+  --allow-remote       allow targets that are not this machine
+  --dial-concurrency N WebSocket connections opened at once (default 64)
+  --quiet              no progress line on stderr
+
+fanout, rawfanout:
+  --rooms N (1)  --subscribers N per room (100)  --rates LIST (10,50,100,200)
+  --step-duration D (10s)  --drain D (3s)  --max-inflight N (64)
+  --warmup-timeout D (30s)  --baseline (fanout: also run rawfanout and compare)
+idle:
+  --connections N (1000)  --rooms N (0: one per 100)  --duration D (30s)
+  --server-pid PID  --pprof-url URL (a net/http/pprof base, if the server has one)
+write:
+  --writers N (8)  --channels N (1)  --duration D (10s)
+history:
+  --database-url URL (default $DATABASE_URL; sqlite path or postgres URL)
+  --sizes LIST (10000,100000,1000000)  --queries N (200)  --batch N (1000)
+  --page-size N (50)
+
+Exit status: 0 when the run passed its checks, 1 when it failed or a check
+failed (loss, duplicate, gap, dead connection), 2 for a bad command line.
+`
