@@ -48,7 +48,7 @@ func startServe(t *testing.T, env map[string]string) (string, *lockedBuffer, fun
 		return <-done
 	})
 	t.Cleanup(func() { _ = stop() })
-	addr := regexp.MustCompile(`addr=(\S+)`)
+	addr := regexp.MustCompile(`msg="parley serving" addr=(\S+)`)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := addr.FindStringSubmatch(logs.String()); m != nil {
@@ -197,5 +197,37 @@ func TestCommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want it to mention %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestPprof: PARLEY_PPROF_ADDR serves the profiling endpoints on a listener
+// of their own; the public port does not.
+func TestPprof(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":      "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+		"PARLEY_PPROF_ADDR": "127.0.0.1:0",
+	}
+	base, logs, _ := startServe(t, env)
+	m := regexp.MustCompile(`msg="pprof serving" addr=(\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no pprof address in:\n%s", logs)
+	}
+	resp, err := http.Get("http://" + m[1] + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("pprof: %d %v %.200s", resp.StatusCode, err, body)
+	}
+	resp, err = http.Get(base + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("the public port serves pprof (%v)", err)
 	}
 }

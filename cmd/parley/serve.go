@@ -73,6 +73,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		WebSocket: server.WebSocketOptions{AllowedOrigins: allowedOrigins(getenv)}, Realtime: svc,
 	})
 
+	if pprofAddr := getenv("PARLEY_PPROF_ADDR"); pprofAddr != "" {
+		stopPprof, err := startPprof(pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stopPprof(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("stop pprof", "err", err)
+			}
+		}()
+	}
+
 	addr := getenv("PARLEY_ADDR")
 	if addr == "" {
 		addr = ":8080"
