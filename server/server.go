@@ -92,7 +92,8 @@ func NewHandler(cfg Config) *Handler {
 	mux := http.NewServeMux()
 	conns := newConnections()
 	gql := newGraphQL(cfg, log, limits, conns)
-	mux.Handle("/graphql", limitBody(limits.MaxBodyBytes, cfg.Verifier.Middleware(gql)))
+	origins := cfg.WebSocket.withDefaults().AllowedOrigins
+	mux.Handle("/graphql", cors(origins, limitBody(limits.MaxBodyBytes, cfg.Verifier.Middleware(gql))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
