@@ -87,6 +87,9 @@ func (s *Service) publish(ctx context.Context, topic string, ev *event) {
 	}
 }
 
+// decodeEvent decodes a broker payload. Through pubsub.Decode its result is
+// shared by every subscriber on this node: stream handlers must not modify
+// the event or the rows it carries.
 func decodeEvent(data []byte) (*event, error) {
 	var ev event
 	if err := json.Unmarshal(data, &ev); err != nil {

@@ -74,7 +74,7 @@ func runStream[T any](ctx context.Context, s *Service, sub pubsub.Subscription, 
 					st.setErr(s.streamError(ctx, sub.Err()))
 					return
 				}
-				ev, err := decodeEvent(m.Data)
+				ev, err := pubsub.Decode(m, decodeEvent)
 				if err != nil {
 					s.log.ErrorContext(ctx, "decode event", "topic", m.Topic, "err", err)
 					continue

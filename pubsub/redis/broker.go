@@ -428,7 +428,7 @@ func (b *Broker) fanOut(m *goredis.Message) {
 	if !ok {
 		return
 	}
-	msg := pubsub.Message{Topic: topic, Data: []byte(m.Payload)}
+	msg := pubsub.NewMessage(topic, []byte(m.Payload))
 	b.mu.Lock()
 	slow := b.local.Deliver(msg)
 	b.mu.Unlock()
