@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/vikstrous/dataloadgen"
@@ -12,8 +13,12 @@ import (
 // Loaders batch the lookups that list fields make per row, so a page of N
 // rows costs one query per related entity instead of N. They cache for their
 // lifetime: make one set per request (or per subscription event), never
-// share them longer.
+// share them longer. Each loader is built on first use: a subscription event
+// whose selection needs none costs no loader at all.
 type Loaders struct {
+	s *Service
+
+	mu            sync.Mutex // guards the loaders below
 	users         *dataloadgen.Loader[string, *models.User]
 	channels      *dataloadgen.Loader[string, *models.Channel]
 	messages      *dataloadgen.Loader[string, *models.Message]
@@ -28,14 +33,38 @@ const loaderWait = 2 * time.Millisecond
 
 // NewLoaders returns fresh loaders on this service.
 func (s *Service) NewLoaders() *Loaders {
-	w := dataloadgen.WithWait(loaderWait)
-	return &Loaders{
-		users:         dataloadgen.NewLoader(s.usersByIDs, w),
-		channels:      dataloadgen.NewLoader(s.channelsByIDs, w),
-		messages:      dataloadgen.NewLoader(s.messagesByIDs, w),
-		myMemberships: dataloadgen.NewLoader(s.myMemberships, w),
-		online:        dataloadgen.NewLoader(s.onlineByIDs, w),
+	return &Loaders{s: s}
+}
+
+// lazyLoader returns *p, first building it on fetch when it is nil. l.mu
+// guards *p.
+func lazyLoader[V any](l *Loaders, p **dataloadgen.Loader[string, V], fetch func(context.Context, []string) ([]V, []error)) *dataloadgen.Loader[string, V] {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if *p == nil {
+		*p = dataloadgen.NewLoader(fetch, dataloadgen.WithWait(loaderWait))
 	}
+	return *p
+}
+
+func (l *Loaders) userLoader() *dataloadgen.Loader[string, *models.User] {
+	return lazyLoader(l, &l.users, l.s.usersByIDs)
+}
+
+func (l *Loaders) channelLoader() *dataloadgen.Loader[string, *models.Channel] {
+	return lazyLoader(l, &l.channels, l.s.channelsByIDs)
+}
+
+func (l *Loaders) messageLoader() *dataloadgen.Loader[string, *models.Message] {
+	return lazyLoader(l, &l.messages, l.s.messagesByIDs)
+}
+
+func (l *Loaders) myMembershipLoader() *dataloadgen.Loader[string, *models.Member] {
+	return lazyLoader(l, &l.myMemberships, l.s.myMemberships)
+}
+
+func (l *Loaders) onlineLoader() *dataloadgen.Loader[string, bool] {
+	return lazyLoader(l, &l.online, l.s.onlineByIDs)
 }
 
 // WithLoaders returns a context carrying l.
@@ -58,7 +87,7 @@ func (s *Service) UserByID(ctx context.Context, id *string) (*models.User, error
 	if id == nil {
 		return nil, nil
 	}
-	return s.loaders(ctx).users.Load(ctx, *id)
+	return s.loaders(ctx).userLoader().Load(ctx, *id)
 }
 
 // Author returns a message's author, from the snapshot a live event carries
@@ -82,12 +111,12 @@ func (s *Service) MessageChannel(ctx context.Context, m *models.Message) (*model
 // ChannelOf returns the channel of a member or message the caller could
 // already see.
 func (s *Service) ChannelOf(ctx context.Context, channelID string) (*models.Channel, error) {
-	return s.loaders(ctx).channels.Load(ctx, channelID)
+	return s.loaders(ctx).channelLoader().Load(ctx, channelID)
 }
 
 // MyMembership returns the caller's membership of ch, or nil.
 func (s *Service) MyMembership(ctx context.Context, ch *models.Channel) (*models.Member, error) {
-	return s.loaders(ctx).myMemberships.Load(ctx, ch.ID)
+	return s.loaders(ctx).myMembershipLoader().Load(ctx, ch.ID)
 }
 
 // LastMessage returns a channel's newest message for a member, and nil for
@@ -100,7 +129,7 @@ func (s *Service) LastMessage(ctx context.Context, ch *models.Channel) (*models.
 	if err != nil || me == nil {
 		return nil, err
 	}
-	return s.loaders(ctx).messages.Load(ctx, *ch.LastMessageID)
+	return s.loaders(ctx).messageLoader().Load(ctx, *ch.LastMessageID)
 }
 
 // UnreadCount is the number of messages after the caller's read horizon:

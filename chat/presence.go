@@ -51,7 +51,7 @@ func (s *Service) Online(ctx context.Context, u *models.User) (bool, error) {
 	if s.presence == nil {
 		return false, nil
 	}
-	return s.loaders(ctx).online.Load(ctx, u.ID)
+	return s.loaders(ctx).onlineLoader().Load(ctx, u.ID)
 }
 
 // onlineByIDs answers the online loader.
