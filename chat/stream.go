@@ -35,6 +35,16 @@ func (s *Stream[T]) setErr(err error) {
 	s.err = err
 }
 
+type streamEndKey struct{}
+
+// WithStreamEnd returns a context whose streams call end just before their
+// channel C closes, with the error Err will return. A transport uses it to
+// send that error ahead of the stream's completion without a goroutine of
+// its own between the stream and the subscriber.
+func WithStreamEnd(ctx context.Context, end func(error)) context.Context {
+	return context.WithValue(ctx, streamEndKey{}, end)
+}
+
 // emitter sends values to a stream's subscriber; false means the
 // subscriber is gone.
 type emitter[T any] func(T) bool
@@ -56,9 +66,15 @@ func runStream[T any](ctx context.Context, s *Service, sub pubsub.Subscription, 
 			return false
 		}
 	}
+	end, _ := ctx.Value(streamEndKey{}).(func(error))
 	go func() {
-		defer close(st.c)
-		defer sub.Close()
+		defer func() {
+			sub.Close()
+			if end != nil {
+				end(st.Err())
+			}
+			close(st.c)
+		}()
 		if prelude != nil {
 			if err := prelude(emit); err != nil {
 				st.setErr(s.streamError(ctx, err))

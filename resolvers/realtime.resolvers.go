@@ -20,61 +20,56 @@ func (r *mutationResolver) StartTyping(ctx context.Context, channelID string) (b
 
 // MessageAdded is the resolver for the messageAdded field.
 func (r *subscriptionResolver) MessageAdded(ctx context.Context, channelID *string, afterIndex *int) (<-chan *models.Message, error) {
-	st, err := r.Chat.MessageAdded(ctx, channelID, afterIndex)
-	return subscribe(ctx, st, err)
+	return subscribe(r.Chat.MessageAdded(streamContext(ctx), channelID, afterIndex))
 }
 
 // MessageUpdated is the resolver for the messageUpdated field.
 func (r *subscriptionResolver) MessageUpdated(ctx context.Context, channelID string) (<-chan *models.Message, error) {
-	st, err := r.Chat.MessageUpdated(ctx, channelID)
-	return subscribe(ctx, st, err)
+	return subscribe(r.Chat.MessageUpdated(streamContext(ctx), channelID))
 }
 
 // MessageRemoved is the resolver for the messageRemoved field.
 func (r *subscriptionResolver) MessageRemoved(ctx context.Context, channelID string) (<-chan *models.Message, error) {
-	st, err := r.Chat.MessageRemoved(ctx, channelID)
-	return subscribe(ctx, st, err)
+	return subscribe(r.Chat.MessageRemoved(streamContext(ctx), channelID))
 }
 
 // TypingStarted is the resolver for the typingStarted field.
 func (r *subscriptionResolver) TypingStarted(ctx context.Context, channelID string) (<-chan *model.TypingEvent, error) {
-	st, err := r.Chat.Typing(ctx, channelID, true)
+	st, err := r.Chat.Typing(streamContext(ctx), channelID, true)
 	return subscribeAs(ctx, typingEvent, st, err)
 }
 
 // TypingEnded is the resolver for the typingEnded field.
 func (r *subscriptionResolver) TypingEnded(ctx context.Context, channelID string) (<-chan *model.TypingEvent, error) {
-	st, err := r.Chat.Typing(ctx, channelID, false)
+	st, err := r.Chat.Typing(streamContext(ctx), channelID, false)
 	return subscribeAs(ctx, typingEvent, st, err)
 }
 
 // MemberUpdated is the resolver for the memberUpdated field.
 func (r *subscriptionResolver) MemberUpdated(ctx context.Context, channelID string) (<-chan *model.MemberEvent, error) {
-	st, err := r.Chat.MemberUpdated(ctx, channelID)
+	st, err := r.Chat.MemberUpdated(streamContext(ctx), channelID)
 	return subscribeAs(ctx, memberEvent, st, err)
 }
 
 // MemberJoined is the resolver for the memberJoined field.
 func (r *subscriptionResolver) MemberJoined(ctx context.Context, channelID string) (<-chan *models.Member, error) {
-	st, err := r.Chat.MemberJoined(ctx, channelID)
-	return subscribe(ctx, st, err)
+	return subscribe(r.Chat.MemberJoined(streamContext(ctx), channelID))
 }
 
 // MemberLeft is the resolver for the memberLeft field.
 func (r *subscriptionResolver) MemberLeft(ctx context.Context, channelID string) (<-chan *models.Member, error) {
-	st, err := r.Chat.MemberLeft(ctx, channelID)
-	return subscribe(ctx, st, err)
+	return subscribe(r.Chat.MemberLeft(streamContext(ctx), channelID))
 }
 
 // ChannelEvents is the resolver for the channelEvents field.
 func (r *subscriptionResolver) ChannelEvents(ctx context.Context) (<-chan *model.ChannelEvent, error) {
-	st, err := r.Chat.ChannelEvents(ctx)
+	st, err := r.Chat.ChannelEvents(streamContext(ctx))
 	return subscribeAs(ctx, channelEvent, st, err)
 }
 
 // UserUpdated is the resolver for the userUpdated field.
 func (r *subscriptionResolver) UserUpdated(ctx context.Context, identity string) (<-chan *model.UserEvent, error) {
-	st, err := r.Chat.UserUpdated(ctx, identity)
+	st, err := r.Chat.UserUpdated(streamContext(ctx), identity)
 	return subscribeAs(ctx, userEvent, st, err)
 }
 

@@ -22,14 +22,18 @@ func WithSubscriptionErrors(ctx context.Context) context.Context {
 	return context.WithValue(ctx, subscriptionErrorsKey{}, true)
 }
 
-// subscribe forwards a chat stream to gqlgen.
-func subscribe[T any](ctx context.Context, st *chat.Stream[T], err error) (<-chan T, error) {
-	return subscribeAs(ctx, func(v T) T { return v }, st, err)
+// subscribe hands a chat stream's channel to gqlgen as it is. Open the
+// stream with streamContext, so that an error that ends it reaches the
+// subscriber.
+func subscribe[T any](st *chat.Stream[T], err error) (<-chan T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return st.C(), nil
 }
 
-// subscribeAs forwards a chat stream to gqlgen, converting each value. When
-// the stream ends with an error, the subscriber receives it (with its
-// extensions.code) before the subscription completes.
+// subscribeAs is subscribe for a stream whose values gqlgen needs in
+// another type: a goroutine converts each value with conv.
 func subscribeAs[T, U any](ctx context.Context, conv func(T) U, st *chat.Stream[T], err error) (<-chan U, error) {
 	if err != nil {
 		return nil, err
@@ -47,11 +51,23 @@ func subscribeAs[T, U any](ctx context.Context, conv func(T) U, st *chat.Stream[
 				return
 			}
 		}
-		if err := st.Err(); err != nil && ctx.Value(subscriptionErrorsKey{}) != nil {
-			transport.AddSubscriptionError(ctx, subscriptionError(ctx, err))
-		}
 	}()
 	return out, nil
+}
+
+// streamContext is the context to open a subscription's chat stream with:
+// on transports that can deliver an error that ends a subscription
+// (WebSocket), the subscriber receives the error that ends the stream, with
+// its extensions.code, before the subscription completes.
+func streamContext(ctx context.Context) context.Context {
+	if ctx.Value(subscriptionErrorsKey{}) == nil {
+		return ctx
+	}
+	return chat.WithStreamEnd(ctx, func(err error) {
+		if err != nil {
+			transport.AddSubscriptionError(ctx, subscriptionError(ctx, err))
+		}
+	})
 }
 
 // subscriptionError presents the error that ended a stream; chat ends
