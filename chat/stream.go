@@ -82,23 +82,19 @@ func runStream[T any](ctx context.Context, s *Service, sub pubsub.Subscription, 
 			}
 		}
 		for {
-			select {
-			case <-ctx.Done():
+			m, ok := sub.Next(ctx)
+			if !ok {
+				st.setErr(s.streamError(ctx, sub.Err()))
 				return
-			case m, ok := <-sub.C():
-				if !ok {
-					st.setErr(s.streamError(ctx, sub.Err()))
-					return
-				}
-				ev, err := pubsub.Decode(m, decodeEvent)
-				if err != nil {
-					s.log.ErrorContext(ctx, "decode event", "topic", m.Topic, "err", err)
-					continue
-				}
-				if err := handle(m.Topic, ev, emit); err != nil {
-					st.setErr(s.streamError(ctx, err))
-					return
-				}
+			}
+			ev, err := pubsub.Decode(m, decodeEvent)
+			if err != nil {
+				s.log.ErrorContext(ctx, "decode event", "topic", m.Topic, "err", err)
+				continue
+			}
+			if err := handle(m.Topic, ev, emit); err != nil {
+				st.setErr(s.streamError(ctx, err))
+				return
 			}
 		}
 	}()

@@ -87,19 +87,23 @@ type Broker interface {
 }
 
 // Subscription is one subscriber's view of a Broker. Its methods are safe for
-// concurrent use by multiple goroutines; C is meant to be read by one.
+// concurrent use by multiple goroutines; Next is meant to be called by one.
 type Subscription interface {
-	// C delivers messages in publish order per topic; it is closed when the
-	// subscription ends (ctx done, Close, overflow, broker closed).
-	C() <-chan Message
+	// Next waits for the next message, in publish order per topic, and
+	// returns it with true. It returns false when ctx is done, and once the
+	// subscription has ended (its context done, Close, overflow, broker
+	// closed) and every message queued before that has been returned.
+	// Messages wait in a buffer of at most Options.Buffer.
+	Next(ctx context.Context) (Message, bool)
 	// Add and Remove change the topics of a live subscription (live when
 	// they return, as Subscribe). On a subscription that has already ended
-	// they do nothing and return nil: C is closed and Err says why.
+	// they do nothing and return nil: Err says why it ended.
 	Add(ctx context.Context, topics ...string) error
 	Remove(ctx context.Context, topics ...string) error
-	// Err says why C was closed: nil after Close or when its context ended,
-	// ErrSlowConsumer after overflow, ErrClosed when the broker closed.
-	// Valid once C is closed.
+	// Err says why the subscription ended: nil after Close or when its
+	// context ended, ErrSlowConsumer after overflow, ErrClosed when the
+	// broker closed. Valid once Next has returned false for a ctx that is
+	// not done.
 	Err() error
 	// Close ends the subscription; it may be called more than once.
 	Close()

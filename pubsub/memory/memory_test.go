@@ -1,6 +1,7 @@
 package memory_test
 
 import (
+	"errors"
 	"log/slog"
 	"testing"
 
@@ -44,7 +45,18 @@ func TestDefaultBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cap(sub.C()); got != pubsub.DefaultBuffer {
-		t.Fatalf("buffer = %d, want %d", got, pubsub.DefaultBuffer)
+	for i := range pubsub.DefaultBuffer {
+		if err := b.Publish(t.Context(), "t", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pubsubtest.ExpectMessage(t, sub, "t", "\x00")
+	for i := range 2 {
+		if err := b.Publish(t.Context(), "t", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(pubsubtest.Drain(t, sub)); got != pubsub.DefaultBuffer || !errors.Is(sub.Err(), pubsub.ErrSlowConsumer) {
+		t.Fatalf("after DefaultBuffer+1 unread messages: read %d then Err %v; want %d, ErrSlowConsumer", got, sub.Err(), pubsub.DefaultBuffer)
 	}
 }

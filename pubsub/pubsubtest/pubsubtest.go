@@ -103,21 +103,19 @@ func Unique(name string) string {
 }
 
 // Receive returns the next message of sub, failing t if none arrives within
-// a few seconds or if C is closed.
+// a few seconds or if the subscription ends.
 func Receive(t *testing.T, sub pubsub.Subscription) pubsub.Message {
 	t.Helper()
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case m, ok := <-sub.C():
-		if !ok {
-			t.Fatalf("subscription ended early: Err() = %v", sub.Err())
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	m, ok := sub.Next(ctx)
+	if !ok {
+		if ctx.Err() != nil {
+			t.Fatalf("no message within %v", wait)
 		}
-		return m
-	case <-timer.C:
-		t.Fatalf("no message within %v", wait)
+		t.Fatalf("subscription ended early: Err() = %v", sub.Err())
 	}
-	return pubsub.Message{}
+	return m
 }
 
 // ExpectMessage receives the next message of sub and checks it.
@@ -132,35 +130,33 @@ func ExpectMessage(t *testing.T, sub pubsub.Subscription, topic, data string) {
 // ExpectNone checks that sub receives nothing for a short while.
 func ExpectNone(t *testing.T, sub pubsub.Subscription) {
 	t.Helper()
-	timer := time.NewTimer(quiet)
-	defer timer.Stop()
-	select {
-	case m, ok := <-sub.C():
-		if !ok {
-			t.Fatalf("subscription ended: Err() = %v", sub.Err())
-		}
+	ctx, cancel := context.WithTimeout(t.Context(), quiet)
+	defer cancel()
+	m, ok := sub.Next(ctx)
+	switch {
+	case ok:
 		t.Fatalf("unexpected message %q on %q", m.Data, m.Topic)
-	case <-timer.C:
+	case ctx.Err() == nil:
+		t.Fatalf("subscription ended: Err() = %v", sub.Err())
 	}
 }
 
-// Drain reads sub until C is closed and returns what it read, failing t if
-// C is not closed within a few seconds.
+// Drain reads sub until it ends and returns what it read, failing t if it
+// does not end within a few seconds.
 func Drain(t *testing.T, sub pubsub.Subscription) []pubsub.Message {
 	t.Helper()
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
 	var got []pubsub.Message
 	for {
-		select {
-		case m, ok := <-sub.C():
-			if !ok {
-				return got
+		m, ok := sub.Next(ctx)
+		if !ok {
+			if ctx.Err() != nil {
+				t.Fatalf("subscription did not end within %v (read %d messages)", wait, len(got))
 			}
-			got = append(got, m)
-		case <-timer.C:
-			t.Fatalf("C not closed within %v (read %d messages)", wait, len(got))
+			return got
 		}
+		got = append(got, m)
 	}
 }
 
@@ -529,18 +525,15 @@ func testConcurrent(t *testing.T, b pubsub.Broker) {
 // checking that each publisher's messages arrive in order per topic.
 func checkSteady(sub pubsub.Subscription, total int64, received *atomic.Int64) error {
 	last := map[string]int{} // by topic and publisher
-	timer := time.NewTimer(2 * wait)
-	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	defer cancel()
 	for n := int64(0); n < total; n++ {
-		var m pubsub.Message
-		select {
-		case msg, ok := <-sub.C():
-			if !ok {
-				return fmt.Errorf("subscription ended after %d of %d messages: %v", n, total, sub.Err())
+		m, ok := sub.Next(ctx)
+		if !ok {
+			if ctx.Err() != nil {
+				return fmt.Errorf("got %d of %d messages", n, total)
 			}
-			m = msg
-		case <-timer.C:
-			return fmt.Errorf("got %d of %d messages", n, total)
+			return fmt.Errorf("subscription ended after %d of %d messages: %v", n, total, sub.Err())
 		}
 		p, seq, ok := strings.Cut(string(m.Data), ":")
 		i, err := strconv.Atoi(seq)

@@ -279,23 +279,22 @@ func (r *recorder) logged(level slog.Level, msg string) bool {
 func expectRecovery(t *testing.T, publisher *goredis.Client, sub pubsub.Subscription, topic string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
 	for i := 0; ; i++ {
 		// Publishing may fail while the server is down.
 		if err := publisher.Publish(t.Context(), channelPrefix+topic, i).Err(); err != nil {
 			t.Logf("Publish while recovering: %v", err)
 		}
-		select {
-		case m, ok := <-sub.C():
-			if !ok {
-				t.Fatalf("subscription ended: %v", sub.Err())
-			}
-			if m.Topic != topic {
-				t.Fatalf("got a message on %q, want %q", m.Topic, topic)
-			}
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		m, ok := sub.Next(ctx)
+		timedOut := ctx.Err() != nil
+		cancel()
+		switch {
+		case ok && m.Topic != topic:
+			t.Fatalf("got a message on %q, want %q", m.Topic, topic)
+		case ok:
 			return
-		case <-tick.C:
+		case !timedOut:
+			t.Fatalf("subscription ended: %v", sub.Err())
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no message within 10s of the outage")

@@ -18,27 +18,75 @@ import (
 	"github.com/parleychat/parley/pubsub"
 )
 
-// Sub is the local end of a subscription: its buffered channel and how it
-// ended. Its methods are safe for concurrent use.
+// Sub is the local end of a subscription: its queue of messages and how it
+// ended. The queue grows with its backlog, up to the buffer size, so an idle
+// subscription holds no message memory. Its methods are safe for concurrent
+// use.
 type Sub struct {
-	ch     chan pubsub.Message
+	buffer int
 	detach func(*Sub) // called by Close when it ends s
+	// ready holds a token while the reader may have something to do: a
+	// queued message or the end of s.
+	ready chan struct{}
 
-	// mu guards the fields below and sending on or closing ch.
+	// mu guards the fields below.
 	mu    sync.Mutex
+	queue []pubsub.Message // queue[head:] waits for Next
+	head  int
 	ended bool
 	err   error
 	stop  func() bool // stops the watch on the Subscribe context
 }
 
+// idleQueueCap is the largest queue capacity an emptied queue keeps: a
+// burst's backlog is released, a steady trickle allocates nothing.
+const idleQueueCap = 16
+
 // New returns a live Sub with room for buffer messages. detach is called by
 // the Close that ends the Sub, to make its broker forget it.
 func New(buffer int, detach func(*Sub)) *Sub {
-	return &Sub{ch: make(chan pubsub.Message, buffer), detach: detach}
+	return &Sub{buffer: buffer, detach: detach, ready: make(chan struct{}, 1)}
 }
 
-// C implements pubsub.Subscription.
-func (s *Sub) C() <-chan pubsub.Message { return s.ch }
+// Next implements pubsub.Subscription.
+func (s *Sub) Next(ctx context.Context) (pubsub.Message, bool) {
+	for {
+		s.mu.Lock()
+		if s.head < len(s.queue) {
+			m := s.queue[s.head]
+			s.queue[s.head] = pubsub.Message{}
+			s.head++
+			if s.head == len(s.queue) {
+				s.head = 0
+				s.queue = s.queue[:0]
+				if cap(s.queue) > idleQueueCap {
+					s.queue = nil
+				}
+			}
+			s.mu.Unlock()
+			return m, true
+		}
+		ended := s.ended
+		s.mu.Unlock()
+		if ended {
+			s.signal() // for the next call, and other readers
+			return pubsub.Message{}, false
+		}
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return pubsub.Message{}, false
+		}
+	}
+}
+
+// signal wakes the reader without blocking.
+func (s *Sub) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
 
 // Err implements pubsub.Subscription.
 func (s *Sub) Err() error {
@@ -75,6 +123,13 @@ func (s *Sub) Ended() bool {
 	return s.ended
 }
 
+// Queued reports how many messages wait for Next.
+func (s *Sub) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) - s.head
+}
+
 // End ends s with err unless it has already ended. It does not detach s.
 func (s *Sub) End(err error) {
 	s.end(err)
@@ -88,13 +143,18 @@ func (s *Sub) deliver(msg pubsub.Message) bool {
 	if s.ended {
 		return true
 	}
-	select {
-	case s.ch <- msg:
-		return true
-	default:
+	if len(s.queue)-s.head >= s.buffer {
+		s.endLocked(pubsub.ErrSlowConsumer)
+		return false
 	}
-	s.endLocked(pubsub.ErrSlowConsumer)
-	return false
+	if s.head > 0 && len(s.queue) == cap(s.queue) {
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue, s.head = s.queue[:n], 0
+	}
+	s.queue = append(s.queue, msg)
+	s.signal()
+	return true
 }
 
 // end ends s with err unless it has already ended, and reports whether this
@@ -109,11 +169,12 @@ func (s *Sub) end(err error) bool {
 	return true
 }
 
-// endLocked ends s with err. s.mu must be held and s must be live.
+// endLocked ends s with err. s.mu must be held and s must be live. Messages
+// already queued stay readable.
 func (s *Sub) endLocked(err error) {
 	s.ended = true
 	s.err = err
-	close(s.ch)
+	s.signal()
 	if s.stop != nil {
 		s.stop()
 	}

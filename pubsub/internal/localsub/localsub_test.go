@@ -57,8 +57,8 @@ func TestRegistryDeliver(t *testing.T) {
 	if !slow.Ended() || !errors.Is(slow.Err(), pubsub.ErrSlowConsumer) {
 		t.Fatalf("slow Sub: ended %v, Err %v", slow.Ended(), slow.Err())
 	}
-	if fast.Ended() || len(fast.C()) != 2 {
-		t.Fatalf("fast Sub: ended %v, %d queued", fast.Ended(), len(fast.C()))
+	if fast.Ended() || fast.Queued() != 2 {
+		t.Fatalf("fast Sub: ended %v, %d queued", fast.Ended(), fast.Queued())
 	}
 }
 
@@ -94,8 +94,8 @@ func TestSubCloseAndWatch(t *testing.T) {
 	if detached != 1 {
 		t.Fatalf("detached %d times; want 1", detached)
 	}
-	if _, ok := <-s.C(); ok || s.Err() != nil {
-		t.Fatalf("C open %v, Err %v; want closed, nil", ok, s.Err())
+	if _, ok := s.Next(context.Background()); ok || s.Err() != nil {
+		t.Fatalf("Next = %v, Err %v; want false, nil", ok, s.Err())
 	}
 
 	ended := make(chan struct{})
@@ -113,5 +113,89 @@ func TestSubCloseAndWatch(t *testing.T) {
 	s.Close()
 	if !errors.Is(s.Err(), pubsub.ErrClosed) {
 		t.Fatalf("Err = %v; want ErrClosed", s.Err())
+	}
+}
+
+func TestSubQueue(t *testing.T) {
+	ctx := context.Background()
+	s := New(1000, func(*Sub) {})
+	msg := func(i int) pubsub.Message { return pubsub.Message{Topic: "t", Data: []byte{byte(i)}} }
+	next := func() int {
+		t.Helper()
+		m, ok := s.Next(ctx)
+		if !ok {
+			t.Fatalf("Next ended early: %v", s.Err())
+		}
+		return int(m.Data[0])
+	}
+
+	// Messages come out in order, also when reads and writes interleave
+	// across the reuse of the queue's room.
+	want := 0
+	for round := range 10 {
+		for i := range idleQueueCap - 1 {
+			if !s.deliver(msg(round*(idleQueueCap-1) + i)) {
+				t.Fatal("deliver ended a Sub with room")
+			}
+			if i%3 == 2 {
+				if got := next(); got != want {
+					t.Fatalf("Next = %d, want %d", got, want)
+				}
+				want++
+			}
+		}
+	}
+	for s.Queued() > 0 {
+		if got := next(); got != want {
+			t.Fatalf("Next = %d, want %d", got, want)
+		}
+		want++
+	}
+
+	// A burst's backlog is released once read; a small queue is kept.
+	for i := range 100 {
+		s.deliver(msg(i))
+	}
+	if s.Queued() != 100 {
+		t.Fatalf("queued %d, want 100", s.Queued())
+	}
+	for range 100 {
+		next()
+	}
+	if s.queue != nil {
+		t.Fatalf("emptied queue keeps capacity %d", cap(s.queue))
+	}
+
+	// Messages queued before the end are still read, then Next reports
+	// the end, every time it is called.
+	s.deliver(msg(1))
+	s.deliver(msg(2))
+	s.End(pubsub.ErrClosed)
+	if next() != 1 || next() != 2 {
+		t.Fatal("queued messages lost at the end")
+	}
+	for range 2 {
+		if _, ok := s.Next(ctx); ok || !errors.Is(s.Err(), pubsub.ErrClosed) {
+			t.Fatalf("Next after the end = %v, Err %v", ok, s.Err())
+		}
+	}
+}
+
+func TestSubNextWaits(t *testing.T) {
+	s := New(1, func(*Sub) {})
+	got := make(chan pubsub.Message)
+	go func() {
+		m, _ := s.Next(context.Background())
+		got <- m
+	}()
+	s.deliver(pubsub.Message{Topic: "late"})
+	if m := <-got; m.Topic != "late" {
+		t.Fatalf("Next = %+v", m)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, ok := s.Next(ctx); ok || s.Ended() {
+		t.Fatalf("Next with a done ctx = %v, ended %v; want false on a live Sub", ok, s.Ended())
 	}
 }
