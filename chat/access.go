@@ -32,10 +32,37 @@ func loadAccess(q *gorm.DB, v viewer, channelID string) (*access, error) {
 	if err != nil {
 		return nil, err
 	}
-	if me == nil && ch.Type != models.ChannelPublic {
+	a := &access{ch: &ch, me: me}
+	if !a.visible() {
 		return nil, errChannelNotFound()
 	}
-	return &access{ch: &ch, me: me}, nil
+	return a, nil
+}
+
+// errNotMember is the error for a caller known not to be a member of a
+// channel, the same loadAccess and requireMember give: NOT_FOUND when the
+// channel does not exist or is private, FORBIDDEN when it is public. It
+// loads the channel through q, which callers that found the membership first
+// need only on this path.
+func errNotMember(q *gorm.DB, channelID string) error {
+	var ch models.Channel
+	if err := q.Take(&ch, "id = ?", channelID).Error; err != nil {
+		if isNotFound(err) {
+			return errChannelNotFound()
+		}
+		return err
+	}
+	a := &access{ch: &ch}
+	if !a.visible() {
+		return errChannelNotFound()
+	}
+	return a.requireMember()
+}
+
+// visible reports whether the caller may see the channel: members always,
+// others only when it is public.
+func (a *access) visible() bool {
+	return a.me != nil || a.ch.Type == models.ChannelPublic
 }
 
 // findMember returns the membership of user in channel, or nil.

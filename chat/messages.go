@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/models"
@@ -35,39 +36,45 @@ func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Messa
 	t := now()
 	msg := &models.Message{ID: newID(), ChannelID: in.ChannelID, AuthorID: &v.UserID, Body: in.Body, Attributes: in.Attributes, CreatedAt: t}
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
-		a, err := loadAccess(tx, v, in.ChannelID)
+		// The reads come first: on PostgreSQL the UPDATE takes the channel's
+		// row lock, and concurrent senders then queue only behind the three
+		// writes and the commit. Membership is not locked, here or in
+		// loadAccess, so on PostgreSQL a member removed while this
+		// transaction waits for the lock may still post this one message.
+		me, err := findMember(tx, in.ChannelID, v.UserID)
 		if err != nil {
 			return err
 		}
-		if err := a.requireMember(); err != nil {
-			return err
+		if me == nil {
+			return errNotMember(tx, in.ChannelID)
 		}
 		var author models.User
 		if err := tx.Take(&author, "id = ?", v.UserID).Error; err != nil {
 			return err
 		}
-		msg.Author, msg.Channel = &author, a.ch
-		err = tx.Model(&models.Channel{}).Where("id = ?", in.ChannelID).UpdateColumns(map[string]any{
+		// RETURNING gives the index taken and the counters as this UPDATE
+		// left them, for the snapshot the message carries.
+		var ch models.Channel
+		res := tx.Model(&ch).Clauses(clause.Returning{}).Where("id = ?", in.ChannelID).UpdateColumns(map[string]any{
 			"next_message_index": gorm.Expr("next_message_index + 1"),
 			"messages_count":     gorm.Expr("messages_count + 1"),
 			"last_message_id":    msg.ID,
 			"last_activity_us":   t.UnixMicro(),
-		}).Error
-		if err != nil {
-			return err
+		})
+		if res.Error != nil {
+			return res.Error
 		}
-		var next int
-		if err := tx.Model(&models.Channel{}).Where("id = ?", in.ChannelID).Select("next_message_index").Scan(&next).Error; err != nil {
-			return err
+		if res.RowsAffected == 0 {
+			// Deleted after the membership was read.
+			return errChannelNotFound()
 		}
-		msg.Index = next - 1
-		a.ch.NextMessageIndex, a.ch.LastMessageID, a.ch.LastActivityUs = next, &msg.ID, t.UnixMicro()
-		a.ch.MessagesCount++
+		msg.Index = ch.NextMessageIndex - 1
+		msg.Author, msg.Channel = &author, &ch
 		if err := tx.Create(msg).Error; err != nil {
 			return err
 		}
 		return tx.Model(&models.Member{}).
-			Where("id = ? AND (last_read_index IS NULL OR last_read_index < ?)", a.me.ID, msg.Index).
+			Where("id = ? AND (last_read_index IS NULL OR last_read_index < ?)", me.ID, msg.Index).
 			UpdateColumns(map[string]any{"last_read_index": msg.Index, "last_read_at": t}).Error
 	})
 	if err != nil {

@@ -101,7 +101,14 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 		return nil, err
 	}
 	cfg := &gorm.Config{
-		TranslateError:         true,
+		TranslateError: true,
+		// GORM's statement cache would save nothing and cost round trips.
+		// The SQLite driver compiles the SQL on every execution, even of a
+		// prepared *sql.Stmt, and pgx already keeps prepared statements per
+		// connection. GORM also caches a statement first prepared inside a
+		// transaction as bound to it, so each later transaction prepares it
+		// again, until it happens to run outside one: on PostgreSQL a Parse
+		// round trip before the statement and a Deallocate after the commit.
 		PrepareStmt:            false,
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
