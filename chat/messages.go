@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/models"
@@ -21,7 +20,8 @@ type NewMessage struct {
 // Members only. In one transaction it takes the index (the channel row's
 // counter, so concurrent senders queue on that row and indexes have no gaps
 // or duplicates), inserts the message and moves the author's read horizon to
-// it: a user's own messages are never unread.
+// it: a user's own messages are never unread. Concurrent sends share
+// transactions (see sendBatcher).
 func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Message, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -33,55 +33,10 @@ func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Messa
 	if err := s.checkAttributes(in.Attributes); err != nil {
 		return nil, err
 	}
-	t := now()
-	msg := &models.Message{ID: newID(), ChannelID: in.ChannelID, AuthorID: &v.UserID, Body: in.Body, Attributes: in.Attributes, CreatedAt: t}
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
-		// The reads come first: on PostgreSQL the UPDATE takes the channel's
-		// row lock, and concurrent senders then queue only behind the three
-		// writes and the commit. Membership is not locked, here or in
-		// loadAccess, so on PostgreSQL a member removed while this
-		// transaction waits for the lock may still post this one message.
-		me, err := findMember(tx, in.ChannelID, v.UserID)
-		if err != nil {
-			return err
-		}
-		if me == nil {
-			return errNotMember(tx, in.ChannelID)
-		}
-		var author models.User
-		if err := tx.Take(&author, "id = ?", v.UserID).Error; err != nil {
-			return err
-		}
-		// RETURNING gives the index taken and the counters as this UPDATE
-		// left them, for the snapshot the message carries.
-		var ch models.Channel
-		res := tx.Model(&ch).Clauses(clause.Returning{}).Where("id = ?", in.ChannelID).UpdateColumns(map[string]any{
-			"next_message_index": gorm.Expr("next_message_index + 1"),
-			"messages_count":     gorm.Expr("messages_count + 1"),
-			"last_message_id":    msg.ID,
-			"last_activity_us":   t.UnixMicro(),
-		})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			// Deleted after the membership was read.
-			return errChannelNotFound()
-		}
-		msg.Index = ch.NextMessageIndex - 1
-		msg.Author, msg.Channel = &author, &ch
-		if err := tx.Create(msg).Error; err != nil {
-			return err
-		}
-		return tx.Model(&models.Member{}).
-			Where("id = ? AND (last_read_index IS NULL OR last_read_index < ?)", me.ID, msg.Index).
-			UpdateColumns(map[string]any{"last_read_index": msg.Index, "last_read_at": t}).Error
-	})
-	if err != nil {
+	msg := &models.Message{ID: newID(), ChannelID: in.ChannelID, AuthorID: &v.UserID, Body: in.Body, Attributes: in.Attributes, CreatedAt: now()}
+	if err := s.sends.send(ctx, s, v, msg); err != nil {
 		return nil, internal("send message", err)
 	}
-	s.publish(ctx, channelTopic(msg.ChannelID), &event{Kind: evMessageAdded, Message: msg})
-	s.endTyping(ctx, msg.Channel, msg.Author)
 	return msg, nil
 }
 

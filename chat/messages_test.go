@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,6 +160,65 @@ func TestSendMessageConcurrentSnapshots(t *testing.T) {
 		for i := range senders * perSender {
 			if !seen[i] {
 				t.Fatalf("index %d never returned; got %v", i, seen)
+			}
+		}
+	})
+}
+
+// TestSendMessageConcurrentMixed has members and non-members send to
+// several channels at once, so that sends share transactions: every
+// member's send must succeed with a gapless index in its channel, and every
+// non-member's must fail with its own rule error and write nothing.
+func TestSendMessageConcurrentMixed(t *testing.T) {
+	const channels, perSender = 3, 15
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		svc, store := newService(t, b)
+		var ids []string
+		for range channels {
+			ids = append(ids, mustCreateChannel(t, svc, "owner", models.ChannelPrivate, "ann", "ben").ID)
+		}
+		var (
+			mu      sync.Mutex
+			indexes = map[string][]int{}
+			wg      sync.WaitGroup
+		)
+		for _, who := range []string{"ann", "ben", "mallory"} {
+			for _, id := range ids {
+				wg.Go(func() {
+					for range perSender {
+						msg, err := svc.SendMessage(as(who), chat.NewMessage{ChannelID: id, Body: "hi"})
+						if who == "mallory" {
+							if code := apperr.CodeOf(err); code != apperr.NotFound {
+								t.Errorf("mallory's send: message %+v, error %v; want NOT_FOUND", msg, err)
+							}
+							continue
+						}
+						if err != nil {
+							t.Errorf("%s's send: %v", who, err)
+							return
+						}
+						mu.Lock()
+						indexes[id] = append(indexes[id], msg.Index)
+						mu.Unlock()
+					}
+				})
+			}
+		}
+		wg.Wait()
+		for _, id := range ids {
+			got := indexes[id]
+			slices.Sort(got)
+			for i, idx := range got {
+				if idx != i {
+					t.Fatalf("channel %s: indexes %v; want 0..%d", id, got, 2*perSender-1)
+				}
+			}
+			var stored int64
+			if err := store.DB(t.Context()).Model(&models.Message{}).Where("channel_id = ?", id).Count(&stored).Error; err != nil {
+				t.Fatalf("count messages: %v", err)
+			}
+			if len(got) != 2*perSender || stored != 2*perSender {
+				t.Fatalf("channel %s: %d sends acknowledged, %d stored; want %d", id, len(got), stored, 2*perSender)
 			}
 		}
 	})

@@ -72,6 +72,7 @@ type Service struct {
 	broker   pubsub.Broker
 	presence pubsub.Presence
 	typing   *typingTimers
+	sends    sendBatcher
 }
 
 // New returns a Service on store.
