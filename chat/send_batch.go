@@ -124,14 +124,7 @@ func (s *Service) writeSendBatch(batch []*sendRequest) {
 	// The batch outlives any one sender's request; it keeps the first
 	// sender's context values (for logs) without its cancellation.
 	ctx := context.WithoutCancel(batch[0].ctx)
-	err := s.store.Write(ctx, func(tx *gorm.DB) error {
-		for group := range channelGroups(batch) {
-			if err := insertMessages(tx, group); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.store.Write(ctx, func(tx *gorm.DB) error { return insertMessages(tx, batch) })
 	for _, r := range batch {
 		switch {
 		case err != nil && r.err == nil:
@@ -160,95 +153,82 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 	}
 }
 
-// insertMessages stores the messages of group, sends to one channel in
-// arrival order, through tx: it takes their indexes from the channel row's
-// counter in one UPDATE, inserts them in one INSERT, and moves each
-// author's read horizon to their last one. It fills in each message's Index
-// and its Author and Channel snapshots, the channel as that message left
-// it. A send whose author is not a member gets its rule error in r.err and
-// nothing is written for it. The error returned fails the transaction.
+// insertMessages stores the messages of batch, sends sorted by channel and
+// in arrival order within one, through tx. Each channel's run of sends takes
+// its indexes from the channel row's counter in one UPDATE; all messages go
+// in one INSERT; each author's read horizon moves to their last message in
+// each channel. It fills in each message's Index and its Author and Channel
+// snapshots, the channel as that message left it. A send whose author is
+// not a member gets its rule error in r.err and nothing is written for it.
+// The error returned fails the transaction.
 //
-// The reads come first: on PostgreSQL the UPDATE takes the channel's row
-// lock, and concurrent senders then queue only behind the writes and the
+// The reads come first: on PostgreSQL the UPDATEs take the channels' row
+// locks, and concurrent senders then queue only behind the writes and the
 // commit. Membership is not locked, here or in loadAccess, so on PostgreSQL
-// a member removed while this transaction waits for the lock may still
-// post.
-func insertMessages(tx *gorm.DB, group []*sendRequest) error {
-	channelID := group[0].msg.ChannelID
-	userIDs := make([]string, 0, len(group))
-	for _, r := range group {
-		if !slices.Contains(userIDs, r.v.UserID) {
-			userIDs = append(userIDs, r.v.UserID)
+// a member removed while this transaction waits for a lock may still post.
+func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
+	memberOf, authorOf, err := loadSenders(tx, batch)
+	if err != nil {
+		return err
+	}
+	var msgs []*models.Message
+	horizon := map[string]*models.Message{} // each sending member's last message
+	for group := range channelGroups(batch) {
+		channelID := group[0].msg.ChannelID
+		sends := make([]*sendRequest, 0, len(group))
+		for _, r := range group {
+			me := memberOf[[2]string{channelID, r.v.UserID}]
+			if me == nil {
+				r.err = errNotMember(tx, channelID)
+				if apperr.CodeOf(r.err) == apperr.Internal {
+					return r.err
+				}
+				continue
+			}
+			if authorOf[r.v.UserID] == nil {
+				return fmt.Errorf("author %s of a message has no user row", r.v.UserID)
+			}
+			sends = append(sends, r)
+			horizon[me.ID] = r.msg
 		}
-	}
-	var members []*models.Member
-	if err := tx.Where("channel_id = ? AND user_id IN ?", channelID, userIDs).Find(&members).Error; err != nil {
-		return err
-	}
-	memberOf := make(map[string]*models.Member, len(members))
-	for _, m := range members {
-		memberOf[m.UserID] = m
-	}
-	var authors []*models.User
-	if err := tx.Where("id IN ?", userIDs).Find(&authors).Error; err != nil {
-		return err
-	}
-	authorOf := make(map[string]*models.User, len(authors))
-	for _, u := range authors {
-		authorOf[u.ID] = u
-	}
-
-	sends := make([]*sendRequest, 0, len(group))
-	for _, r := range group {
-		if memberOf[r.v.UserID] == nil {
-			r.err = errNotMember(tx, channelID)
-			if apperr.CodeOf(r.err) == apperr.Internal {
-				return r.err
+		if len(sends) == 0 {
+			continue
+		}
+		// RETURNING gives the counters as this UPDATE left them: the last
+		// message's snapshot, from which the others' are derived.
+		last := sends[len(sends)-1].msg
+		var ch models.Channel
+		res := tx.Model(&ch).Clauses(clause.Returning{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
+			"next_message_index": gorm.Expr("next_message_index + ?", len(sends)),
+			"messages_count":     gorm.Expr("messages_count + ?", len(sends)),
+			"last_message_id":    last.ID,
+			"last_activity_us":   last.CreatedAt.UnixMicro(),
+		})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			// Deleted after the memberships were read.
+			for _, r := range sends {
+				r.err = errChannelNotFound()
+				delete(horizon, memberOf[[2]string{channelID, r.v.UserID}].ID)
 			}
 			continue
 		}
-		if authorOf[r.v.UserID] == nil {
-			return fmt.Errorf("author %s of a message has no user row", r.v.UserID)
+		for i, r := range sends {
+			behind := len(sends) - 1 - i // messages after this one in the run
+			snap := ch
+			snap.NextMessageIndex -= behind
+			snap.MessagesCount -= behind
+			snap.LastMessageID = &r.msg.ID
+			snap.LastActivityUs = r.msg.CreatedAt.UnixMicro()
+			r.msg.Index = snap.NextMessageIndex - 1
+			r.msg.Author, r.msg.Channel = authorOf[r.v.UserID], &snap
+			msgs = append(msgs, r.msg)
 		}
-		sends = append(sends, r)
 	}
-	if len(sends) == 0 {
+	if len(msgs) == 0 {
 		return nil
-	}
-
-	// RETURNING gives the counters as this UPDATE left them: the last
-	// message's snapshot, from which the others' are derived.
-	last := sends[len(sends)-1].msg
-	var ch models.Channel
-	res := tx.Model(&ch).Clauses(clause.Returning{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
-		"next_message_index": gorm.Expr("next_message_index + ?", len(sends)),
-		"messages_count":     gorm.Expr("messages_count + ?", len(sends)),
-		"last_message_id":    last.ID,
-		"last_activity_us":   last.CreatedAt.UnixMicro(),
-	})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 {
-		// Deleted after the memberships were read.
-		for _, r := range sends {
-			r.err = errChannelNotFound()
-		}
-		return nil
-	}
-	msgs := make([]*models.Message, len(sends))
-	horizon := map[string]*models.Message{} // each member's last message
-	for i, r := range sends {
-		behind := len(sends) - 1 - i // messages after this one in the group
-		snap := ch
-		snap.NextMessageIndex -= behind
-		snap.MessagesCount -= behind
-		snap.LastMessageID = &r.msg.ID
-		snap.LastActivityUs = r.msg.CreatedAt.UnixMicro()
-		r.msg.Index = snap.NextMessageIndex - 1
-		r.msg.Author, r.msg.Channel = authorOf[r.v.UserID], &snap
-		msgs[i] = r.msg
-		horizon[memberOf[r.v.UserID].ID] = r.msg
 	}
 	if err := tx.Create(msgs).Error; err != nil {
 		return err
@@ -263,4 +243,41 @@ func insertMessages(tx *gorm.DB, group []*sendRequest) error {
 		}
 	}
 	return nil
+}
+
+// loadSenders reads, in one query each, the memberships of batch's senders
+// in their channels, by channel and user ID, and the senders' user rows, by
+// ID.
+func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Member, map[string]*models.User, error) {
+	var pairs [][]any
+	var userIDs []string
+	seen := map[[2]string]bool{}
+	for _, r := range batch {
+		key := [2]string{r.msg.ChannelID, r.v.UserID}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		pairs = append(pairs, []any{key[0], key[1]})
+		if !slices.Contains(userIDs, r.v.UserID) {
+			userIDs = append(userIDs, r.v.UserID)
+		}
+	}
+	var members []*models.Member
+	if err := tx.Where("(channel_id, user_id) IN ?", pairs).Find(&members).Error; err != nil {
+		return nil, nil, err
+	}
+	memberOf := make(map[[2]string]*models.Member, len(members))
+	for _, m := range members {
+		memberOf[[2]string{m.ChannelID, m.UserID}] = m
+	}
+	var authors []*models.User
+	if err := tx.Where("id IN ?", userIDs).Find(&authors).Error; err != nil {
+		return nil, nil, err
+	}
+	authorOf := make(map[string]*models.User, len(authors))
+	for _, u := range authors {
+		authorOf[u.ID] = u
+	}
+	return memberOf, authorOf, nil
 }
