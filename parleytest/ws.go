@@ -40,6 +40,7 @@ type dialConfig struct {
 	payload     map[string]any
 	payloadSet  bool
 	header      http.Header
+	paused      bool
 }
 
 // WithLegacyProtocol speaks the legacy graphql-ws subprotocol.
@@ -60,6 +61,11 @@ func WithInitPayload(payload map[string]any) DialOption {
 func WithHeader(key, value string) DialOption {
 	return func(c *dialConfig) { c.header.Add(key, value) }
 }
+
+// WithPausedReading leaves the acknowledged connection unread, like a
+// client that fell behind, until WSConn.Resume. Pings go unanswered
+// meanwhile.
+func WithPausedReading() DialOption { return func(c *dialConfig) { c.paused = true } }
 
 // DialError says how the server refused a connection.
 type DialError struct {
@@ -172,9 +178,21 @@ func (s *Server) TryDial(t testing.TB, identity string, opts ...DialOption) (*WS
 			connErr = errorMessage(m.Payload)
 		}
 	}
-	go c.read()
+	c.paused = cfg.paused
+	if !c.paused {
+		go c.read()
+	}
 	t.Cleanup(c.Close)
 	return c, nil
+}
+
+// Resume starts reading a connection dialled WithPausedReading.
+func (c *WSConn) Resume() {
+	c.resumeOnce.Do(func() {
+		if c.paused {
+			go c.read()
+		}
+	})
 }
 
 // WSConn is an acknowledged GraphQL WebSocket connection. It answers the
@@ -194,6 +212,9 @@ type WSConn struct {
 	done    chan struct{} // closed when the reader stops
 	readErr error         // why it stopped; valid once done is closed
 	once    sync.Once
+
+	paused     bool // dialled WithPausedReading: read starts at Resume
+	resumeOnce sync.Once
 }
 
 // wsMessage is a message of either subprotocol.
@@ -306,6 +327,7 @@ func (c *WSConn) CloseCode(t testing.TB, timeout time.Duration) websocket.Status
 // answer. Closing twice does nothing.
 func (c *WSConn) Close() {
 	c.once.Do(func() {
+		c.Resume() // the reader sees the close handshake through
 		_ = c.conn.Close(websocket.StatusNormalClosure, "")
 		select {
 		case <-c.done:
@@ -534,6 +556,24 @@ func (s *stream) Next(t testing.TB, timeout time.Duration) json.RawMessage {
 		t.Fatalf("want next, got %v", ev)
 	}
 	return ev.data
+}
+
+// Result returns the next result: its data, or the errors of an error or
+// of a result with errors. The end of the stream or nothing within timeout
+// fails the test.
+func (s *stream) Result(t testing.TB, timeout time.Duration) (json.RawMessage, []Error) {
+	t.Helper()
+	ev, err := s.wait(timeout)
+	if err != nil {
+		t.Fatalf("want a result: %v", err)
+	}
+	if ev.kind != "next" && ev.kind != "error" {
+		t.Fatalf("want a result, got %v", ev)
+	}
+	if len(ev.errors) > 0 {
+		return nil, ev.errors
+	}
+	return ev.data, nil
 }
 
 // Err returns the errors of the next message, which must be an error or a

@@ -3,11 +3,16 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/parleytest"
+	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/pubsub/memory"
 )
 
 // eventWait bounds how long a test waits for an event that must come.
@@ -417,4 +422,71 @@ func mustJSON(t *testing.T, data json.RawMessage, out any) {
 	if err := json.Unmarshal(data, out); err != nil {
 		t.Fatalf("decode %s: %v", data, err)
 	}
+}
+
+// TestSlowSubscriber: a subscriber that stops reading is ended with
+// RATE_LIMITED once its buffer overflows, after the messages it had; the
+// publisher and the other subscribers are not held up, and the slow one
+// resumes with afterIndex without a gap. It runs on SQLite only: it moves
+// megabytes, slow under the race detector, and what it tests (the broker
+// buffer, given here, and the transport) does not depend on the database.
+func TestSlowSubscriber(t *testing.T) {
+	// The socket buffers between server and client hold a few MiB (Linux:
+	// net.ipv4.tcp_wmem allows the server up to 4 MiB): the messages
+	// must overflow them, then the subscription's buffer of 4.
+	const messages, bodySize = 30, 400_000
+	b := parleytest.Backends()[0]
+	t.Run(b.Name, func(t *testing.T) {
+		broker := memory.New(pubsub.Options{Buffer: 4, Logger: slog.New(slog.DiscardHandler)})
+		t.Cleanup(func() {
+			if err := broker.Close(); err != nil {
+				t.Errorf("close broker: %v", err)
+			}
+		})
+		srv := parleytest.NewServer(t, b, parleytest.Options{Broker: broker, ChatLimits: chat.Limits{MaxBodyBytes: 1 << 20}})
+		alice := srv.Client("alice")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob", "carol"}})
+		fast := srv.Dial(t, "carol").Subscribe(messageAddedSub, map[string]any{"c": ch})
+		slowConn := srv.Dial(t, "bob", parleytest.WithPausedReading())
+		slow := slowConn.Subscribe(messageAddedSub, map[string]any{"c": ch})
+		settle()
+
+		body := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", bodySize) }
+		for i := range messages {
+			mustSend(t, alice, ch, body(i))
+		}
+		for i := range messages {
+			if ev := nextAdded(t, fast); ev.MessageAdded.Index != i || ev.MessageAdded.Body != body(i) {
+				t.Fatalf("fast subscriber: message %d is index %d", i, ev.MessageAdded.Index)
+			}
+		}
+
+		slowConn.Resume()
+		last := -1
+		for {
+			data, errs := slow.Result(t, eventWait)
+			if errs != nil {
+				if errs[0].Code() != "RATE_LIMITED" {
+					t.Fatalf("slow subscriber ended with %+v, want RATE_LIMITED", errs)
+				}
+				break
+			}
+			var ev addedEvent
+			mustJSON(t, data, &ev)
+			if ev.MessageAdded.Index != last+1 {
+				t.Fatalf("slow subscriber got index %d after %d", ev.MessageAdded.Index, last)
+			}
+			last = ev.MessageAdded.Index
+			if last == messages-1 {
+				t.Fatalf("slow subscriber got all %d messages: its socket never stalled, so this test proves nothing", messages)
+			}
+		}
+		t.Logf("the slow subscriber received %d of %d messages, then RATE_LIMITED", last+1, messages)
+		resumed := slowConn.Subscribe(messageAddedSub, map[string]any{"c": ch, "after": last})
+		for want := last + 1; want < messages; want++ {
+			if ev := nextAdded(t, resumed); ev.MessageAdded.Index != want {
+				t.Fatalf("resumed subscriber got index %d, want %d", ev.MessageAdded.Index, want)
+			}
+		}
+	})
 }
