@@ -46,6 +46,25 @@ func (s *Service) presenceChange(ctx context.Context, connect bool) error {
 	return nil
 }
 
+// presenceLapsed publishes userUpdated(ONLINE) for a user who went offline
+// because the node holding their last connections stopped without saying
+// so (see pubsub.Presence.Watch).
+func (s *Service) presenceLapsed(userID string) {
+	ctx := context.Background()
+	var u models.User
+	err := s.store.DB(ctx).Take(&u, "id = ?", userID).Error
+	switch {
+	case isNotFound(err):
+		// Not a user of this database: another deployment shares the
+		// Redis server.
+		s.log.DebugContext(ctx, "lapsed presence of an unknown user", "user", userID)
+	case err != nil:
+		s.log.ErrorContext(ctx, "publish lapsed presence", "user", userID, "err", err)
+	default:
+		s.publish(ctx, profileTopic(u.ID), &event{Kind: evUserUpdated, User: &u, Reasons: []string{ReasonOnline}})
+	}
+}
+
 // Online reports whether u holds at least one live connection on any node.
 func (s *Service) Online(ctx context.Context, u *models.User) (bool, error) {
 	if s.presence == nil {

@@ -102,10 +102,14 @@ func New(store *db.Store, opts Options) *Service {
 	if typingTimeout <= 0 {
 		typingTimeout = 5 * time.Second
 	}
-	return &Service{
+	s := &Service{
 		store: store, limits: l, log: logger, users: userCache{ids: map[string]string{}},
 		broker: opts.Broker, presence: opts.Presence, typing: newTypingTimers(typingTimeout),
 	}
+	if s.presence != nil {
+		s.presence.Watch(s.presenceLapsed)
+	}
+	return s
 }
 
 // Limits returns the limits in force.

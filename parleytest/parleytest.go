@@ -118,7 +118,9 @@ type Options struct {
 	// service when it implements server.RealtimeHooks (presence).
 	Realtime server.RealtimeHooks
 	// Broker and Presence share live events and presence with other
-	// servers; nil makes in-memory ones of this server's own.
+	// servers; nil makes ones of this server's own: Redis ones on the
+	// postgres backend when TEST_REDIS_URL is set, in-memory ones
+	// otherwise.
 	Broker   pubsub.Broker
 	Presence pubsub.Presence
 	// TypingTimeout overrides the chat service's typing timeout.
@@ -159,8 +161,13 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	secret := []byte("parleytest-secret-0123456789abcdef")
 	log := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	broker, presence := opts.Broker, opts.Presence
-	if redisURL := os.Getenv("TEST_REDIS_URL"); b.Name == "postgres" && redisURL != "" && broker == nil {
-		broker, presence = redisRealtime(t, redisURL, log)
+	if redisURL := os.Getenv("TEST_REDIS_URL"); b.Name == "postgres" && redisURL != "" {
+		if broker == nil {
+			broker = redisBroker(t, redisURL, log)
+		}
+		if presence == nil {
+			presence = redisPresence(t, redisURL)
+		}
 	}
 	if broker == nil {
 		mem := memory.New(pubsub.Options{Logger: log})
@@ -197,20 +204,32 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, t: t}
 }
 
-// redisRealtime returns a Redis broker and presence tracker for one
-// server (one node), closed when the test ends.
-func redisRealtime(t testing.TB, url string, log *slog.Logger) (pubsub.Broker, pubsub.Presence) {
+// redisBroker returns a Redis broker for one server (one node), closed
+// when the test ends.
+func redisBroker(t testing.TB, url string, log *slog.Logger) pubsub.Broker {
 	t.Helper()
-	ctx := context.Background()
-	broker, err := redis.NewFromURL(ctx, url, pubsub.Options{Logger: log})
+	broker, err := redis.NewFromURL(context.Background(), url, pubsub.Options{Logger: log})
 	if err != nil {
 		t.Fatalf("redis broker: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := broker.Close(); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+	})
+	return broker
+}
+
+// redisPresence returns a Redis presence tracker for one server (one
+// node), closed when the test ends. The servers of one test form a
+// cluster of their own (see PresenceCluster).
+func redisPresence(t testing.TB, url string) pubsub.Presence {
+	t.Helper()
 	var id [6]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		t.Fatal(err)
 	}
-	presence, err := redis.NewPresenceFromURL(ctx, url, "test-"+hex.EncodeToString(id[:]), 0)
+	presence, err := redis.NewPresenceFromURL(context.Background(), url, "test-"+hex.EncodeToString(id[:]), redis.PresenceOptions{Cluster: PresenceCluster(t)})
 	if err != nil {
 		t.Fatalf("redis presence: %v", err)
 	}
@@ -218,12 +237,14 @@ func redisRealtime(t testing.TB, url string, log *slog.Logger) (pubsub.Broker, p
 		if err := presence.Close(); err != nil {
 			t.Errorf("close presence: %v", err)
 		}
-		if err := broker.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
 	})
-	return broker, presence
+	return presence
 }
+
+// PresenceCluster is the Redis presence cluster of the servers that a test
+// starts: one per test, so that tests sharing a Redis server at the same
+// time never take over each other's stopped nodes.
+func PresenceCluster(t testing.TB) string { return "test:" + t.Name() }
 
 // testWriter sends server logs to the test's log until the test's last
 // cleanup; later lines (from goroutines that outlive the test) are dropped,

@@ -140,6 +140,13 @@ type Presence interface {
 	// Online reports which of userIDs have at least one connection on a
 	// live node. The map has an entry for every one of userIDs.
 	Online(ctx context.Context, userIDs []string) (map[string]bool, error)
+	// Watch makes lapsed learn of the users who went offline because the
+	// node holding their last connections stopped without Close (it
+	// crashed, or lost the shared store for longer than its entries
+	// live): Connect and Disconnect report every other change. Each such
+	// user is reported once, on one live node, from a goroutine of the
+	// Presence's own. Call Watch once, before the first Connect.
+	Watch(lapsed func(userID string))
 	// Close forgets this node's connections; later calls to the other
 	// methods return ErrClosed and later calls to Close return nil.
 	Close() error

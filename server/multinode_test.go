@@ -1,11 +1,18 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/parleytest"
+	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/pubsub/pubsubtest"
+	"github.com/parleychat/parley/pubsub/redis"
 )
 
 // TestTwoNodes runs two Parley servers on one PostgreSQL database and one
@@ -15,12 +22,7 @@ func TestTwoNodes(t *testing.T) {
 	if os.Getenv("TEST_DATABASE_URL") == "" || os.Getenv("TEST_REDIS_URL") == "" {
 		t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
 	}
-	var pg parleytest.Backend
-	for _, b := range parleytest.Backends() {
-		if b.Name == "postgres" {
-			pg = b
-		}
-	}
+	pg := postgresBackend(t)
 	a := parleytest.NewServer(t, pg, parleytest.Options{})
 	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL})
 	if a.Broker == b.Broker {
@@ -75,4 +77,66 @@ func TestTwoNodes(t *testing.T) {
 	if ev.UserUpdated.User.Online {
 		t.Fatalf("alice left node B; node A sees %+v", ev)
 	}
+}
+
+// TestTwoNodesCrash: a user connected only to a node that stops without
+// closing (here its presence heartbeat stops) goes offline for the other
+// nodes once its entries expire, and they publish userUpdated.
+func TestTwoNodesCrash(t *testing.T) {
+	url := os.Getenv("TEST_REDIS_URL")
+	if os.Getenv("TEST_DATABASE_URL") == "" || url == "" {
+		t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
+	}
+	o, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := goredis.NewClient(o)
+	t.Cleanup(func() { _ = client.Close() })
+	const ttl = 500 * time.Millisecond
+	presence := func(ctx context.Context) pubsub.Presence {
+		p := redis.NewPresence(ctx, client, pubsubtest.Unique("node"), redis.PresenceOptions{TTL: ttl, Cluster: parleytest.PresenceCluster(t)})
+		t.Cleanup(func() {
+			if err := p.Close(); err != nil {
+				t.Errorf("close presence: %v", err)
+			}
+		})
+		return p
+	}
+	crashCtx, crash := context.WithCancel(t.Context())
+	a := parleytest.NewServer(t, postgresBackend(t), parleytest.Options{Presence: presence(t.Context())})
+	b := parleytest.NewServer(t, postgresBackend(t), parleytest.Options{DatabaseURL: a.DatabaseURL, Presence: presence(crashCtx)})
+
+	b.Client("alice").Do(`{ me { id } }`, nil, nil) // alice's first sight creates her
+	updates := a.Dial(t, "bob").Subscribe(`subscription { userUpdated(identity: "alice") { user { online } reasons } }`, nil)
+	settle()
+	b.Dial(t, "alice")
+	var ev struct {
+		UserUpdated struct {
+			User    struct{ Online bool }
+			Reasons []string
+		}
+	}
+	mustJSON(t, updates.Next(t, eventWait), &ev)
+	if !ev.UserUpdated.User.Online {
+		t.Fatalf("alice connected on node B; node A sees %+v", ev)
+	}
+
+	crash()
+	mustJSON(t, updates.Next(t, eventWait), &ev)
+	if ev.UserUpdated.User.Online || fmt.Sprint(ev.UserUpdated.Reasons) != "[ONLINE]" {
+		t.Fatalf("node B stopped; node A sees %+v", ev)
+	}
+}
+
+// postgresBackend returns the postgres test backend.
+func postgresBackend(t *testing.T) parleytest.Backend {
+	t.Helper()
+	for _, b := range parleytest.Backends() {
+		if b.Name == "postgres" {
+			return b
+		}
+	}
+	t.Fatal("no postgres backend: TEST_DATABASE_URL is unset")
+	return parleytest.Backend{}
 }

@@ -32,7 +32,7 @@ func openRealtime(ctx context.Context, getenv func(string) string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("redis broker: %w", err)
 	}
-	presence, err := redis.NewPresenceFromURL(ctx, url, nodeID(), 0)
+	presence, err := redis.NewPresenceFromURL(ctx, url, nodeID(), redis.PresenceOptions{})
 	if err != nil {
 		return nil, errClose(fmt.Errorf("redis presence: %w", err), broker)
 	}

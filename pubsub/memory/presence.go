@@ -18,6 +18,10 @@ type Presence struct {
 	counts map[string]int
 }
 
+// Watch implements pubsub.Presence. Within one process no node can stop
+// without the others knowing, so lapsed is never called.
+func (p *Presence) Watch(lapsed func(userID string)) {}
+
 // NewPresence returns a Presence with nobody connected.
 func NewPresence() *Presence {
 	return &Presence{counts: make(map[string]int)}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -18,6 +19,17 @@ const (
 	// presencePrefix is put before a user ID to make the key of the
 	// user's sorted set: member = node ID, score = expiry in Unix ms.
 	presencePrefix = "parley:presence:"
+	// nodesPrefix is put before a cluster name to make the key of the
+	// sorted set of the cluster's nodes that have users: member = node ID,
+	// score = expiry in Unix ms, renewed with the node's entries.
+	nodesPrefix = "parley:presence-nodes:"
+	// nodeUsersPrefix is put before a cluster name, a colon and a node ID
+	// to make the key of the set of users that node has entries for.
+	nodeUsersPrefix = "parley:presence-node:"
+	// DefaultCluster is the cluster of a Presence whose options name none.
+	DefaultCluster = "parley"
+	// sweepBatch is the number of expired nodes one sweep takes over.
+	sweepBatch = 16
 	// defaultTTL is the ttl NewPresence uses when given none.
 	defaultTTL = 30 * time.Second
 	// refreshBatch is the number of users one heartbeat script refreshes.
@@ -29,10 +41,12 @@ const (
 	stripes = 64
 )
 
-// connectScript adds a node's entry to a user's presence set and returns
-// how many other nodes have a live entry there. KEYS[1] is the set; ARGV
-// are the node ID, the time now, the entry's expiry (both Unix ms) and the
-// ttl in ms, which the key itself keeps at least.
+// connectScript adds a node's entry to a user's presence set, records the
+// user among the node's and the node among the live ones, and returns how
+// many other nodes have a live entry for the user. KEYS are the user's
+// set, the node's user set and the cluster's nodes set; ARGV are the node ID, the time
+// now, the entry's expiry (both Unix ms), the ttl in ms, which the user's
+// key itself keeps at least, and the user ID.
 var connectScript = goredis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 local others = redis.call('ZCARD', KEYS[1])
@@ -43,29 +57,60 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 return others
 `)
 
 // disconnectScript removes a node's entry from a user's presence set and
-// returns how many live entries remain. KEYS[1] is the set; ARGV are the
-// node ID and the time now (Unix ms).
+// the user from the node's user set, and returns how many live entries
+// remain. KEYS are the user's set and the node's user set; ARGV are the
+// node ID, the time now (Unix ms) and the user ID.
 var disconnectScript = goredis.NewScript(`
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 return redis.call('ZCARD', KEYS[1])
 `)
 
-// refreshScript renews a node's entry in the presence sets KEYS. ARGV are
-// the node ID, the new expiry (Unix ms) and the ttl in ms, which each key
-// itself keeps at least.
+// refreshScript renews a node's entry in the presence sets KEYS[2:] and in
+// the cluster's nodes set, KEYS[1]. ARGV are the node ID, the new expiry (Unix ms) and
+// the ttl in ms, which each user's key itself keeps at least.
 var refreshScript = goredis.NewScript(`
-for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, ARGV[2], ARGV[1])
-  if redis.call('PTTL', key) < tonumber(ARGV[3]) then
-    redis.call('PEXPIRE', key, ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[3]) then
+    redis.call('PEXPIRE', KEYS[i], ARGV[3])
   end
 end
 return #KEYS
+`)
+
+// sweepScript takes over up to ARGV[2] nodes whose entries in the cluster's
+// nodes set, KEYS[1], expired: it removes each node, its entries in its users'
+// presence sets and its user set, and returns how many nodes it took over
+// and the users left with no live entry. ARGV are the time now (Unix ms),
+// the count and the key prefixes of presence sets and of node user sets. Being one script, it lets one
+// sweeping node only take over each expired node. It reaches keys that
+// KEYS does not name, so it needs one Redis server, not a cluster.
+var sweepScript = goredis.NewScript(`
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local lapsed = {}
+for _, node in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], node)
+  local users = ARGV[4] .. node
+  for _, user in ipairs(redis.call('SMEMBERS', users)) do
+    local key = ARGV[3] .. user
+    redis.call('ZREM', key, node)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+    if redis.call('ZCARD', key) == 0 then
+      table.insert(lapsed, user)
+    end
+  end
+  redis.call('DEL', users)
+end
+return {#expired, lapsed}
 `)
 
 var _ pubsub.Presence = (*Presence)(nil)
@@ -75,16 +120,22 @@ var _ pubsub.Presence = (*Presence)(nil)
 // node keeps an entry in the sorted set "parley:presence:<userID>" whose
 // score is the entry's expiry, renewed every ttl/3. A user is online while
 // an entry has not expired, so the users of a node that died without
-// Close go offline after at most ttl. Node clocks are assumed to agree to
-// well within ttl. A Presence is safe for concurrent use.
+// Close go offline after at most ttl. Every ttl/3 each node also sweeps:
+// the first to see that another node's entries expired takes them over and
+// reports the users left offline to Watch. Node clocks are assumed to
+// agree to well within ttl. A Presence is safe for concurrent use.
 type Presence struct {
 	client *goredis.Client
 	node   string
 	ttl    time.Duration
-	log    *slog.Logger
-	seed   maphash.Seed
-	cancel context.CancelFunc // stops the heartbeat
-	done   chan struct{}      // closed when the heartbeat has stopped
+	// nodesKey and nodeUsersPrefix are the cluster's keys (see the
+	// constants of the same names).
+	nodesKey        string
+	nodeUsersPrefix string
+	log             *slog.Logger
+	seed            maphash.Seed
+	cancel          context.CancelFunc // stops the heartbeat
+	done            chan struct{}      // closed when the heartbeat has stopped
 
 	// locks serialize Connect and Disconnect of each user (by stripe)
 	// with each other, with the heartbeat and with Close, so that their
@@ -95,29 +146,48 @@ type Presence struct {
 	mu     sync.Mutex
 	closed bool
 	counts map[string]int
+	lapsed func(userID string) // set by Watch
+}
+
+// PresenceOptions configure a Presence.
+type PresenceOptions struct {
+	// TTL is how long the node's entries live without a heartbeat (one
+	// every TTL/3); 30s when zero or negative.
+	TTL time.Duration
+	// Cluster names the nodes that take over each other's entries when
+	// one stops without Close; DefaultCluster when empty. All nodes of a
+	// deployment must use the same, and deployments that share a Redis
+	// server different ones.
+	Cluster string
 }
 
 // NewPresence returns the Presence of node nodeID, which must be unique
-// among the nodes sharing the Redis server; its entries expire after ttl
-// (30s when ttl is zero or negative). Its heartbeat runs until
-// ctx is done or Close is called; a Presence whose heartbeat stopped
-// without Close behaves like a crashed node: its users go offline once
-// their entries expire. Heartbeat failures are logged through
-// slog.Default().
-func NewPresence(ctx context.Context, client *goredis.Client, nodeID string, ttl time.Duration) *Presence {
+// among the nodes sharing the Redis server. Its heartbeat runs until ctx is
+// done or Close is called; a Presence whose heartbeat stopped without
+// Close behaves like a crashed node: its users go offline once their
+// entries expire, and a node of its cluster reports them to Watch.
+// Heartbeat failures are logged through slog.Default().
+func NewPresence(ctx context.Context, client *goredis.Client, nodeID string, opts PresenceOptions) *Presence {
+	ttl := opts.TTL
 	if ttl <= 0 {
 		ttl = defaultTTL
 	}
+	cluster := opts.Cluster
+	if cluster == "" {
+		cluster = DefaultCluster
+	}
 	hctx, cancel := context.WithCancel(ctx)
 	p := &Presence{
-		client: client,
-		node:   nodeID,
-		ttl:    ttl,
-		log:    slog.Default().With("presence_node", nodeID),
-		seed:   maphash.MakeSeed(),
-		cancel: cancel,
-		done:   make(chan struct{}),
-		counts: make(map[string]int),
+		client:          client,
+		node:            nodeID,
+		ttl:             ttl,
+		nodesKey:        nodesPrefix + cluster,
+		nodeUsersPrefix: nodeUsersPrefix + cluster + ":",
+		log:             slog.Default().With("presence_node", nodeID),
+		seed:            maphash.MakeSeed(),
+		cancel:          cancel,
+		done:            make(chan struct{}),
+		counts:          make(map[string]int),
 	}
 	go p.heartbeat(hctx)
 	return p
@@ -125,6 +195,16 @@ func NewPresence(ctx context.Context, client *goredis.Client, nodeID string, ttl
 
 // presenceKey returns the key of userID's presence set.
 func presenceKey(userID string) string { return presencePrefix + userID }
+
+// nodeUsersKey returns the key of the set of users node has entries for.
+func (p *Presence) nodeUsersKey(node string) string { return p.nodeUsersPrefix + node }
+
+// Watch implements pubsub.Presence.
+func (p *Presence) Watch(lapsed func(userID string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lapsed = lapsed
+}
 
 // lock returns the lock that serializes the updates of userID.
 func (p *Presence) lock(userID string) *sync.Mutex {
@@ -149,8 +229,8 @@ func (p *Presence) Connect(ctx context.Context, userID string) (bool, error) {
 		return false, nil
 	}
 	now := time.Now()
-	others, err := connectScript.Run(ctx, p.client, []string{presenceKey(userID)},
-		p.node, now.UnixMilli(), now.Add(p.ttl).UnixMilli(), p.ttl.Milliseconds()).Int64()
+	others, err := connectScript.Run(ctx, p.client, []string{presenceKey(userID), p.nodeUsersKey(p.node), p.nodesKey},
+		p.node, now.UnixMilli(), now.Add(p.ttl).UnixMilli(), p.ttl.Milliseconds(), userID).Int64()
 	if err != nil {
 		p.mu.Lock()
 		delete(p.counts, userID)
@@ -183,8 +263,8 @@ func (p *Presence) Disconnect(ctx context.Context, userID string) (bool, error) 
 	}
 	delete(p.counts, userID)
 	p.mu.Unlock()
-	left, err := disconnectScript.Run(ctx, p.client, []string{presenceKey(userID)},
-		p.node, time.Now().UnixMilli()).Int64()
+	left, err := disconnectScript.Run(ctx, p.client, []string{presenceKey(userID), p.nodeUsersKey(p.node)},
+		p.node, time.Now().UnixMilli(), userID).Int64()
 	if err != nil {
 		return false, fmt.Errorf("pubsub: presence disconnect of user %q: %w", userID, err)
 	}
@@ -227,7 +307,8 @@ func (p *Presence) Online(ctx context.Context, userIDs []string) (map[string]boo
 }
 
 // Close stops the heartbeat and removes this node's entries, so that its
-// users who have no other node go offline at once.
+// users who have no other node go offline at once (their Disconnect
+// reported it, or the caller does: Close reports nothing).
 func (p *Presence) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -247,15 +328,14 @@ func (p *Presence) Close() error {
 	}
 	p.counts = nil
 	p.mu.Unlock()
-	if len(users) == 0 {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	_, err := p.client.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
 		for _, u := range users {
 			pipe.ZRem(ctx, presenceKey(u), p.node)
 		}
+		pipe.ZRem(ctx, p.nodesKey, p.node)
+		pipe.Del(ctx, p.nodeUsersKey(p.node))
 		return nil
 	})
 	if err != nil {
@@ -276,7 +356,7 @@ func (p *Presence) heartbeat(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		err := p.refresh(ctx)
+		err := errors.Join(p.refresh(ctx), p.sweep(ctx))
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -300,15 +380,73 @@ func (p *Presence) refresh(ctx context.Context) error {
 		keys = append(keys, presenceKey(u))
 	}
 	p.mu.Unlock()
+	if len(keys) == 0 {
+		return nil
+	}
 	expiry := time.Now().Add(p.ttl).UnixMilli()
 	for len(keys) > 0 {
 		batch := keys[:min(len(keys), refreshBatch)]
 		keys = keys[len(batch):]
-		if err := refreshScript.Run(ctx, p.client, batch, p.node, expiry, p.ttl.Milliseconds()).Err(); err != nil {
+		if err := refreshScript.Run(ctx, p.client, append([]string{p.nodesKey}, batch...), p.node, expiry, p.ttl.Milliseconds()).Err(); err != nil {
 			return fmt.Errorf("refresh %d users: %w", len(batch), err)
 		}
 	}
 	return nil
+}
+
+// sweep takes over the entries of nodes that expired and hands the users
+// they leave offline to the Watch function, in a goroutine of their own so
+// that a slow one does not delay the heartbeat.
+func (p *Presence) sweep(ctx context.Context) error {
+	p.mu.Lock()
+	lapsed := p.lapsed
+	p.mu.Unlock()
+	if lapsed == nil {
+		return nil
+	}
+	for {
+		nodes, users, err := p.sweepBatch(ctx)
+		if err != nil {
+			return fmt.Errorf("sweep expired nodes: %w", err)
+		}
+		if len(users) > 0 {
+			p.log.Info("pubsub: presence of a stopped node expired", "users_offline", len(users))
+			go func() {
+				for _, u := range users {
+					lapsed(u)
+				}
+			}()
+		}
+		if nodes < sweepBatch {
+			return nil
+		}
+	}
+}
+
+// sweepBatch runs sweepScript once and returns how many nodes it took over
+// and the users they left offline.
+func (p *Presence) sweepBatch(ctx context.Context) (nodes int64, users []string, err error) {
+	res, err := sweepScript.Run(ctx, p.client, []string{p.nodesKey},
+		time.Now().UnixMilli(), sweepBatch, presencePrefix, p.nodeUsersPrefix).Slice()
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(res) != 2 {
+		return 0, nil, fmt.Errorf("sweep answered %v", res)
+	}
+	nodes, ok := res[0].(int64)
+	list, ok2 := res[1].([]any)
+	if !ok || !ok2 {
+		return 0, nil, fmt.Errorf("sweep answered %v", res)
+	}
+	for _, u := range list {
+		id, ok := u.(string)
+		if !ok {
+			return 0, nil, fmt.Errorf("sweep answered user %v", u)
+		}
+		users = append(users, id)
+	}
+	return nodes, users, nil
 }
 
 // lockAll takes every stripe lock, in order.

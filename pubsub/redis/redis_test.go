@@ -68,10 +68,12 @@ func newBroker(t *testing.T, client *goredis.Client, logger *slog.Logger) *Broke
 }
 
 // newPresence returns a Presence of a new node on client, closed in
-// t.Cleanup; its heartbeat stops when ctx is done.
+// t.Cleanup; its heartbeat stops when ctx is done. The nodes of one test
+// form a cluster of their own, so that tests running at the same time on
+// the same Redis do not take over each other's nodes.
 func newPresence(t *testing.T, ctx context.Context, client *goredis.Client, ttl time.Duration) *Presence {
 	t.Helper()
-	p := NewPresence(ctx, client, pubsubtest.Unique("node"), ttl)
+	p := NewPresence(ctx, client, pubsubtest.Unique("node"), PresenceOptions{TTL: ttl, Cluster: "test:" + t.Name()})
 	t.Cleanup(func() {
 		if err := p.Close(); err != nil {
 			t.Errorf("Presence Close: %v", err)
@@ -644,6 +646,66 @@ func TestPresenceExpiry(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	expectOnline(t, other, ua, false)
+}
+
+// TestPresenceLapsed: when a node stops without Close, one live node
+// reports, once, each user it left with no connection anywhere; users with
+// a connection elsewhere, users it had already let go and the users of a
+// node that closed are not reported.
+func TestPresenceLapsed(t *testing.T) {
+	client := newClient(t, redisURL(t))
+	const ttl = 500 * time.Millisecond
+	var (
+		mu     sync.Mutex
+		lapsed = map[string]int{}
+	)
+	record := func(u string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lapsed[u]++
+	}
+	count := func(u string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return lapsed[u]
+	}
+	// Two watching nodes: each expired node is taken over by one of them.
+	b := newPresence(t, t.Context(), client, ttl)
+	b.Watch(record)
+	c := newPresence(t, t.Context(), client, ttl)
+	c.Watch(record)
+	crashCtx, crash := context.WithCancel(t.Context())
+	crashed := newPresence(t, crashCtx, client, ttl)
+	closing := newPresence(t, t.Context(), client, ttl)
+
+	alone, elsewhere, gone, closed := pubsubtest.Unique("alone"), pubsubtest.Unique("elsewhere"), pubsubtest.Unique("gone"), pubsubtest.Unique("closed")
+	expectConnect(t, crashed, alone, true)
+	expectConnect(t, crashed, elsewhere, true)
+	expectConnect(t, b, elsewhere, false)
+	expectConnect(t, crashed, gone, true)
+	expectDisconnect(t, crashed, gone, true)
+	expectConnect(t, closing, closed, true)
+	if err := closing.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	crash()
+	eventually(t, 6*ttl, "the crashed node's lone user reported", func() bool { return count(alone) > 0 })
+	time.Sleep(ttl) // every watcher has swept again since
+	for u, want := range map[string]int{alone: 1, elsewhere: 0, gone: 0, closed: 0} {
+		if got := count(u); got != want {
+			t.Errorf("user %s reported %d times, want %d", u, got, want)
+		}
+	}
+	expectOnline(t, b, elsewhere, true)
+	for _, n := range []*Presence{crashed, closing} {
+		if _, err := client.ZScore(t.Context(), n.nodesKey, n.node).Result(); !errors.Is(err, goredis.Nil) {
+			t.Errorf("node %s still in %s: %v", n.node, n.nodesKey, err)
+		}
+		if n, err := client.Exists(t.Context(), n.nodeUsersKey(n.node)).Result(); err != nil || n != 0 {
+			t.Errorf("user set of a stopped node: exists %d, %v", n, err)
+		}
+	}
 }
 
 // expectConnect connects u on p and checks first.

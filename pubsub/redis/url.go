@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -27,7 +26,7 @@ func (p ownedPresence) Close() error {
 // NewPresenceFromURL is NewPresence on a client of its own for a redis://
 // URL; closing the Presence closes the client. It pings Redis first, so a
 // wrong URL fails here rather than on the first connection.
-func NewPresenceFromURL(ctx context.Context, url, nodeID string, ttl time.Duration) (pubsub.Presence, error) {
+func NewPresenceFromURL(ctx context.Context, url, nodeID string, opts PresenceOptions) (pubsub.Presence, error) {
 	o, err := goredis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: redis url: %w", err)
@@ -37,7 +36,7 @@ func NewPresenceFromURL(ctx context.Context, url, nodeID string, ttl time.Durati
 		return nil, errors.Join(fmt.Errorf("pubsub: redis ping: %w", err), client.Close())
 	}
 	return ownedPresence{
-		Presence:    NewPresence(context.WithoutCancel(ctx), client, nodeID, ttl),
+		Presence:    NewPresence(context.WithoutCancel(ctx), client, nodeID, opts),
 		closeClient: sync.OnceValue(client.Close),
 	}, nil
 }
