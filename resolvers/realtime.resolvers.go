@@ -20,17 +20,20 @@ func (r *mutationResolver) StartTyping(ctx context.Context, channelID string) (b
 
 // MessageAdded is the resolver for the messageAdded field.
 func (r *subscriptionResolver) MessageAdded(ctx context.Context, channelID *string, afterIndex *int) (<-chan *models.Message, error) {
-	return subscribe(r.Chat.MessageAdded(streamContext(ctx), channelID, afterIndex))
+	st, err := r.Chat.MessageAdded(streamContext(ctx), channelID, afterIndex)
+	return subscribe(ctx, st, err)
 }
 
 // MessageUpdated is the resolver for the messageUpdated field.
 func (r *subscriptionResolver) MessageUpdated(ctx context.Context, channelID string) (<-chan *models.Message, error) {
-	return subscribe(r.Chat.MessageUpdated(streamContext(ctx), channelID))
+	st, err := r.Chat.MessageUpdated(streamContext(ctx), channelID)
+	return subscribe(ctx, st, err)
 }
 
 // MessageRemoved is the resolver for the messageRemoved field.
 func (r *subscriptionResolver) MessageRemoved(ctx context.Context, channelID string) (<-chan *models.Message, error) {
-	return subscribe(r.Chat.MessageRemoved(streamContext(ctx), channelID))
+	st, err := r.Chat.MessageRemoved(streamContext(ctx), channelID)
+	return subscribe(ctx, st, err)
 }
 
 // TypingStarted is the resolver for the typingStarted field.
@@ -53,12 +56,14 @@ func (r *subscriptionResolver) MemberUpdated(ctx context.Context, channelID stri
 
 // MemberJoined is the resolver for the memberJoined field.
 func (r *subscriptionResolver) MemberJoined(ctx context.Context, channelID string) (<-chan *models.Member, error) {
-	return subscribe(r.Chat.MemberJoined(streamContext(ctx), channelID))
+	st, err := r.Chat.MemberJoined(streamContext(ctx), channelID)
+	return subscribe(ctx, st, err)
 }
 
 // MemberLeft is the resolver for the memberLeft field.
 func (r *subscriptionResolver) MemberLeft(ctx context.Context, channelID string) (<-chan *models.Member, error) {
-	return subscribe(r.Chat.MemberLeft(streamContext(ctx), channelID))
+	st, err := r.Chat.MemberLeft(streamContext(ctx), channelID)
+	return subscribe(ctx, st, err)
 }
 
 // ChannelEvents is the resolver for the channelEvents field.

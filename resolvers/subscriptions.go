@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -22,14 +23,90 @@ func WithSubscriptionErrors(ctx context.Context) context.Context {
 	return context.WithValue(ctx, subscriptionErrorsKey{}, true)
 }
 
-// subscribe hands a chat stream's channel to gqlgen as it is. Open the
-// stream with streamContext, so that an error that ends it reaches the
-// subscriber.
-func subscribe[T any](st *chat.Stream[T], err error) (<-chan T, error) {
+// subscribe hands a chat stream's channel to gqlgen, through the Relay of
+// ctx when it has one. Open the stream with streamContext, so that an error
+// that ends it reaches the subscriber.
+func subscribe[T any](ctx context.Context, st *chat.Stream[T], err error) (<-chan T, error) {
 	if err != nil {
 		return nil, err
 	}
-	return st.C(), nil
+	r, ok := ctx.Value(relayKey{}).(*Relay)
+	if !ok {
+		return st.C(), nil
+	}
+	// gqlgen reads one value per Feed, right after it.
+	ch := make(chan T, 1)
+	r.connect(func(ctx context.Context) (any, bool) {
+		select {
+		case v, ok := <-st.C():
+			return v, ok
+		case <-ctx.Done():
+			return nil, false
+		}
+	}, func(v any) { ch <- v.(T) }, func() { close(ch) })
+	return ch, nil
+}
+
+type relayKey struct{}
+
+// Relay lets a response middleware take each value of a subscription before
+// gqlgen executes the selection set over it, and decide whether gqlgen
+// executes it at all: a middleware that already holds the response for
+// that value (computed for another subscriber) returns it instead. Only
+// streams whose values go to gqlgen unconverted connect to a Relay. A Relay
+// belongs to one subscription operation.
+type Relay struct {
+	mu   sync.Mutex // guards the fields below
+	recv func(ctx context.Context) (any, bool)
+	feed func(any)
+	end  func()
+}
+
+// WithRelay returns a context in which the subscription resolver connects
+// its stream to r.
+func WithRelay(ctx context.Context, r *Relay) context.Context {
+	return context.WithValue(ctx, relayKey{}, r)
+}
+
+func (r *Relay) connect(recv func(context.Context) (any, bool), feed func(any), end func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recv, r.feed, r.end = recv, feed, sync.OnceFunc(end)
+}
+
+// Connected reports whether the resolver connected a stream; if not, gqlgen
+// reads the subscription's values itself.
+func (r *Relay) Connected() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.recv != nil
+}
+
+// Next waits for the stream's next value. It returns false when the stream
+// has ended (call End) or ctx is done. The Relay must be connected.
+func (r *Relay) Next(ctx context.Context) (any, bool) {
+	r.mu.Lock()
+	recv := r.recv
+	r.mu.Unlock()
+	return recv(ctx)
+}
+
+// Feed hands v, a value Next returned, to gqlgen: its next read of the
+// subscription returns v. Call it at most once per value, right before
+// gqlgen's next read.
+func (r *Relay) Feed(v any) {
+	r.mu.Lock()
+	feed := r.feed
+	r.mu.Unlock()
+	feed(v)
+}
+
+// End tells gqlgen that the stream has ended.
+func (r *Relay) End() {
+	r.mu.Lock()
+	end := r.end
+	r.mu.Unlock()
+	end()
 }
 
 // subscribeAs is subscribe for a stream whose values gqlgen needs in

@@ -490,3 +490,56 @@ func TestSlowSubscriber(t *testing.T) {
 		}
 	})
 }
+
+// TestSubscribersShareOnlyViewerIndependentResults: subscriptions with the
+// same document get one execution per event when every selected field is
+// the same for every viewer; a selection with per-viewer fields
+// (unreadCount, myMembership) still gets each viewer's own values.
+func TestSubscribersShareOnlyViewerIndependentResults(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice, bob := srv.Client("alice"), srv.Client("bob")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob", "carol"}})
+		mustSend(t, alice, ch, "one")
+		mustSend(t, alice, ch, "two")
+		bob.Do(`mutation($c: ID!) { markRead(channelId: $c, index: 1) { id } }`, map[string]any{"c": ch}, nil)
+
+		const shared = `subscription($c: ID) { messageAdded(channelId: $c) { index body author { identity } channel { messagesCount } } }`
+		const own = `subscription($c: ID) { messageAdded(channelId: $c) { index channel { unreadCount myMembership { user { identity } } } } }`
+		type ownEvent struct {
+			MessageAdded struct {
+				Index   int
+				Channel struct {
+					UnreadCount  int
+					MyMembership struct{ User struct{ Identity string } }
+				}
+			}
+		}
+		var sharedSubs, ownSubs []*parleytest.WSSub
+		for _, who := range []string{"bob", "carol"} {
+			ws := srv.Dial(t, who)
+			sharedSubs = append(sharedSubs, ws.Subscribe(shared, map[string]any{"c": ch}))
+			ownSubs = append(ownSubs, ws.Subscribe(own, map[string]any{"c": ch}))
+		}
+		settle()
+		mustSend(t, alice, ch, "three")
+
+		want := `{"messageAdded":{"index":2,"body":"three","author":{"identity":"alice"},"channel":{"messagesCount":3}}}`
+		for i, sub := range sharedSubs {
+			if got := string(sub.Next(t, eventWait)); got != want {
+				t.Errorf("subscriber %d: %s, want %s", i, got, want)
+			}
+		}
+		for i, who := range []struct {
+			identity string
+			unread   int
+		}{{"bob", 1}, {"carol", 3}} {
+			var ev ownEvent
+			mustJSON(t, ownSubs[i].Next(t, eventWait), &ev)
+			c := ev.MessageAdded.Channel
+			if ev.MessageAdded.Index != 2 || c.UnreadCount != who.unread || c.MyMembership.User.Identity != who.identity {
+				t.Errorf("%s's own view: %+v, want unreadCount %d and their own membership", who.identity, ev, who.unread)
+			}
+		}
+	})
+}

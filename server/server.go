@@ -160,6 +160,9 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(subscriptionLimit{max: ws.MaxSubscriptions})
+	// Outside freshLoaders: an event answered from another subscription's
+	// response needs no loaders.
+	srv.Use(frameSharing{frames: newFrameCache()})
 	srv.AroundResponses(freshLoaders(svc))
 	return srv
 }
