@@ -392,10 +392,15 @@ func TestWebSocketMaxSubscriptions(t *testing.T) {
 func TestWebSocketInitTimeout(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{WebSocket: server.WebSocketOptions{InitTimeout: 200 * time.Millisecond}})
-		start := time.Now()
-		_, code := rtRawSession(t, s, parleytest.ProtocolTransportWS)
-		if code != websocket.StatusProtocolError || time.Since(start) > 5*time.Second {
-			t.Fatalf("closed with %d after %v, want %d after 200ms", code, time.Since(start), websocket.StatusProtocolError)
+		for protocol, want := range map[string]websocket.StatusCode{
+			parleytest.ProtocolTransportWS: server.CloseInitTimeout,
+			parleytest.ProtocolLegacy:      websocket.StatusProtocolError,
+		} {
+			start := time.Now()
+			_, code := rtRawSession(t, s, protocol)
+			if code != want || time.Since(start) > 5*time.Second {
+				t.Fatalf("%s: closed with %d after %v, want %d after 200ms", protocol, code, time.Since(start), want)
+			}
 		}
 	})
 }

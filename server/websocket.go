@@ -85,6 +85,15 @@ const CloseForbidden = 4403
 // because its token expired; the client reconnects with a fresh token.
 const CloseTokenExpired = 4401
 
+// CloseInitTimeout is the close code of a graphql-transport-ws connection
+// that sent no connection_init within WebSocketOptions.InitTimeout, as the
+// protocol specifies (legacy graphql-ws connections get 1002).
+const CloseInitTimeout = 4408
+
+// gqlgenInitTimeout is the reason gqlgen closes with (1002) when the init
+// timeout passes; TestWebSocketInitTimeout notices if it changes.
+const gqlgenInitTimeout = "connection initialisation timeout"
+
 func (o WebSocketOptions) withDefaults() WebSocketOptions {
 	d := DefaultWebSocketOptions
 	if o.KeepAlive == 0 {
@@ -159,7 +168,7 @@ func (t websocketTransport) do(w http.ResponseWriter, r *http.Request, exec grap
 			aw.refused = true
 			return nil, err
 		}
-		conn = expiringConn{WebsocketConn: c, expiry: expiry}
+		conn = codedConn{WebsocketConn: c, expiry: expiry, transportWS: w.Header().Get("Sec-WebSocket-Protocol") == "graphql-transport-ws"}
 		return conn, nil
 	})
 	ws.Do(aw, r, exec)
@@ -181,29 +190,32 @@ func (e *tokenExpiry) passed() bool {
 	return at != 0 && time.Now().UnixNano() >= at
 }
 
-// expiringConn closes with CloseTokenExpired instead of gqlgen's normal
-// closure when the token's expiry is what ends the connection.
-type expiringConn struct {
+// codedConn closes with Parley's close codes where gqlgen's differ:
+// CloseTokenExpired instead of a normal closure when the token's expiry is
+// what ends the connection, and on graphql-transport-ws CloseInitTimeout
+// instead of 1002 when connection_init did not come in time.
+type codedConn struct {
 	transport.WebsocketConn
-	expiry *tokenExpiry
+	expiry      *tokenExpiry
+	transportWS bool // the subprotocol is graphql-transport-ws
 }
 
 // The optional interfaces gqlgen looks for on a connection pass through:
 // without them it would enforce no read limit and find no half-open socket.
 var (
-	_ transport.WebsocketReadLimiter   = expiringConn{}
-	_ transport.WebsocketReadDeadliner = expiringConn{}
+	_ transport.WebsocketReadLimiter   = codedConn{}
+	_ transport.WebsocketReadDeadliner = codedConn{}
 )
 
 // SetReadLimit caps the size of a message read from the client.
-func (c expiringConn) SetReadLimit(limit int64) {
+func (c codedConn) SetReadLimit(limit int64) {
 	if l, ok := c.WebsocketConn.(transport.WebsocketReadLimiter); ok {
 		l.SetReadLimit(limit)
 	}
 }
 
 // SetReadDeadline bounds the wait for the client's next message.
-func (c expiringConn) SetReadDeadline(t time.Time) error {
+func (c codedConn) SetReadDeadline(t time.Time) error {
 	if d, ok := c.WebsocketConn.(transport.WebsocketReadDeadliner); ok {
 		return d.SetReadDeadline(t)
 	}
@@ -211,10 +223,13 @@ func (c expiringConn) SetReadDeadline(t time.Time) error {
 }
 
 // WriteClose closes the connection, with CloseTokenExpired when the token
-// has expired.
-func (c expiringConn) WriteClose(code int, reason string) error {
-	if code == transport.WebsocketCloseNormalClosure && c.expiry.passed() {
+// has expired and CloseInitTimeout when connection_init did not come.
+func (c codedConn) WriteClose(code int, reason string) error {
+	switch {
+	case code == transport.WebsocketCloseNormalClosure && c.expiry.passed():
 		code, reason = CloseTokenExpired, "token expired"
+	case code == transport.WebsocketCloseProtocolError && reason == gqlgenInitTimeout && c.transportWS:
+		code, reason = CloseInitTimeout, "Connection initialisation timeout"
 	}
 	return c.WebsocketConn.WriteClose(code, reason)
 }
