@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/parleychat/parley/bench/clock"
 	"github.com/parleychat/parley/bench/report"
@@ -209,24 +210,19 @@ func fill(ctx context.Context, store *db.Store, channelID, authorID string, from
 			})
 		}
 		lastMsg := rows[len(rows)-1]
-		tx := store.DB(ctx).Begin()
-		if tx.Error != nil {
-			return fmt.Errorf("begin: %w", tx.Error)
-		}
-		err := tx.CreateInBatches(rows, batch).Error
-		if err == nil {
-			err = tx.Model(&models.Channel{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
+		err := store.Write(ctx, func(tx *gorm.DB) error {
+			if err := tx.CreateInBatches(rows, batch).Error; err != nil {
+				return err
+			}
+			return tx.Model(&models.Channel{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
 				"next_message_index": hi,
 				"messages_count":     hi,
 				"last_message_id":    lastMsg.ID,
 				"last_activity_us":   lastMsg.CreatedAt.UnixMicro(),
 			}).Error
-		}
+		})
 		if err != nil {
-			return errors.Join(err, tx.Rollback().Error)
-		}
-		if err := tx.Commit().Error; err != nil {
-			return fmt.Errorf("commit: %w", err)
+			return fmt.Errorf("insert messages %d..%d: %w", lo, hi-1, err)
 		}
 	}
 	return nil
