@@ -220,6 +220,25 @@ func TestSendMessageConcurrentMixed(t *testing.T) {
 			if len(got) != 2*perSender || stored != 2*perSender {
 				t.Fatalf("channel %s: %d sends acknowledged, %d stored; want %d", id, len(got), stored, 2*perSender)
 			}
+			// Each sender's read horizon is at their own last message.
+			for _, who := range []string{"ann", "ben"} {
+				var last struct{ Idx int }
+				err := store.DB(t.Context()).Model(&models.Message{}).Select("MAX(messages.idx) AS idx").
+					Joins("JOIN users ON users.id = messages.author_id").
+					Where("messages.channel_id = ? AND users.identity = ?", id, who).Scan(&last).Error
+				if err != nil {
+					t.Fatalf("last message of %s: %v", who, err)
+				}
+				var m models.Member
+				err = store.DB(t.Context()).Joins("JOIN users ON users.id = members.user_id").
+					Where("members.channel_id = ? AND users.identity = ?", id, who).Take(&m).Error
+				if err != nil {
+					t.Fatalf("membership of %s: %v", who, err)
+				}
+				if m.LastReadIndex == nil || *m.LastReadIndex != last.Idx {
+					t.Fatalf("channel %s: %s read up to %v, sent up to %d", id, who, m.LastReadIndex, last.Idx)
+				}
+			}
 		}
 	})
 }

@@ -9,7 +9,9 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -233,16 +235,30 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 	if err := tx.Create(msgs).Error; err != nil {
 		return err
 	}
-	for _, memberID := range slices.Sorted(maps.Keys(horizon)) {
-		m := horizon[memberID]
-		err := tx.Model(&models.Member{}).
-			Where("id = ? AND (last_read_index IS NULL OR last_read_index < ?)", memberID, m.Index).
-			UpdateColumns(map[string]any{"last_read_index": m.Index, "last_read_at": m.CreatedAt}).Error
-		if err != nil {
-			return err
-		}
+	return moveReadHorizons(tx, horizon, msgs[len(msgs)-1].CreatedAt)
+}
+
+// moveReadHorizons moves each member's read horizon forward to the index of
+// their message in horizon, by member ID, in one UPDATE: sending members
+// are written while the batch holds its channels' row locks, so a
+// statement per member would hold them for a round trip each. The read
+// time is at, the batch's last message.
+func moveReadHorizons(tx *gorm.DB, horizon map[string]*models.Message, at time.Time) error {
+	ids := slices.Sorted(maps.Keys(horizon))
+	var sql strings.Builder
+	args := make([]any, 0, 2*len(ids))
+	sql.WriteString("CASE id")
+	for _, id := range ids {
+		// The cast gives PostgreSQL the parameter's type.
+		sql.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
+		args = append(args, id, horizon[id].Index)
 	}
-	return nil
+	sql.WriteString(" END")
+	index := gorm.Expr(sql.String(), args...)
+	return tx.Model(&models.Member{}).
+		Where("id IN ?", ids).
+		Where("last_read_index IS NULL OR last_read_index < ?", index).
+		UpdateColumns(map[string]any{"last_read_index": index, "last_read_at": at}).Error
 }
 
 // loadSenders reads, in one query each, the memberships of batch's senders
