@@ -156,13 +156,15 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 }
 
 // insertMessages stores the messages of batch, sends sorted by channel and
-// in arrival order within one, through tx. Each channel's run of sends takes
-// its indexes from the channel row's counter in one UPDATE; all messages go
-// in one INSERT; each author's read horizon moves to their last message in
-// each channel. It fills in each message's Index and its Author and Channel
-// snapshots, the channel as that message left it. A send whose author is
-// not a member gets its rule error in r.err and nothing is written for it.
-// The error returned fails the transaction.
+// in arrival order within one, through tx, in a fixed number of statements
+// whatever the batch holds: the senders' memberships and users are read in
+// one query each, every channel's counter takes its run of indexes in one
+// UPDATE, all messages go in one INSERT, and each sender's read horizon
+// moves to their last message in one more UPDATE. It fills in each
+// message's Index and its Author and Channel snapshots, the channel as that
+// message left it. A send whose author is not a member gets its rule error
+// in r.err and nothing is written for it. The error returned fails the
+// transaction.
 //
 // The reads come first: on PostgreSQL the UPDATEs take the channels' row
 // locks, and concurrent senders then queue only behind the writes and the
@@ -173,14 +175,12 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 	if err != nil {
 		return err
 	}
-	var msgs []*models.Message
-	horizon := map[string]*models.Message{} // each sending member's last message
+	var runs [][]*sendRequest // the allowed sends, one run per channel
 	for group := range channelGroups(batch) {
 		channelID := group[0].msg.ChannelID
-		sends := make([]*sendRequest, 0, len(group))
+		run := make([]*sendRequest, 0, len(group))
 		for _, r := range group {
-			me := memberOf[[2]string{channelID, r.v.UserID}]
-			if me == nil {
+			if memberOf[[2]string{channelID, r.v.UserID}] == nil {
 				r.err = errNotMember(tx, channelID)
 				if apperr.CodeOf(r.err) == apperr.Internal {
 					return r.err
@@ -190,36 +190,32 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 			if authorOf[r.v.UserID] == nil {
 				return fmt.Errorf("author %s of a message has no user row", r.v.UserID)
 			}
-			sends = append(sends, r)
-			horizon[me.ID] = r.msg
+			run = append(run, r)
 		}
-		if len(sends) == 0 {
-			continue
+		if len(run) > 0 {
+			runs = append(runs, run)
 		}
-		// RETURNING gives the counters as this UPDATE left them: the last
-		// message's snapshot, from which the others' are derived.
-		last := sends[len(sends)-1].msg
-		var ch models.Channel
-		res := tx.Model(&ch).Clauses(clause.Returning{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
-			"next_message_index": gorm.Expr("next_message_index + ?", len(sends)),
-			"messages_count":     gorm.Expr("messages_count + ?", len(sends)),
-			"last_message_id":    last.ID,
-			"last_activity_us":   last.CreatedAt.UnixMicro(),
-		})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			// Deleted after the memberships were read.
-			for _, r := range sends {
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	channels, err := takeIndexes(tx, runs)
+	if err != nil {
+		return err
+	}
+	var msgs []*models.Message
+	horizon := map[string]*models.Message{} // each sending member's last message
+	for _, run := range runs {
+		channelID := run[0].msg.ChannelID
+		ch := channels[channelID]
+		for i, r := range run {
+			if ch == nil {
+				// Deleted after the memberships were read.
 				r.err = errChannelNotFound()
-				delete(horizon, memberOf[[2]string{channelID, r.v.UserID}].ID)
+				continue
 			}
-			continue
-		}
-		for i, r := range sends {
-			behind := len(sends) - 1 - i // messages after this one in the run
-			snap := ch
+			behind := len(run) - 1 - i // messages after this one in the run
+			snap := *ch
 			snap.NextMessageIndex -= behind
 			snap.MessagesCount -= behind
 			snap.LastMessageID = &r.msg.ID
@@ -227,6 +223,7 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 			r.msg.Index = snap.NextMessageIndex - 1
 			r.msg.Author, r.msg.Channel = authorOf[r.v.UserID], &snap
 			msgs = append(msgs, r.msg)
+			horizon[memberOf[[2]string{channelID, r.v.UserID}].ID] = r.msg
 		}
 	}
 	if len(msgs) == 0 {
@@ -238,27 +235,82 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 	return moveReadHorizons(tx, horizon, msgs[len(msgs)-1].CreatedAt)
 }
 
+// takeIndexes adds each run's length to its channel's message counters and
+// records its last message, in one UPDATE … RETURNING, and returns the
+// channels as that UPDATE left them, by ID; a channel that no longer exists
+// is missing. With several channels it first locks their rows in ID order
+// (SQLite, with its single writer, has no row locks and leaves the clause
+// out), so that two batches, on this node or another, cannot deadlock.
+func takeIndexes(tx *gorm.DB, runs [][]*sendRequest) (map[string]*models.Channel, error) {
+	ids := make([]string, len(runs))
+	var added, lastID, lastActivity caseByID
+	for i, run := range runs {
+		id, last := run[0].msg.ChannelID, run[len(run)-1].msg
+		ids[i] = id
+		added.when(id, len(run), "BIGINT")
+		lastID.when(id, last.ID, "VARCHAR(36)")
+		lastActivity.when(id, last.CreatedAt.UnixMicro(), "BIGINT")
+	}
+	if len(ids) > 1 {
+		var locked []models.Channel
+		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+			Select("id").Where("id IN ?", ids).Order("id").Find(&locked).Error
+		if err != nil {
+			return nil, err
+		}
+	}
+	var rows []*models.Channel
+	err := tx.Model(&rows).Clauses(clause.Returning{}).Where("id IN ?", ids).UpdateColumns(map[string]any{
+		"next_message_index": gorm.Expr("next_message_index + ?", added.expr()),
+		"messages_count":     gorm.Expr("messages_count + ?", added.expr()),
+		"last_message_id":    lastID.expr(),
+		"last_activity_us":   lastActivity.expr(),
+	}).Error
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*models.Channel, len(rows))
+	for _, ch := range rows {
+		byID[ch.ID] = ch
+	}
+	return byID, nil
+}
+
 // moveReadHorizons moves each member's read horizon forward to the index of
-// their message in horizon, by member ID, in one UPDATE: sending members
-// are written while the batch holds its channels' row locks, so a
-// statement per member would hold them for a round trip each. The read
-// time is at, the batch's last message.
+// their message in horizon, by member ID, in one UPDATE. The read time is
+// at, the batch's last message.
 func moveReadHorizons(tx *gorm.DB, horizon map[string]*models.Message, at time.Time) error {
 	ids := slices.Sorted(maps.Keys(horizon))
-	var sql strings.Builder
-	args := make([]any, 0, 2*len(ids))
-	sql.WriteString("CASE id")
+	var index caseByID
 	for _, id := range ids {
-		// The cast gives PostgreSQL the parameter's type.
-		sql.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
-		args = append(args, id, horizon[id].Index)
+		index.when(id, horizon[id].Index, "BIGINT")
 	}
-	sql.WriteString(" END")
-	index := gorm.Expr(sql.String(), args...)
 	return tx.Model(&models.Member{}).
 		Where("id IN ?", ids).
-		Where("last_read_index IS NULL OR last_read_index < ?", index).
-		UpdateColumns(map[string]any{"last_read_index": index, "last_read_at": at}).Error
+		Where("last_read_index IS NULL OR last_read_index < ?", index.expr()).
+		UpdateColumns(map[string]any{"last_read_index": index.expr(), "last_read_at": at}).Error
+}
+
+// caseByID builds a CASE expression that gives each row, by its id, a value
+// of its own: one statement updates many rows with different values.
+type caseByID struct {
+	sql  strings.Builder
+	args []any
+}
+
+// when gives the row id the value v, cast to the SQL type typ (PostgreSQL
+// cannot infer the type of a parameter in a CASE branch).
+func (c *caseByID) when(id string, v any, typ string) {
+	if c.sql.Len() == 0 {
+		c.sql.WriteString("CASE id")
+	}
+	c.sql.WriteString(" WHEN ? THEN CAST(? AS " + typ + ")")
+	c.args = append(c.args, id, v)
+}
+
+// expr is the CASE expression for the rows given so far.
+func (c *caseByID) expr() clause.Expr {
+	return gorm.Expr(c.sql.String()+" END", c.args...)
 }
 
 // loadSenders reads, in one query each, the memberships of batch's senders
