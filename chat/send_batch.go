@@ -238,9 +238,9 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 // takeIndexes adds each run's length to its channel's message counters and
 // records its last message, in one UPDATE … RETURNING, and returns the
 // channels as that UPDATE left them, by ID; a channel that no longer exists
-// is missing. With several channels it first locks their rows in ID order
-// (SQLite, with its single writer, has no row locks and leaves the clause
-// out), so that two batches, on this node or another, cannot deadlock.
+// is missing. With several channels on PostgreSQL it first locks their rows
+// in ID order, so that two batches, on this node or another, cannot
+// deadlock; SQLite has a single writer and no row locks.
 func takeIndexes(tx *gorm.DB, runs [][]*sendRequest) (map[string]*models.Channel, error) {
 	ids := make([]string, len(runs))
 	var added, lastID, lastActivity caseByID
@@ -251,7 +251,7 @@ func takeIndexes(tx *gorm.DB, runs [][]*sendRequest) (map[string]*models.Channel
 		lastID.when(id, last.ID, "VARCHAR(36)")
 		lastActivity.when(id, last.CreatedAt.UnixMicro(), "BIGINT")
 	}
-	if len(ids) > 1 {
+	if len(ids) > 1 && tx.Dialector.Name() != "sqlite" {
 		var locked []models.Channel
 		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
 			Select("id").Where("id IN ?", ids).Order("id").Find(&locked).Error
