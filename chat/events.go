@@ -42,6 +42,8 @@ type event struct {
 	Reasons []string `json:"r,omitempty"`
 	// ChannelEvent is the type of a my.channel event.
 	ChannelEvent ChannelEventType `json:"ce,omitempty"`
+	// Node is the node that published a typing.started event.
+	Node string `json:"n,omitempty"`
 }
 
 // ChannelEventType says how one of the caller's channels changed.

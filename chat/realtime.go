@@ -98,13 +98,30 @@ func (s *Service) MessageRemoved(ctx context.Context, channelID string) (*Stream
 
 // Typing streams other members' typingStarted (started) or typingEnded
 // events in a channel; the caller's own are not echoed. Members only.
+// A typingStarted for a user this stream already saw start, and not end,
+// is left out: it is another node taking the spell over (see
+// typingTimers).
 func (s *Service) Typing(ctx context.Context, channelID string, started bool) (*Stream[*TypingEvent], error) {
-	want := evTypingEnded
-	if started {
-		want = evTypingStarted
-	}
+	typing := map[string]bool{} // users whose typingStarted this stream saw, until their typingEnded
 	return channelStream(ctx, s, channelID, func(v viewer, ev *event) (*TypingEvent, bool) {
-		if ev.Kind != want || ev.User == nil || ev.User.ID == v.UserID {
+		if ev.User == nil || ev.User.ID == v.UserID {
+			return nil, false
+		}
+		switch ev.Kind {
+		case evTypingStarted:
+			if typing[ev.User.ID] {
+				return nil, false
+			}
+			typing[ev.User.ID] = true
+			if !started {
+				return nil, false
+			}
+		case evTypingEnded:
+			delete(typing, ev.User.ID)
+			if started {
+				return nil, false
+			}
+		default:
 			return nil, false
 		}
 		return &TypingEvent{Channel: ev.Channel, User: ev.User, At: ev.At}, true

@@ -133,7 +133,7 @@ func (s *Service) writeSendBatch(batch []*sendRequest) {
 			r.err = err
 		case r.err == nil:
 			s.publish(r.ctx, channelTopic(r.msg.ChannelID), &event{Kind: evMessageAdded, Message: r.msg})
-			s.endTyping(r.ctx, r.msg.Channel, r.msg.Author)
+			s.endTyping(r.ctx, r.msg.ChannelID, r.v.UserID)
 		}
 	}
 }

@@ -140,3 +140,50 @@ func postgresBackend(t *testing.T) parleytest.Backend {
 	t.Fatal("no postgres backend: TEST_DATABASE_URL is unset")
 	return parleytest.Backend{}
 }
+
+// TestTwoNodesTyping: one user's typing calls and messages land on
+// different nodes, as behind a load balancer. A message ends the spell at
+// once wherever the spell lives, and a spell moves between nodes with one
+// typingStarted and no typingEnded while the user keeps typing.
+func TestTwoNodesTyping(t *testing.T) {
+	if os.Getenv("TEST_DATABASE_URL") == "" || os.Getenv("TEST_REDIS_URL") == "" {
+		t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
+	}
+	const timeout = 2 * time.Second
+	a := parleytest.NewServer(t, postgresBackend(t), parleytest.Options{TypingTimeout: timeout})
+	b := parleytest.NewServer(t, postgresBackend(t), parleytest.Options{DatabaseURL: a.DatabaseURL, TypingTimeout: timeout})
+	aliceOnA, aliceOnB := a.Client("alice"), b.Client("alice")
+	ch := mustCreateChannel(t, aliceOnA, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+	bob := a.Dial(t, "bob")
+	vars := map[string]any{"c": ch}
+	started := bob.Subscribe(`subscription($c: ID!) { typingStarted(channelId: $c) { user { identity } } }`, vars)
+	ended := bob.Subscribe(`subscription($c: ID!) { typingEnded(channelId: $c) { user { identity } } }`, vars)
+	settle()
+	startTyping := func(c *parleytest.Client) {
+		c.Do(`mutation($c: ID!) { startTyping(channelId: $c) }`, vars, nil)
+	}
+
+	// The spell lives on B; the message is stored by A.
+	startTyping(aliceOnB)
+	started.Next(t, eventWait)
+	time.Sleep(quiet) // B starts watching the channel when the spell starts
+	sent := time.Now()
+	mustSend(t, aliceOnA, ch, "hi")
+	ended.Next(t, eventWait)
+	if took := time.Since(sent); took >= timeout/2 {
+		t.Fatalf("typingEnded came %v after the message; want at once, not by the %v timeout", took, timeout)
+	}
+
+	// The spell starts on B and goes on on A.
+	startTyping(aliceOnB)
+	started.Next(t, eventWait)
+	time.Sleep(quiet)
+	first := time.Now()
+	time.Sleep(timeout / 2)
+	startTyping(aliceOnA)
+	started.NoEvent(t, quiet)
+	// B's own spell would have ended by first+timeout.
+	ended.NoEvent(t, max(time.Until(first.Add(timeout+timeout/4)), 0))
+	// A's ends by its timer, timeout after the second call.
+	ended.Next(t, eventWait)
+}
