@@ -44,9 +44,7 @@ func TestImportRules(t *testing.T) {
 	}
 	allowed := map[string]map[string]bool{
 		"github.com/redis/go-redis/v9": {mod + "/pubsub/redis": true},
-		// The load tool's history scenario bulk-fills a channel through
-		// db.Store.Write, faster than a million sendMessage calls.
-		"gorm.io/gorm": {mod + "/chat": true, mod + "/db": true, mod + "/models": true, mod + "/parleytest": true, mod + "/bench/scenario": true},
+		"gorm.io/gorm":                 {mod + "/chat": true, mod + "/db": true, mod + "/models": true, mod + "/parleytest": true},
 	}
 	for pkg, imps := range imports {
 		for _, imp := range imps {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/parleychat/parley/bench/clock"
 	"github.com/parleychat/parley/bench/report"
@@ -209,19 +208,7 @@ func fill(ctx context.Context, store *db.Store, channelID, authorID string, from
 				Body: "history " + strconv.Itoa(i), CreatedAt: base.Add(time.Duration(i-from) * time.Microsecond),
 			})
 		}
-		lastMsg := rows[len(rows)-1]
-		err := store.Write(ctx, func(tx *gorm.DB) error {
-			if err := tx.CreateInBatches(rows, batch).Error; err != nil {
-				return err
-			}
-			return tx.Model(&models.Channel{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
-				"next_message_index": hi,
-				"messages_count":     hi,
-				"last_message_id":    lastMsg.ID,
-				"last_activity_us":   lastMsg.CreatedAt.UnixMicro(),
-			}).Error
-		})
-		if err != nil {
+		if err := store.ImportMessages(ctx, channelID, rows, batch); err != nil {
 			return fmt.Errorf("insert messages %d..%d: %w", lo, hi-1, err)
 		}
 	}

@@ -1,0 +1,38 @@
+package db
+
+import (
+	"context"
+	"errors"
+
+	"gorm.io/gorm"
+
+	"github.com/parleychat/parley/models"
+)
+
+// ImportMessages stores msgs, messages of one channel with the consecutive
+// indexes that follow its last message, in INSERTs of batch rows, and moves
+// the channel's counters past the last of them, all in one transaction
+// through Write. It is the bulk path for loading history (the load tool
+// fills a channel with a million messages through it) and checks no rule:
+// the caller owns the indexes it gives.
+func (s *Store) ImportMessages(ctx context.Context, channelID string, msgs []*models.Message, batch int) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	last := msgs[len(msgs)-1]
+	return s.Write(ctx, func(tx *gorm.DB) error {
+		if err := tx.CreateInBatches(msgs, batch).Error; err != nil {
+			return err
+		}
+		res := tx.Model(&models.Channel{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
+			"next_message_index": last.Index + 1,
+			"messages_count":     gorm.Expr("messages_count + ?", len(msgs)),
+			"last_message_id":    last.ID,
+			"last_activity_us":   last.CreatedAt.UnixMicro(),
+		})
+		if res.Error == nil && res.RowsAffected == 0 {
+			return errors.New("import messages: no channel " + channelID)
+		}
+		return res.Error
+	})
+}
