@@ -61,6 +61,10 @@ type FanoutConfig struct {
 	// Baseline also runs RawFanout with the same settings after the
 	// GraphQL run, for comparison (Fanout only).
 	Baseline bool
+	// RawURL is the base URL (http://host:port) of a rawserver running on
+	// its own, such as "parley-bench rawserver" pinned to the core the
+	// Parley server uses; empty starts one inside this process.
+	RawURL string
 }
 
 func (c *FanoutConfig) validate() error {
@@ -214,9 +218,10 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	return res, nil
 }
 
-// RawFanout runs the fan-out measurement against an in-process rawserver
-// (no GraphQL, no database) with the same rooms, subscribers and rates,
-// as a baseline for Fanout. It ignores the Target.
+// RawFanout runs the fan-out measurement against a rawserver (no GraphQL,
+// no database) with the same rooms, subscribers and rates, as a baseline
+// for Fanout: the one at cfg.RawURL, or else one started in this process,
+// where it shares the CPU with the clients. It ignores the Target.
 func RawFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -231,12 +236,15 @@ func RawFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	if cfg.DialConcurrency <= 0 {
 		cfg.DialConcurrency = DefaultDialConcurrency
 	}
+	hc := client.NewHTTPClient(max(cfg.MaxInFlight, 64))
+	if cfg.RawURL != "" {
+		return runFanout(ctx, cfg, &rawTarget{url: strings.TrimSuffix(cfg.RawURL, "/"), prefix: cfg.Prefix, hc: hc})
+	}
 	srv, err := rawserver.Start("127.0.0.1:0", rawserver.Options{})
 	if err != nil {
 		return nil, err
 	}
-	t := &rawTarget{srv: srv, prefix: cfg.Prefix, hc: client.NewHTTPClient(max(cfg.MaxInFlight, 64))}
-	res, err := runFanout(ctx, cfg, t)
+	res, err := runFanout(ctx, cfg, &rawTarget{url: srv.URL, prefix: cfg.Prefix, hc: hc})
 	if cerr := srv.Close(); err == nil && cerr != nil {
 		return nil, cerr
 	}
@@ -614,9 +622,9 @@ func (g *graphqlTarget) publish(ctx context.Context, room int, body string) (str
 	return id, err
 }
 
-// rawTarget is the in-process rawserver.
+// rawTarget is a rawserver at url (http://host:port).
 type rawTarget struct {
-	srv    *rawserver.Server
+	url    string
 	prefix string
 	hc     *http.Client
 }
@@ -624,10 +632,10 @@ type rawTarget struct {
 func (r *rawTarget) kind() string { return "raw" }
 
 func (r *rawTarget) wsNodes() []string {
-	return []string{"ws" + strings.TrimPrefix(r.srv.URL, "http") + "/ws"}
+	return []string{"ws" + strings.TrimPrefix(r.url, "http") + "/ws"}
 }
 
-func (r *rawTarget) publisher() string { return r.srv.URL + "/publish" }
+func (r *rawTarget) publisher() string { return r.url + "/publish" }
 
 func (r *rawTarget) setup(context.Context, int, int) error { return nil }
 
@@ -650,7 +658,7 @@ func (r *rawTarget) publish(ctx context.Context, room int, body string) (string,
 	if err != nil {
 		return "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.srv.URL+"/publish", bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.publisher(), bytes.NewReader(b))
 	if err != nil {
 		return "", err
 	}

@@ -45,6 +45,7 @@ type options struct {
 	maxInFlight              int
 	warmupTimeout            time.Duration
 	baseline                 bool
+	rawURL                   string
 	connections              int
 	duration                 time.Duration
 	serverPID                int
@@ -79,6 +80,7 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 		if name == "fanout" {
 			fs.BoolVar(&o.baseline, "baseline", false, "")
 		}
+		fs.StringVar(&o.rawURL, "raw-url", "", "")
 	case "idle":
 		fs.IntVar(&o.connections, "connections", 1000, "")
 		fs.IntVar(&o.rooms, "rooms", 0, "")
@@ -181,8 +183,13 @@ var errMaxDuration = errors.New("--max-duration reached")
 // allowed.
 func (o *options) common(ctx context.Context, name string) (scenario.Common, error) {
 	c := scenario.Common{Prefix: o.prefix, DialConcurrency: o.dialConcurrency, TokenTTL: o.maxDuration + 10*time.Minute}
+	if o.rawURL != "" && !o.allowRemote {
+		if err := requireLoopback(ctx, o.rawURL); err != nil {
+			return c, err
+		}
+	}
 	if name == "rawfanout" {
-		return c, nil // the target is in-process
+		return c, nil // the target is the raw server
 	}
 	for _, base := range splitList(o.http) {
 		u, err := client.GraphQLURL(base)
@@ -281,6 +288,10 @@ func (o *options) prepare(_ context.Context, name string, c scenario.Common) (fu
 		cfg := scenario.FanoutConfig{
 			Common: c, Rooms: o.rooms, Subscribers: o.subscribers, Rates: rates, StepDuration: o.stepDuration,
 			Drain: o.drain, MaxInFlight: o.maxInFlight, WarmupTimeout: o.warmupTimeout, Baseline: o.baseline,
+			RawURL: o.rawURL,
+		}
+		if o.rawURL != "" && name == "fanout" && !o.baseline {
+			return nil, usageErr("--raw-url is for rawfanout and for fanout --baseline")
 		}
 		if name == "rawfanout" {
 			return func(ctx context.Context) (result, error) { return scenario.RawFanout(ctx, cfg) }, nil

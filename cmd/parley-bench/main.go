@@ -5,7 +5,8 @@
 // itself.
 //
 //	parley-bench fanout    [flags]   delivery latency and loss at rising publish rates
-//	parley-bench rawfanout [flags]   the same against an in-process raw WebSocket server
+//	parley-bench rawfanout [flags]   the same against a raw WebSocket server
+//	parley-bench rawserver [flags]   serve that raw WebSocket server on its own
 //	parley-bench idle      [flags]   memory per held connection
 //	parley-bench write     [flags]   concurrent senders, then a gapless-index check
 //	parley-bench history   [flags]   page query latency as a channel grows
@@ -63,8 +64,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	case "fanout", "rawfanout", "idle", "write", "history":
 		return runScenario(ctx, name, args, getenv, stdout, stderr)
+	case "rawserver":
+		return runRawServer(ctx, args, stdout)
 	default:
-		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write or history; see parley-bench help)", name)
+		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write, history or rawserver; see parley-bench help)", name)
 	}
 }
 
@@ -78,7 +81,11 @@ Scenarios:
              (losses, duplicates), deliveries/s, end-to-end latency
              p50/p99/p99.9/max and mutation latency p50/p99.
   rawfanout  The same measurement against a minimal WebSocket fan-out
-             server started in-process (no GraphQL, no database).
+             server (no GraphQL, no database): --raw-url, or else one
+             started in-process.
+  rawserver  Serve that raw fan-out server on its own (--addr, default
+             127.0.0.1:8090) until interrupted or --max-duration, so that
+             it can be pinned to the core Parley would use.
   idle       Hold N authenticated connections with one subscription each;
              server RSS and threads per connection (--server-pid).
   write      W writers send as fast as they can; mutations/s, latency, then
@@ -106,6 +113,10 @@ fanout, rawfanout:
   --rooms N (1)  --subscribers N per room (100)  --rates LIST (10,50,100,200)
   --step-duration D (10s)  --drain D (3s)  --max-inflight N (64)
   --warmup-timeout D (30s)  --baseline (fanout: also run rawfanout and compare)
+  --raw-url URL  a rawserver to use for rawfanout and --baseline (default:
+                 one in-process, sharing this process's CPU)
+rawserver:
+  --addr HOST:PORT (127.0.0.1:8090)  --max-duration D (10m)
 idle:
   --connections N (1000)  --rooms N (0: one per 100)  --duration D (30s)
   --server-pid PID  --pprof-url URL (a net/http/pprof base, if the server has one)

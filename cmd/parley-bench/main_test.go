@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"image/png"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"bogus"}, "unknown scenario"},
 		{[]string{"fanout", "--secret", "s", "--http", "http://192.0.2.1:8080"}, "--allow-remote"},
 		{[]string{"fanout", "--secret", "s", "--ws", "ws://192.0.2.1:8080"}, "--allow-remote"},
+		{[]string{"rawfanout", "--raw-url", "http://192.0.2.1:8090"}, "--allow-remote"},
 		{[]string{"fanout"}, "PARLEY_JWT_SECRET"},
 		{[]string{"fanout", "--secret", "s", "--rates", "10,x"}, "--rates"},
 		{[]string{"fanout", "--secret", "s", "--rates", "10,20", "--step-duration", "5m"}, "--max-duration"},
@@ -126,6 +128,71 @@ func TestRawFanoutCommand(t *testing.T) {
 	defer f.Close()
 	if _, err := png.Decode(f); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRawServerCommand serves the raw baseline on its own and measures it
+// with rawfanout --raw-url, as when it is pinned to the server's core.
+func TestRawServerCommand(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	var served bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"rawserver", "--addr", addr}, noEnv, &served, &bytes.Buffer{}) }()
+	url := "http://" + addr
+	waitListening(t, addr)
+
+	var stdout bytes.Buffer
+	args := []string{"rawfanout", "--raw-url", url, "--rooms", "2", "--subscribers", "3", "--rates", "20", "--step-duration", "1s", "--quiet"}
+	if err := run(context.Background(), args, noEnv, &stdout, &bytes.Buffer{}); err != nil {
+		t.Fatalf("rawfanout: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "every message reached every subscriber exactly once") {
+		t.Fatalf("rawfanout output:\n%s", stdout.String())
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("rawserver: %v", err)
+	}
+	if !strings.Contains(served.String(), url) {
+		t.Fatalf("rawserver printed %q, want its URL %s", served.String(), url)
+	}
+	// --raw-url is for a baseline only.
+	err := run(context.Background(), []string{"fanout", "--raw-url", url, "--secret", "s"}, noEnv, &bytes.Buffer{}, &bytes.Buffer{})
+	if !errors.Is(err, errUsage) {
+		t.Fatalf("fanout --raw-url without --baseline: %v, want a usage error", err)
+	}
+}
+
+// freeAddr returns a loopback address with a port nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// waitListening waits until something accepts connections on addr.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
