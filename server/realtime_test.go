@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -431,10 +433,10 @@ func mustJSON(t *testing.T, data json.RawMessage, out any) {
 // megabytes, slow under the race detector, and what it tests (the broker
 // buffer, given here, and the transport) does not depend on the database.
 func TestSlowSubscriber(t *testing.T) {
-	// The socket buffers between server and client hold a few MiB (Linux:
-	// net.ipv4.tcp_wmem allows the server up to 4 MiB): the messages
-	// must overflow them, then the subscription's buffer of 4.
-	const messages, bodySize = 30, 400_000
+	// The messages must overflow the socket buffers between server and
+	// client, then the subscription's buffer of 4.
+	const bodySize = 400_000
+	messages := stallingMessages(t, bodySize)
 	b := parleytest.Backends()[0]
 	t.Run(b.Name, func(t *testing.T) {
 		broker := memory.New(pubsub.Options{Buffer: 4, Logger: slog.New(slog.DiscardHandler)})
@@ -542,4 +544,31 @@ func TestSubscribersShareOnlyViewerIndependentResults(t *testing.T) {
 			}
 		}
 	})
+}
+
+// stallingMessages is how many messages of size bytes a test must send to a
+// client that does not read before the server's writes to it block and its
+// subscription's buffer (4) overflows, with a margin: the kernel's socket
+// buffers hold up to net.ipv4.tcp_wmem's maximum on the server's side and
+// tcp_rmem's default on the client's (Linux; 4 MiB and 128 KiB unless
+// tuned, assumed where /proc does not say).
+func stallingMessages(t *testing.T, size int) int {
+	t.Helper()
+	buffered := 4<<20 + 128<<10
+	wmem, werr := os.ReadFile("/proc/sys/net/ipv4/tcp_wmem")
+	rmem, rerr := os.ReadFile("/proc/sys/net/ipv4/tcp_rmem")
+	if werr == nil && rerr == nil {
+		w, r := strings.Fields(string(wmem)), strings.Fields(string(rmem))
+		if len(w) == 3 && len(r) == 3 {
+			wmax, err1 := strconv.Atoi(w[2])
+			rdef, err2 := strconv.Atoi(r[1])
+			if err1 == nil && err2 == nil {
+				buffered = wmax + rdef
+			}
+		}
+	}
+	const queued, inFlight, margin = 4, 2, 12
+	n := (buffered+size-1)/size + queued + inFlight + margin
+	t.Logf("socket buffers hold up to %d bytes: sending %d messages of %d bytes", buffered, n, size)
+	return n
 }
