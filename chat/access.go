@@ -21,6 +21,16 @@ func errChannelNotFound() error { return apperr.New(apperr.NotFound, "channel no
 // database or a transaction). NOT_FOUND when the channel does not exist or is
 // private and the caller is not a member.
 func loadAccess(q *gorm.DB, v viewer, channelID string) (*access, error) {
+	me, err := findMember(q, channelID, v.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return loadChannelAccess(q, channelID, me)
+}
+
+// loadChannelAccess loads a channel through q for a caller whose membership
+// me (nil for none) is already known; NOT_FOUND as loadAccess.
+func loadChannelAccess(q *gorm.DB, channelID string, me *models.Member) (*access, error) {
 	var ch models.Channel
 	if err := q.Take(&ch, "id = ?", channelID).Error; err != nil {
 		if isNotFound(err) {
@@ -28,41 +38,10 @@ func loadAccess(q *gorm.DB, v viewer, channelID string) (*access, error) {
 		}
 		return nil, err
 	}
-	me, err := findMember(q, channelID, v.UserID)
-	if err != nil {
-		return nil, err
-	}
-	a := &access{ch: &ch, me: me}
-	if !a.visible() {
+	if me == nil && ch.Type != models.ChannelPublic {
 		return nil, errChannelNotFound()
 	}
-	return a, nil
-}
-
-// errNotMember is the error for a caller known not to be a member of a
-// channel, the same loadAccess and requireMember give: NOT_FOUND when the
-// channel does not exist or is private, FORBIDDEN when it is public. It
-// loads the channel through q, which callers that found the membership first
-// need only on this path.
-func errNotMember(q *gorm.DB, channelID string) error {
-	var ch models.Channel
-	if err := q.Take(&ch, "id = ?", channelID).Error; err != nil {
-		if isNotFound(err) {
-			return errChannelNotFound()
-		}
-		return err
-	}
-	a := &access{ch: &ch}
-	if !a.visible() {
-		return errChannelNotFound()
-	}
-	return a.requireMember()
-}
-
-// visible reports whether the caller may see the channel: members always,
-// others only when it is public.
-func (a *access) visible() bool {
-	return a.me != nil || a.ch.Type == models.ChannelPublic
+	return &access{ch: &ch, me: me}, nil
 }
 
 // findMember returns the membership of user in channel, or nil.

@@ -105,9 +105,8 @@ func (b *sendBatcher) writeBatches(s *Service) {
 // A rule error (*apperr.Error, found before any write of that send) fails
 // only its send. Any other error fails the whole transaction and every send
 // in it: on PostgreSQL a failed statement aborts the transaction anyway.
-// Sends are written in channel order, so that two batches, on this node or
-// another, always take their row locks in the same order and cannot
-// deadlock.
+// The batch is sorted by channel, which groups each channel's sends into
+// one run (see insertMessages).
 func (s *Service) writeSendBatch(batch []*sendRequest) {
 	defer func() {
 		// A panic must not strand the senders, nor crash the process
@@ -181,10 +180,15 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 		run := make([]*sendRequest, 0, len(group))
 		for _, r := range group {
 			if memberOf[[2]string{channelID, r.v.UserID}] == nil {
-				r.err = errNotMember(tx, channelID)
-				if apperr.CodeOf(r.err) == apperr.Internal {
-					return r.err
+				// NOT_FOUND or FORBIDDEN, as for any non-member.
+				a, err := loadChannelAccess(tx, channelID, nil)
+				if err == nil {
+					err = a.requireMember()
 				}
+				if apperr.CodeOf(err) == apperr.Internal {
+					return err
+				}
+				r.err = err
 				continue
 			}
 			if authorOf[r.v.UserID] == nil {
