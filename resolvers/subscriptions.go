@@ -36,14 +36,16 @@ func subscribe[T any](ctx context.Context, st *chat.Stream[T], err error) (<-cha
 	}
 	// gqlgen reads one value per Feed, right after it.
 	ch := make(chan T, 1)
-	r.connect(func(ctx context.Context) (any, bool) {
+	r.recv = func(ctx context.Context) (any, bool) {
 		select {
 		case v, ok := <-st.C():
 			return v, ok
 		case <-ctx.Done():
 			return nil, false
 		}
-	}, func(v any) { ch <- v.(T) }, func() { close(ch) })
+	}
+	r.feed = func(v any) { ch <- v.(T) }
+	r.end = sync.OnceFunc(func() { close(ch) })
 	return ch, nil
 }
 
@@ -54,9 +56,10 @@ type relayKey struct{}
 // executes it at all: a middleware that already holds the response for
 // that value (computed for another subscriber) returns it instead. Only
 // streams whose values go to gqlgen unconverted connect to a Relay. A Relay
-// belongs to one subscription operation.
+// belongs to one subscription operation and is used by the goroutine that
+// runs it: gqlgen calls the resolver, which connects the Relay, before the
+// first response of that goroutine.
 type Relay struct {
-	mu   sync.Mutex // guards the fields below
 	recv func(ctx context.Context) (any, bool)
 	feed func(any)
 	end  func()
@@ -68,46 +71,22 @@ func WithRelay(ctx context.Context, r *Relay) context.Context {
 	return context.WithValue(ctx, relayKey{}, r)
 }
 
-func (r *Relay) connect(recv func(context.Context) (any, bool), feed func(any), end func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recv, r.feed, r.end = recv, feed, sync.OnceFunc(end)
-}
-
 // Connected reports whether the resolver connected a stream; if not, gqlgen
 // reads the subscription's values itself.
-func (r *Relay) Connected() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.recv != nil
-}
+func (r *Relay) Connected() bool { return r.recv != nil }
 
 // Next waits for the stream's next value. It returns false when the stream
 // has ended (call End) or ctx is done. The Relay must be connected.
-func (r *Relay) Next(ctx context.Context) (any, bool) {
-	r.mu.Lock()
-	recv := r.recv
-	r.mu.Unlock()
-	return recv(ctx)
-}
+func (r *Relay) Next(ctx context.Context) (any, bool) { return r.recv(ctx) }
 
 // Feed hands v, a value Next returned, to gqlgen: its next read of the
 // subscription returns v. Call it at most once per value, right before
 // gqlgen's next read.
-func (r *Relay) Feed(v any) {
-	r.mu.Lock()
-	feed := r.feed
-	r.mu.Unlock()
-	feed(v)
-}
+func (r *Relay) Feed(v any) { r.feed(v) }
 
-// End tells gqlgen that the stream has ended.
-func (r *Relay) End() {
-	r.mu.Lock()
-	end := r.end
-	r.mu.Unlock()
-	end()
-}
+// End tells gqlgen that the stream has ended. Calls after the first do
+// nothing.
+func (r *Relay) End() { r.end() }
 
 // subscribeAs is subscribe for a stream whose values gqlgen needs in
 // another type: a goroutine converts each value with conv.
