@@ -44,9 +44,9 @@ const (
 // connectScript adds a node's entry to a user's presence set, records the
 // user among the node's and the node among the live ones, and returns how
 // many other nodes have a live entry for the user. KEYS are the user's
-// set, the node's user set and the cluster's nodes set; ARGV are the node ID, the time
-// now, the entry's expiry (both Unix ms), the ttl in ms, which the user's
-// key itself keeps at least, and the user ID.
+// set, the node's user set and the cluster's nodes set; ARGV are the node
+// ID, the time now, the entry's expiry (both Unix ms), the ttl in ms, which
+// the user's key itself keeps at least, and the user ID.
 var connectScript = goredis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 local others = redis.call('ZCARD', KEYS[1])
@@ -74,8 +74,8 @@ return redis.call('ZCARD', KEYS[1])
 `)
 
 // refreshScript renews a node's entry in the presence sets KEYS[2:] and in
-// the cluster's nodes set, KEYS[1]. ARGV are the node ID, the new expiry (Unix ms) and
-// the ttl in ms, which each user's key itself keeps at least.
+// the cluster's nodes set, KEYS[1]. ARGV are the node ID, the new expiry
+// (Unix ms) and the ttl in ms, which each user's key itself keeps at least.
 var refreshScript = goredis.NewScript(`
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 for i = 2, #KEYS do
@@ -87,13 +87,14 @@ end
 return #KEYS
 `)
 
-// sweepScript takes over up to ARGV[2] nodes whose entries in the cluster's
-// nodes set, KEYS[1], expired: it removes each node, its entries in its users'
-// presence sets and its user set, and returns how many nodes it took over
-// and the users left with no live entry. ARGV are the time now (Unix ms),
-// the count and the key prefixes of presence sets and of node user sets. Being one script, it lets one
-// sweeping node only take over each expired node. It reaches keys that
-// KEYS does not name, so it needs one Redis server, not a cluster.
+// sweepScript takes over up to ARGV[2] nodes whose entries in the
+// cluster's nodes set, KEYS[1], expired: it removes each node, its entries
+// in its users' presence sets and its user set, and returns how many nodes
+// it took over and the users left with no live entry. ARGV are the time now
+// (Unix ms), the count and the key prefixes of presence sets and of node
+// user sets. Being one script, it lets one sweeping node only take over
+// each expired node. It reaches keys that KEYS does not name, so it needs
+// one Redis server, not a cluster.
 var sweepScript = goredis.NewScript(`
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local lapsed = {}

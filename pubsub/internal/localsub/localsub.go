@@ -123,13 +123,6 @@ func (s *Sub) Ended() bool {
 	return s.ended
 }
 
-// Queued reports how many messages wait for Next.
-func (s *Sub) Queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue) - s.head
-}
-
 // End ends s with err unless it has already ended. It does not detach s.
 func (s *Sub) End(err error) {
 	s.end(err)
