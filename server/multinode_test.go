@@ -19,10 +19,7 @@ import (
 // Redis: what happens on node B reaches subscribers on node A — messages,
 // typing and presence.
 func TestTwoNodes(t *testing.T) {
-	if os.Getenv("TEST_DATABASE_URL") == "" || os.Getenv("TEST_REDIS_URL") == "" {
-		t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
-	}
-	pg := postgresBackend(t)
+	pg := multiNodeBackend(t)
 	a := parleytest.NewServer(t, pg, parleytest.Options{})
 	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL})
 	if a.Broker == b.Broker {
@@ -83,10 +80,8 @@ func TestTwoNodes(t *testing.T) {
 // closing (here its presence heartbeat stops) goes offline for the other
 // nodes once its entries expire, and they publish userUpdated.
 func TestTwoNodesCrash(t *testing.T) {
+	pg := multiNodeBackend(t)
 	url := os.Getenv("TEST_REDIS_URL")
-	if os.Getenv("TEST_DATABASE_URL") == "" || url == "" {
-		t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
-	}
 	o, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +99,8 @@ func TestTwoNodesCrash(t *testing.T) {
 		return p
 	}
 	crashCtx, crash := context.WithCancel(t.Context())
-	a := parleytest.NewServer(t, postgresBackend(t), parleytest.Options{Presence: presence(t.Context())})
-	b := parleytest.NewServer(t, postgresBackend(t), parleytest.Options{DatabaseURL: a.DatabaseURL, Presence: presence(crashCtx)})
+	a := parleytest.NewServer(t, pg, parleytest.Options{Presence: presence(t.Context())})
+	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL, Presence: presence(crashCtx)})
 
 	b.Client("alice").Do(`{ me { id } }`, nil, nil) // alice's first sight creates her
 	updates := a.Dial(t, "bob").Subscribe(`subscription { userUpdated(identity: "alice") { user { online } reasons } }`, nil)
@@ -129,15 +124,19 @@ func TestTwoNodesCrash(t *testing.T) {
 	}
 }
 
-// postgresBackend returns the postgres test backend.
-func postgresBackend(t *testing.T) parleytest.Backend {
+// multiNodeBackend returns the postgres test backend, on which test servers
+// share a Redis broker and presence, and skips the test without
+// TEST_DATABASE_URL and TEST_REDIS_URL.
+func multiNodeBackend(t *testing.T) parleytest.Backend {
 	t.Helper()
-	for _, b := range parleytest.Backends() {
-		if b.Name == "postgres" {
-			return b
+	if os.Getenv("TEST_REDIS_URL") != "" {
+		for _, b := range parleytest.Backends() {
+			if b.Name == "postgres" {
+				return b
+			}
 		}
 	}
-	t.Fatal("no postgres backend: TEST_DATABASE_URL is unset")
+	t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
 	return parleytest.Backend{}
 }
 
@@ -146,12 +145,10 @@ func postgresBackend(t *testing.T) parleytest.Backend {
 // once wherever the spell lives, and a spell moves between nodes with one
 // typingStarted and no typingEnded while the user keeps typing.
 func TestTwoNodesTyping(t *testing.T) {
-	if os.Getenv("TEST_DATABASE_URL") == "" || os.Getenv("TEST_REDIS_URL") == "" {
-		t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
-	}
+	pg := multiNodeBackend(t)
 	const timeout = 2 * time.Second
-	a := parleytest.NewServer(t, postgresBackend(t), parleytest.Options{TypingTimeout: timeout})
-	b := parleytest.NewServer(t, postgresBackend(t), parleytest.Options{DatabaseURL: a.DatabaseURL, TypingTimeout: timeout})
+	a := parleytest.NewServer(t, pg, parleytest.Options{TypingTimeout: timeout})
+	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL, TypingTimeout: timeout})
 	aliceOnA, aliceOnB := a.Client("alice"), b.Client("alice")
 	ch := mustCreateChannel(t, aliceOnA, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
 	bob := a.Dial(t, "bob")
