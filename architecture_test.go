@@ -10,83 +10,105 @@ import (
 	"testing"
 )
 
-// TestImportRules holds the package edges of ../shared/ARCHITECTURE.md: the
-// rules live in chat and know nothing of GraphQL; go-redis stays inside
-// pubsub/redis; GORM queries stay in chat and db; models import nothing of
-// ours.
+const mod = "github.com/parleychat/parley"
+
+// TestImportRules holds the package edges of ../shared/ARCHITECTURE.md.
+// Two kinds of rule, both by import-path prefix:
+//   - what a package must never reach, directly or through others (go
+//     list -deps): the rules in chat know nothing of GraphQL or the
+//     transports, the brokers and presence know nothing of chat, models
+//     import nothing of ours;
+//   - which packages may import a library directly: go-redis only in the
+//     Redis broker and presence, GORM only in chat, db and models, the
+//     store only in chat and the wiring (and the test and load helpers).
 func TestImportRules(t *testing.T) {
-	const mod = "github.com/parleychat/parley"
-	imports := packageImports(t)
-	if !slices.Contains(imports[mod+"/chat"], "gorm.io/gorm") {
-		t.Fatalf("go list shows chat without its GORM import: %v", imports[mod+"/chat"])
+	pkgs := listPackages(t)
+	if !slices.Contains(pkgs[mod+"/chat"].Imports, "gorm.io/gorm") {
+		t.Fatalf("go list shows chat without its GORM import: %v", pkgs[mod+"/chat"].Imports)
 	}
-	forbidden := []struct {
+	for _, want := range []string{"/presence", "/presence/memory", "/presence/redis", "/pubsub", "/pubsub/memory", "/pubsub/redis"} {
+		if _, ok := pkgs[mod+want]; !ok {
+			t.Fatalf("go list does not show %s%s", mod, want)
+		}
+	}
+	never := []struct {
 		pkg      string
 		prefixes []string
 	}{
-		{mod + "/chat", []string{mod + "/graph", mod + "/resolvers", mod + "/server"}},
-		{mod + "/models", []string{mod + "/"}},
-		{mod + "/pubsub", []string{mod + "/chat", mod + "/models", "github.com/redis/go-redis"}},
-		{mod + "/pubsub/memory", []string{mod + "/chat", mod + "/models", "github.com/redis/go-redis"}},
-		{mod + "/pubsub/redis", []string{mod + "/chat", mod + "/models"}},
-		{mod + "/auth", []string{mod + "/chat", mod + "/db", "gorm.io/"}},
-		{mod + "/resolvers", []string{"gorm.io/", mod + "/db"}},
-		{mod + "/server", []string{"gorm.io/", mod + "/db"}},
+		{"/chat", []string{mod + "/graph", mod + "/resolvers", mod + "/server", "github.com/99designs/gqlgen"}},
+		{"/models", []string{mod + "/"}},
+		{"/apperr", []string{mod + "/"}},
+		{"/pubsub", []string{mod + "/chat", mod + "/models", mod + "/presence", "github.com/redis/go-redis/"}},
+		{"/pubsub/memory", []string{mod + "/chat", mod + "/models", mod + "/presence", "github.com/redis/go-redis/"}},
+		{"/pubsub/redis", []string{mod + "/chat", mod + "/models", mod + "/presence"}},
+		{"/presence", []string{mod + "/", "github.com/redis/go-redis/"}},
+		{"/presence/memory", []string{mod + "/chat", mod + "/models", mod + "/pubsub", "github.com/redis/go-redis/"}},
+		{"/presence/redis", []string{mod + "/chat", mod + "/models", mod + "/pubsub"}},
+		{"/auth", []string{mod + "/chat", mod + "/db", "gorm.io/"}},
+		{"/db", []string{mod + "/chat", mod + "/graph", mod + "/server"}},
+		{"/graph", []string{mod + "/resolvers", mod + "/server"}},
+		{"/resolvers", []string{mod + "/server"}},
 	}
-	for _, f := range forbidden {
-		for _, imp := range imports[f.pkg] {
-			for _, p := range f.prefixes {
-				if strings.HasPrefix(imp, p) {
-					t.Errorf("%s imports %s", f.pkg, imp)
+	for _, rule := range never {
+		p, ok := pkgs[mod+rule.pkg]
+		if !ok {
+			t.Errorf("rule for %s%s: no such package", mod, rule.pkg)
+			continue
+		}
+		for _, dep := range p.Deps {
+			for _, prefix := range rule.prefixes {
+				if strings.HasPrefix(dep, prefix) && dep != p.ImportPath {
+					t.Errorf("%s depends on %s", p.ImportPath, dep)
 				}
 			}
 		}
 	}
-	allowed := map[string]map[string]bool{
-		"github.com/redis/go-redis/v9": {mod + "/pubsub/redis": true},
-		"gorm.io/gorm":                 {mod + "/chat": true, mod + "/db": true, mod + "/models": true, mod + "/parleytest": true},
+	onlyIn := []struct {
+		prefix string
+		who    []string
+	}{
+		{"github.com/redis/go-redis/", []string{"/pubsub/redis", "/presence/redis", "/internal/redistest"}},
+		{"gorm.io/", []string{"/chat", "/db", "/models", "/parleytest"}},
+		{mod + "/db", []string{"/chat", "/cmd/parley", "/parleytest", "/bench/scenario"}},
 	}
-	for pkg, imps := range imports {
-		for _, imp := range imps {
-			if who, ok := allowed[imp]; ok && !who[pkg] {
-				t.Errorf("%s imports %s, which only %v may", pkg, imp, keys(who))
+	for _, rule := range onlyIn {
+		for path, p := range pkgs {
+			allowed := slices.ContainsFunc(rule.who, func(w string) bool { return path == mod+w })
+			for _, imp := range p.Imports {
+				if strings.HasPrefix(imp, rule.prefix) && !allowed {
+					t.Errorf("%s imports %s; only %v may import %s*", path, imp, rule.who, rule.prefix)
+				}
 			}
 		}
 	}
 }
 
-// packageImports maps each package of the module to its direct imports
-// (tests excluded).
-func packageImports(t *testing.T) map[string][]string {
+// pkg is what go list says of one package of the module.
+type pkg struct {
+	ImportPath string
+	Imports    []string // direct imports, tests excluded
+	Deps       []string // everything it reaches, tests excluded
+}
+
+// listPackages returns every package of the module by import path.
+func listPackages(t *testing.T) map[string]pkg {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-json", "./...").Output()
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "./...").Output()
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
 			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
 		}
 		t.Fatalf("go list: %v", err)
 	}
-	imports := map[string][]string{}
+	pkgs := map[string]pkg{}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for {
-		var p struct {
-			ImportPath string
-			Imports    []string
-		}
+		var p pkg
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			return imports
+			return pkgs
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		imports[p.ImportPath] = p.Imports
+		pkgs[p.ImportPath] = p
 	}
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

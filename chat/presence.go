@@ -48,7 +48,7 @@ func (s *Service) presenceChange(ctx context.Context, connect bool) error {
 
 // presenceLapsed publishes userUpdated(ONLINE) for a user who went offline
 // because the node holding their last connections stopped without saying
-// so (see pubsub.Presence.Watch).
+// so (see presence.Tracker.Watch).
 func (s *Service) presenceLapsed(userID string) {
 	ctx := context.Background()
 	var u models.User

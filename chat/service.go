@@ -18,6 +18,7 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
+	"github.com/parleychat/parley/presence"
 	"github.com/parleychat/parley/pubsub"
 )
 
@@ -57,7 +58,7 @@ type Options struct {
 	// subscriptions.
 	Broker pubsub.Broker
 	// Presence counts users' live connections; nil means nobody is online.
-	Presence pubsub.Presence
+	Presence presence.Tracker
 	// TypingTimeout is how long after a user's last startTyping typingEnded
 	// fires; default 5 s.
 	TypingTimeout time.Duration
@@ -70,7 +71,7 @@ type Service struct {
 	log      *slog.Logger
 	users    userCache
 	broker   pubsub.Broker
-	presence pubsub.Presence
+	presence presence.Tracker
 	typing   *typingTimers
 	sends    sendBatcher
 }

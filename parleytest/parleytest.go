@@ -30,6 +30,9 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
+	"github.com/parleychat/parley/presence"
+	presencememory "github.com/parleychat/parley/presence/memory"
+	presenceredis "github.com/parleychat/parley/presence/redis"
 	"github.com/parleychat/parley/pubsub"
 	"github.com/parleychat/parley/pubsub/memory"
 	"github.com/parleychat/parley/pubsub/redis"
@@ -122,7 +125,7 @@ type Options struct {
 	// postgres backend when TEST_REDIS_URL is set, in-memory ones
 	// otherwise.
 	Broker   pubsub.Broker
-	Presence pubsub.Presence
+	Presence presence.Tracker
 	// TypingTimeout overrides the chat service's typing timeout.
 	TypingTimeout time.Duration
 }
@@ -138,7 +141,7 @@ type Server struct {
 	// Broker and Presence are its live-event broker and presence tracker,
 	// to share with another server in the same test.
 	Broker   pubsub.Broker
-	Presence pubsub.Presence
+	Presence presence.Tracker
 	Secret   []byte
 	t        testing.TB
 }
@@ -175,7 +178,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		broker = mem
 	}
 	if presence == nil {
-		presence = memory.NewPresence()
+		presence = presencememory.New()
 	}
 	svc := chat.New(store, chat.Options{
 		Limits: opts.ChatLimits, Logger: log, Broker: broker, Presence: presence, TypingTimeout: opts.TypingTimeout,
@@ -223,22 +226,22 @@ func redisBroker(t testing.TB, url string, log *slog.Logger) pubsub.Broker {
 // redisPresence returns a Redis presence tracker for one server (one
 // node), closed when the test ends. The servers of one test form a
 // cluster of their own (see PresenceCluster).
-func redisPresence(t testing.TB, url string) pubsub.Presence {
+func redisPresence(t testing.TB, url string) presence.Tracker {
 	t.Helper()
 	var id [6]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		t.Fatal(err)
 	}
-	presence, err := redis.NewPresenceFromURL(context.Background(), url, "test-"+hex.EncodeToString(id[:]), redis.PresenceOptions{Cluster: PresenceCluster(t)})
+	tracker, err := presenceredis.NewFromURL(context.Background(), url, "test-"+hex.EncodeToString(id[:]), presenceredis.Options{Cluster: PresenceCluster(t)})
 	if err != nil {
 		t.Fatalf("redis presence: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := presence.Close(); err != nil {
+		if err := tracker.Close(); err != nil {
 			t.Errorf("close presence: %v", err)
 		}
 	})
-	return presence
+	return tracker
 }
 
 // PresenceCluster is the Redis presence cluster of the servers that a test

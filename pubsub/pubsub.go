@@ -1,7 +1,7 @@
 // Package pubsub defines how Parley moves realtime events between the
 // nodes of a deployment: a Broker fans published payloads out to the
-// subscribers of a topic, and Presence counts the live connections of each
-// user across all nodes.
+// subscribers of a topic. It deals in topics and bytes only; what the bytes
+// mean is its users' business. (Who is online is package presence's.)
 //
 // Two implementations exist: package pubsub/memory for a single process
 // and package pubsub/redis for several nodes sharing one Redis server.
@@ -113,7 +113,7 @@ type Subscription interface {
 // message arrived for it.
 var ErrSlowConsumer = errors.New("pubsub: subscriber fell behind and was ended")
 
-// ErrClosed is returned by the methods of a closed Broker or Presence, and is
+// ErrClosed is returned by the methods of a closed Broker, and is
 // the Err of the subscriptions a Broker's Close ended.
 var ErrClosed = errors.New("pubsub: broker closed")
 
@@ -124,30 +124,4 @@ type Options struct {
 	Buffer int
 	// Logger receives the broker's diagnostics; slog.Default() when nil.
 	Logger *slog.Logger
-}
-
-// Presence counts each user's live connections across all nodes.
-//
-// Implementations are safe for concurrent use by multiple goroutines.
-type Presence interface {
-	// Connect records one more connection of user on this node; first is
-	// true when the user had none on any node before.
-	Connect(ctx context.Context, userID string) (first bool, err error)
-	// Disconnect records one connection fewer; last is true when the user
-	// now has none on any node. Disconnecting a user with no connection on
-	// this node is an error.
-	Disconnect(ctx context.Context, userID string) (last bool, err error)
-	// Online reports which of userIDs have at least one connection on a
-	// live node. The map has an entry for every one of userIDs.
-	Online(ctx context.Context, userIDs []string) (map[string]bool, error)
-	// Watch makes lapsed learn of the users who went offline because the
-	// node holding their last connections stopped without Close (it
-	// crashed, or lost the shared store for longer than its entries
-	// live): Connect and Disconnect report every other change. Each such
-	// user is reported once, on one live node, from a goroutine of the
-	// Presence's own. Call Watch once, before the first Connect.
-	Watch(lapsed func(userID string))
-	// Close forgets this node's connections; later calls to the other
-	// methods return ErrClosed and later calls to Close return nil.
-	Close() error
 }

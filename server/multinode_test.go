@@ -10,9 +10,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/parleytest"
-	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/presence"
+	presenceredis "github.com/parleychat/parley/presence/redis"
 	"github.com/parleychat/parley/pubsub/pubsubtest"
-	"github.com/parleychat/parley/pubsub/redis"
 )
 
 // TestTwoNodes runs two Parley servers on one PostgreSQL database and one
@@ -89,8 +89,8 @@ func TestTwoNodesCrash(t *testing.T) {
 	client := goredis.NewClient(o)
 	t.Cleanup(func() { _ = client.Close() })
 	const ttl = 500 * time.Millisecond
-	presence := func(ctx context.Context) pubsub.Presence {
-		p := redis.NewPresence(ctx, client, pubsubtest.Unique("node"), redis.PresenceOptions{TTL: ttl, Cluster: parleytest.PresenceCluster(t)})
+	presence := func(ctx context.Context) presence.Tracker {
+		p := presenceredis.New(ctx, client, pubsubtest.Unique("node"), presenceredis.Options{TTL: ttl, Cluster: parleytest.PresenceCluster(t)})
 		t.Cleanup(func() {
 			if err := p.Close(); err != nil {
 				t.Errorf("close presence: %v", err)

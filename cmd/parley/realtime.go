@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parleychat/parley/presence"
+	presencememory "github.com/parleychat/parley/presence/memory"
+	presenceredis "github.com/parleychat/parley/presence/redis"
 	"github.com/parleychat/parley/pubsub"
 	"github.com/parleychat/parley/pubsub/memory"
 	"github.com/parleychat/parley/pubsub/redis"
@@ -18,7 +21,7 @@ import (
 // realtime is the broker and presence tracker the server runs with.
 type realtime struct {
 	broker   pubsub.Broker
-	presence pubsub.Presence
+	presence presence.Tracker
 }
 
 // openRealtime picks the broker: Redis when REDIS_URL is set, so that
@@ -26,17 +29,17 @@ type realtime struct {
 func openRealtime(ctx context.Context, getenv func(string) string, log *slog.Logger) (*realtime, error) {
 	url := getenv("REDIS_URL")
 	if url == "" {
-		return &realtime{broker: memory.New(pubsub.Options{Logger: log}), presence: memory.NewPresence()}, nil
+		return &realtime{broker: memory.New(pubsub.Options{Logger: log}), presence: presencememory.New()}, nil
 	}
 	broker, err := redis.NewFromURL(ctx, url, pubsub.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("redis broker: %w", err)
 	}
-	presence, err := redis.NewPresenceFromURL(ctx, url, nodeID(), redis.PresenceOptions{})
+	tracker, err := presenceredis.NewFromURL(ctx, url, nodeID(), presenceredis.Options{})
 	if err != nil {
 		return nil, errClose(fmt.Errorf("redis presence: %w", err), broker)
 	}
-	return &realtime{broker: broker, presence: presence}, nil
+	return &realtime{broker: broker, presence: tracker}, nil
 }
 
 // Close closes the presence tracker (removing this node's connections) and

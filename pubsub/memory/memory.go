@@ -1,6 +1,6 @@
-// Package memory implements pubsub.Broker and pubsub.Presence inside one
-// process, for single-node deployments and tests. Its types are safe for
-// concurrent use by multiple goroutines.
+// Package memory implements pubsub.Broker inside one process, for
+// single-node deployments and tests. Its types are safe for concurrent use
+// by multiple goroutines.
 package memory
 
 import (

@@ -22,18 +22,6 @@ func TestBroker(t *testing.T) {
 	})
 }
 
-func TestPresence(t *testing.T) {
-	pubsubtest.RunPresence(t, func(t *testing.T) pubsub.Presence {
-		p := memory.NewPresence()
-		t.Cleanup(func() {
-			if err := p.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-		return p
-	})
-}
-
 func TestDefaultBuffer(t *testing.T) {
 	b := memory.New(pubsub.Options{})
 	defer func() {

@@ -1,5 +1,4 @@
-// Package redis implements pubsub.Broker and pubsub.Presence on a Redis
-// server shared by every node of a deployment. Its types are safe for
+// Package redis implements pubsub.Broker on a Redis server shared by every node of a deployment. Its types are safe for
 // concurrent use by multiple goroutines.
 //
 // A Broker holds one Redis pub/sub connection per node, whatever the number

@@ -3,11 +3,8 @@ package redis
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,39 +14,14 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/parleychat/parley/internal/redistest"
 	"github.com/parleychat/parley/pubsub"
 	"github.com/parleychat/parley/pubsub/pubsubtest"
 )
 
 // The tests talk to the Redis server at TEST_REDIS_URL and are skipped when
 // it is unset. Other packages' tests may use the same server at the same
-// time: every topic and user ID here is unique, and presence keys expire.
-
-// redisURL returns TEST_REDIS_URL or skips t.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		t.Skip("TEST_REDIS_URL is not set")
-	}
-	return url
-}
-
-// newClient returns a client of url, closed in t.Cleanup.
-func newClient(t *testing.T, url string) *goredis.Client {
-	t.Helper()
-	opts, err := goredis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("ParseURL: %v", err)
-	}
-	client := goredis.NewClient(opts)
-	t.Cleanup(func() {
-		if err := client.Close(); err != nil {
-			t.Errorf("client Close: %v", err)
-		}
-	})
-	return client
-}
+// time: every topic here is unique.
 
 // newBroker returns a Broker on client logging to logger, closed in
 // t.Cleanup.
@@ -67,26 +39,11 @@ func newBroker(t *testing.T, client *goredis.Client, logger *slog.Logger) *Broke
 	return b
 }
 
-// newPresence returns a Presence of a new node on client, closed in
-// t.Cleanup; its heartbeat stops when ctx is done. The nodes of one test
-// form a cluster of their own, so that tests running at the same time on
-// the same Redis do not take over each other's nodes.
-func newPresence(t *testing.T, ctx context.Context, client *goredis.Client, ttl time.Duration) *Presence {
-	t.Helper()
-	p := NewPresence(ctx, client, pubsubtest.Unique("node"), PresenceOptions{TTL: ttl, Cluster: "test:" + t.Name()})
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("Presence Close: %v", err)
-		}
-	})
-	return p
-}
-
 // quietLogger discards the brokers' logs.
 var quietLogger = slog.New(slog.DiscardHandler)
 
 func TestBroker(t *testing.T) {
-	url := redisURL(t)
+	url := redistest.URL(t)
 	pubsubtest.Run(t, func(t *testing.T) pubsub.Broker {
 		b, err := NewFromURL(t.Context(), url, pubsub.Options{Buffer: pubsubtest.MinBuffer, Logger: quietLogger})
 		if err != nil {
@@ -98,13 +55,6 @@ func TestBroker(t *testing.T) {
 			}
 		})
 		return b
-	})
-}
-
-func TestPresence(t *testing.T) {
-	client := newClient(t, redisURL(t))
-	pubsubtest.RunPresence(t, func(t *testing.T) pubsub.Presence {
-		return newPresence(t, t.Context(), client, 0)
 	})
 }
 
@@ -131,18 +81,6 @@ func numSub(t *testing.T, admin *goredis.Client, topic string) int64 {
 	return counts[channel]
 }
 
-// eventually polls cond every 20ms until it holds, failing t after limit.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // pubSubConns returns the CLIENT LIST entries of b's pub/sub connection as
 // field maps.
 func pubSubConns(t *testing.T, admin *goredis.Client, b *Broker) []map[string]string {
@@ -166,8 +104,8 @@ func pubSubConns(t *testing.T, admin *goredis.Client, b *Broker) []map[string]st
 }
 
 func TestReferenceCounting(t *testing.T) {
-	client := newClient(t, redisURL(t))
-	admin := newClient(t, redisURL(t))
+	client := redistest.NewClient(t, redistest.URL(t))
+	admin := redistest.NewClient(t, redistest.URL(t))
 	b := newBroker(t, client, quietLogger)
 	topic, other := pubsubtest.Unique("refs"), pubsubtest.Unique("other")
 
@@ -205,20 +143,20 @@ func TestReferenceCounting(t *testing.T) {
 	if err := s2.Remove(t.Context(), topic); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	eventually(t, 2*time.Second, "NUMSUB 0 after the last local subscriber left", func() bool {
+	redistest.Eventually(t, 2*time.Second, "NUMSUB 0 after the last local subscriber left", func() bool {
 		return numSub(t, admin, topic) == 0
 	})
 	if n := numSub(t, admin, other); n != 1 {
 		t.Fatalf("NUMSUB of the other topic = %d, want 1", n)
 	}
 	s2.Close()
-	eventually(t, 2*time.Second, "NUMSUB 0 after Close", func() bool {
+	redistest.Eventually(t, 2*time.Second, "NUMSUB 0 after Close", func() bool {
 		return numSub(t, admin, other) == 0
 	})
 }
 
 func TestTwoNodes(t *testing.T) {
-	client := newClient(t, redisURL(t))
+	client := redistest.NewClient(t, redistest.URL(t))
 	a := newBroker(t, client, quietLogger)
 	b := newBroker(t, client, quietLogger)
 	topic := pubsubtest.Unique("nodes")
@@ -305,8 +243,8 @@ func expectRecovery(t *testing.T, publisher *goredis.Client, sub pubsub.Subscrip
 }
 
 func TestConnectionKilled(t *testing.T) {
-	client := newClient(t, redisURL(t))
-	admin := newClient(t, redisURL(t))
+	client := redistest.NewClient(t, redistest.URL(t))
+	admin := redistest.NewClient(t, redistest.URL(t))
 	logs := &recorder{}
 	b := newBroker(t, client, slog.New(logs))
 	topic := pubsubtest.Unique("killed")
@@ -456,8 +394,8 @@ func (c *proxiedConn) close() {
 // TestSilentConnection checks the health check: a pub/sub connection that
 // stops answering without being closed is replaced.
 func TestSilentConnection(t *testing.T) {
-	url := redisURL(t)
-	admin := newClient(t, url)
+	url := redistest.URL(t)
+	admin := redistest.NewClient(t, url)
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Fatalf("ParseURL: %v", err)
@@ -492,255 +430,39 @@ func TestSilentConnection(t *testing.T) {
 	if !logs.logged(slog.LevelInfo, "connection restored") {
 		t.Error("the recovery was not logged at info level")
 	}
-	eventually(t, 2*time.Second, "one Redis subscriber", func() bool {
+	redistest.Eventually(t, 2*time.Second, "one Redis subscriber", func() bool {
 		return numSub(t, admin, topic) == 1
 	})
 }
 
-// startRedis starts a redis-server of its own on port and waits until it
-// answers. The returned func kills it; t.Cleanup calls it too.
-func startRedis(t *testing.T, bin string, port int) (kill func()) {
-	t.Helper()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	kill = sync.OnceFunc(func() {
-		if err := cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			t.Errorf("kill redis-server: %v", err)
-		}
-		<-exited
-	})
-	t.Cleanup(kill)
-	client := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	defer func() {
-		if err := client.Close(); err != nil {
-			t.Errorf("client Close: %v", err)
-		}
-	}()
-	eventually(t, 5*time.Second, "redis-server answers", func() bool {
-		return client.Ping(t.Context()).Err() == nil
-	})
-	return kill
-}
-
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatalf("close listener: %v", err)
-	}
-	return port
-}
-
 // TestServerRestart restarts a redis-server of its own (it keeps nothing
-// on disk): subscriptions resume and presence entries are written again.
+// on disk): subscriptions resume.
 func TestServerRestart(t *testing.T) {
-	redisURL(t)
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed")
-	}
-	port := freePort(t)
-	killServer := startRedis(t, bin, port)
-	client := newClient(t, fmt.Sprintf("redis://127.0.0.1:%d/0", port))
+	redistest.URL(t)
+	srv := redistest.StartServer(t)
+	client := redistest.NewClient(t, srv.URL)
 	logs := &recorder{}
 	b := newBroker(t, client, slog.New(logs))
-	p := newPresence(t, t.Context(), client, time.Second)
-	topic, user := pubsubtest.Unique("restart"), pubsubtest.Unique("user")
+	topic := pubsubtest.Unique("restart")
 	sub, err := b.Subscribe(t.Context(), topic)
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
 	defer sub.Close()
-	if _, err := p.Connect(t.Context(), user); err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
 
-	killServer()
-	eventually(t, 5*time.Second, "outage noticed", func() bool {
+	srv.Kill()
+	redistest.Eventually(t, 5*time.Second, "outage noticed", func() bool {
 		return logs.logged(slog.LevelWarn, "connection lost")
 	})
-	startRedis(t, bin, port)
+	srv.Restart()
 
 	expectRecovery(t, client, sub, topic)
 	if !logs.logged(slog.LevelInfo, "connection restored") {
 		t.Error("the recovery was not logged at info level")
 	}
-	eventually(t, 5*time.Second, "user online again", func() bool {
-		online, err := p.Online(t.Context(), []string{user})
-		return err == nil && online[user]
-	})
 	// Close before the server stops.
-	if err := p.Close(); err != nil {
-		t.Errorf("Presence Close: %v", err)
-	}
 	if err := b.Close(); err != nil {
 		t.Errorf("Broker Close: %v", err)
-	}
-}
-
-func TestPresenceTwoNodes(t *testing.T) {
-	client := newClient(t, redisURL(t))
-	a := newPresence(t, t.Context(), client, 0)
-	b := newPresence(t, t.Context(), client, 0)
-	u := pubsubtest.Unique("user")
-	expectConnect(t, a, u, true)
-	expectConnect(t, b, u, false)
-	expectConnect(t, a, u, false)
-	ttl, err := client.PTTL(t.Context(), presenceKey(u)).Result()
-	if err != nil {
-		t.Fatalf("PTTL: %v", err)
-	}
-	if ttl <= 0 || ttl > defaultTTL {
-		t.Fatalf("presence key expires in %v, want (0, %v]", ttl, defaultTTL)
-	}
-	expectDisconnect(t, a, u, false)
-	expectDisconnect(t, a, u, false)
-	expectOnline(t, b, u, true)
-	expectOnline(t, a, u, true)
-	expectDisconnect(t, b, u, true)
-	expectOnline(t, a, u, false)
-	expectConnect(t, b, u, true)
-}
-
-func TestPresenceExpiry(t *testing.T) {
-	client := newClient(t, redisURL(t))
-	const ttl = time.Second
-	alive := newPresence(t, t.Context(), client, ttl)
-	crashCtx, crash := context.WithCancel(t.Context())
-	crashed := newPresence(t, crashCtx, client, ttl)
-	other := newPresence(t, t.Context(), client, ttl)
-	ua, uc := pubsubtest.Unique("alive"), pubsubtest.Unique("crashed")
-	start := time.Now()
-	expectConnect(t, alive, ua, true)
-	expectConnect(t, crashed, uc, true)
-
-	// The crashed node's heartbeat stops; its entry is left behind.
-	crash()
-	expectOnline(t, other, uc, true)
-	eventually(t, 3*ttl, "crashed node's user offline", func() bool {
-		online, err := other.Online(t.Context(), []string{uc})
-		if err != nil {
-			t.Fatalf("Online: %v", err)
-		}
-		return !online[uc]
-	})
-	if elapsed := time.Since(start); elapsed < ttl {
-		t.Fatalf("user went offline after %v, before the ttl", elapsed)
-	}
-	expectConnect(t, other, uc, true)
-
-	// The live node's heartbeat keeps its user online past the ttl.
-	time.Sleep(time.Until(start.Add(5 * ttl / 2)))
-	expectOnline(t, other, ua, true)
-	if err := alive.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	expectOnline(t, other, ua, false)
-}
-
-// TestPresenceLapsed: when a node stops without Close, one live node
-// reports, once, each user it left with no connection anywhere; users with
-// a connection elsewhere, users it had already let go and the users of a
-// node that closed are not reported.
-func TestPresenceLapsed(t *testing.T) {
-	client := newClient(t, redisURL(t))
-	const ttl = 500 * time.Millisecond
-	var (
-		mu     sync.Mutex
-		lapsed = map[string]int{}
-	)
-	record := func(u string) {
-		mu.Lock()
-		defer mu.Unlock()
-		lapsed[u]++
-	}
-	count := func(u string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return lapsed[u]
-	}
-	// Two watching nodes: each expired node is taken over by one of them.
-	b := newPresence(t, t.Context(), client, ttl)
-	b.Watch(record)
-	c := newPresence(t, t.Context(), client, ttl)
-	c.Watch(record)
-	crashCtx, crash := context.WithCancel(t.Context())
-	crashed := newPresence(t, crashCtx, client, ttl)
-	closing := newPresence(t, t.Context(), client, ttl)
-
-	alone, elsewhere, gone, closed := pubsubtest.Unique("alone"), pubsubtest.Unique("elsewhere"), pubsubtest.Unique("gone"), pubsubtest.Unique("closed")
-	expectConnect(t, crashed, alone, true)
-	expectConnect(t, crashed, elsewhere, true)
-	expectConnect(t, b, elsewhere, false)
-	expectConnect(t, crashed, gone, true)
-	expectDisconnect(t, crashed, gone, true)
-	expectConnect(t, closing, closed, true)
-	if err := closing.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-
-	crash()
-	eventually(t, 6*ttl, "the crashed node's lone user reported", func() bool { return count(alone) > 0 })
-	time.Sleep(ttl) // every watcher has swept again since
-	for u, want := range map[string]int{alone: 1, elsewhere: 0, gone: 0, closed: 0} {
-		if got := count(u); got != want {
-			t.Errorf("user %s reported %d times, want %d", u, got, want)
-		}
-	}
-	expectOnline(t, b, elsewhere, true)
-	for _, n := range []*Presence{crashed, closing} {
-		if _, err := client.ZScore(t.Context(), n.nodesKey, n.node).Result(); !errors.Is(err, goredis.Nil) {
-			t.Errorf("node %s still in %s: %v", n.node, n.nodesKey, err)
-		}
-		if n, err := client.Exists(t.Context(), n.nodeUsersKey(n.node)).Result(); err != nil || n != 0 {
-			t.Errorf("user set of a stopped node: exists %d, %v", n, err)
-		}
-	}
-}
-
-// expectConnect connects u on p and checks first.
-func expectConnect(t *testing.T, p *Presence, u string, want bool) {
-	t.Helper()
-	first, err := p.Connect(t.Context(), u)
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	if first != want {
-		t.Fatalf("Connect on %s: first = %v, want %v", p.node, first, want)
-	}
-}
-
-// expectDisconnect disconnects u on p and checks last.
-func expectDisconnect(t *testing.T, p *Presence, u string, want bool) {
-	t.Helper()
-	last, err := p.Disconnect(t.Context(), u)
-	if err != nil {
-		t.Fatalf("Disconnect: %v", err)
-	}
-	if last != want {
-		t.Fatalf("Disconnect on %s: last = %v, want %v", p.node, last, want)
-	}
-}
-
-// expectOnline checks that p sees u online or not.
-func expectOnline(t *testing.T, p *Presence, u string, want bool) {
-	t.Helper()
-	online, err := p.Online(t.Context(), []string{u})
-	if err != nil {
-		t.Fatalf("Online: %v", err)
-	}
-	if online[u] != want {
-		t.Fatalf("Online[%s] = %v, want %v", u, online[u], want)
 	}
 }
 

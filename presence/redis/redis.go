@@ -1,3 +1,6 @@
+// Package redis implements presence.Tracker on a Redis server shared by
+// every node of a deployment. Its Tracker is safe for concurrent use by
+// multiple goroutines.
 package redis
 
 import (
@@ -12,7 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/presence"
 )
 
 const (
@@ -26,11 +29,11 @@ const (
 	// nodeUsersPrefix is put before a cluster name, a colon and a node ID
 	// to make the key of the set of users that node has entries for.
 	nodeUsersPrefix = "parley:presence-node:"
-	// DefaultCluster is the cluster of a Presence whose options name none.
+	// DefaultCluster is the cluster of a Tracker whose options name none.
 	DefaultCluster = "parley"
 	// sweepBatch is the number of expired nodes one sweep takes over.
 	sweepBatch = 16
-	// defaultTTL is the ttl NewPresence uses when given none.
+	// defaultTTL is the ttl New uses when given none.
 	defaultTTL = 30 * time.Second
 	// refreshBatch is the number of users one heartbeat script refreshes.
 	refreshBatch = 256
@@ -114,9 +117,9 @@ end
 return {#expired, lapsed}
 `)
 
-var _ pubsub.Presence = (*Presence)(nil)
+var _ presence.Tracker = (*Tracker)(nil)
 
-// Presence is a pubsub.Presence shared by the nodes using one Redis server.
+// Tracker is a presence.Tracker shared by the nodes using one Redis server.
 // Each node counts its own connections per user; while a user has any, the
 // node keeps an entry in the sorted set "parley:presence:<userID>" whose
 // score is the entry's expiry, renewed every ttl/3. A user is online while
@@ -124,8 +127,8 @@ var _ pubsub.Presence = (*Presence)(nil)
 // Close go offline after at most ttl. Every ttl/3 each node also sweeps:
 // the first to see that another node's entries expired takes them over and
 // reports the users left offline to Watch. Node clocks are assumed to
-// agree to well within ttl. A Presence is safe for concurrent use.
-type Presence struct {
+// agree to well within ttl. A Tracker is safe for concurrent use.
+type Tracker struct {
 	client *goredis.Client
 	node   string
 	ttl    time.Duration
@@ -150,8 +153,8 @@ type Presence struct {
 	lapsed func(userID string) // set by Watch
 }
 
-// PresenceOptions configure a Presence.
-type PresenceOptions struct {
+// Options configure a Tracker.
+type Options struct {
 	// TTL is how long the node's entries live without a heartbeat (one
 	// every TTL/3); 30s when zero or negative.
 	TTL time.Duration
@@ -162,13 +165,13 @@ type PresenceOptions struct {
 	Cluster string
 }
 
-// NewPresence returns the Presence of node nodeID, which must be unique
+// New returns the Tracker of node nodeID, which must be unique
 // among the nodes sharing the Redis server. Its heartbeat runs until ctx is
-// done or Close is called; a Presence whose heartbeat stopped without
+// done or Close is called; a Tracker whose heartbeat stopped without
 // Close behaves like a crashed node: its users go offline once their
 // entries expire, and a node of its cluster reports them to Watch.
 // Heartbeat failures are logged through slog.Default().
-func NewPresence(ctx context.Context, client *goredis.Client, nodeID string, opts PresenceOptions) *Presence {
+func New(ctx context.Context, client *goredis.Client, nodeID string, opts Options) *Tracker {
 	ttl := opts.TTL
 	if ttl <= 0 {
 		ttl = defaultTTL
@@ -178,7 +181,7 @@ func NewPresence(ctx context.Context, client *goredis.Client, nodeID string, opt
 		cluster = DefaultCluster
 	}
 	hctx, cancel := context.WithCancel(ctx)
-	p := &Presence{
+	p := &Tracker{
 		client:          client,
 		node:            nodeID,
 		ttl:             ttl,
@@ -198,30 +201,30 @@ func NewPresence(ctx context.Context, client *goredis.Client, nodeID string, opt
 func presenceKey(userID string) string { return presencePrefix + userID }
 
 // nodeUsersKey returns the key of the set of users node has entries for.
-func (p *Presence) nodeUsersKey(node string) string { return p.nodeUsersPrefix + node }
+func (p *Tracker) nodeUsersKey(node string) string { return p.nodeUsersPrefix + node }
 
-// Watch implements pubsub.Presence.
-func (p *Presence) Watch(lapsed func(userID string)) {
+// Watch implements presence.Tracker.
+func (p *Tracker) Watch(lapsed func(userID string)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lapsed = lapsed
 }
 
 // lock returns the lock that serializes the updates of userID.
-func (p *Presence) lock(userID string) *sync.Mutex {
+func (p *Tracker) lock(userID string) *sync.Mutex {
 	return &p.locks[maphash.String(p.seed, userID)%stripes]
 }
 
-// Connect implements pubsub.Presence. On error the connection is not
+// Connect implements presence.Tracker. On error the connection is not
 // counted.
-func (p *Presence) Connect(ctx context.Context, userID string) (bool, error) {
+func (p *Tracker) Connect(ctx context.Context, userID string) (bool, error) {
 	l := p.lock(userID)
 	l.Lock()
 	defer l.Unlock()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return false, pubsub.ErrClosed
+		return false, presence.ErrClosed
 	}
 	n := p.counts[userID]
 	p.counts[userID] = n + 1
@@ -236,27 +239,27 @@ func (p *Presence) Connect(ctx context.Context, userID string) (bool, error) {
 		p.mu.Lock()
 		delete(p.counts, userID)
 		p.mu.Unlock()
-		return false, fmt.Errorf("pubsub: presence connect of user %q: %w", userID, err)
+		return false, fmt.Errorf("presence: redis connect of user %q: %w", userID, err)
 	}
 	return others == 0, nil
 }
 
-// Disconnect implements pubsub.Presence. On error the connection is no
+// Disconnect implements presence.Tracker. On error the connection is no
 // longer counted all the same, and the node's entry expires within ttl.
-func (p *Presence) Disconnect(ctx context.Context, userID string) (bool, error) {
+func (p *Tracker) Disconnect(ctx context.Context, userID string) (bool, error) {
 	l := p.lock(userID)
 	l.Lock()
 	defer l.Unlock()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return false, pubsub.ErrClosed
+		return false, presence.ErrClosed
 	}
 	n := p.counts[userID]
 	switch {
 	case n == 0:
 		p.mu.Unlock()
-		return false, fmt.Errorf("pubsub: disconnect of user %q, who has no connection on this node", userID)
+		return false, fmt.Errorf("presence: disconnect of user %q, who has no connection on this node", userID)
 	case n > 1:
 		p.counts[userID] = n - 1
 		p.mu.Unlock()
@@ -267,19 +270,19 @@ func (p *Presence) Disconnect(ctx context.Context, userID string) (bool, error) 
 	left, err := disconnectScript.Run(ctx, p.client, []string{presenceKey(userID), p.nodeUsersKey(p.node)},
 		p.node, time.Now().UnixMilli(), userID).Int64()
 	if err != nil {
-		return false, fmt.Errorf("pubsub: presence disconnect of user %q: %w", userID, err)
+		return false, fmt.Errorf("presence: redis disconnect of user %q: %w", userID, err)
 	}
 	return left == 0, nil
 }
 
-// Online implements pubsub.Presence with one pipeline that drops the
+// Online implements presence.Tracker with one pipeline that drops the
 // expired entries of each user and counts the rest.
-func (p *Presence) Online(ctx context.Context, userIDs []string) (map[string]bool, error) {
+func (p *Tracker) Online(ctx context.Context, userIDs []string) (map[string]bool, error) {
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
-		return nil, pubsub.ErrClosed
+		return nil, presence.ErrClosed
 	}
 	online := make(map[string]bool, len(userIDs))
 	if len(userIDs) == 0 {
@@ -299,7 +302,7 @@ func (p *Presence) Online(ctx context.Context, userIDs []string) (map[string]boo
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pubsub: presence lookup: %w", err)
+		return nil, fmt.Errorf("presence: redis lookup: %w", err)
 	}
 	for id, card := range cards {
 		online[id] = card.Val() > 0
@@ -310,7 +313,7 @@ func (p *Presence) Online(ctx context.Context, userIDs []string) (map[string]boo
 // Close stops the heartbeat and removes this node's entries, so that its
 // users who have no other node go offline at once (their Disconnect
 // reported it, or the caller does: Close reports nothing).
-func (p *Presence) Close() error {
+func (p *Tracker) Close() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -340,13 +343,13 @@ func (p *Presence) Close() error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("pubsub: presence close: %w", err)
+		return fmt.Errorf("presence: redis close: %w", err)
 	}
 	return nil
 }
 
 // heartbeat renews this node's entries every ttl/3 until ctx is done.
-func (p *Presence) heartbeat(ctx context.Context) {
+func (p *Tracker) heartbeat(ctx context.Context) {
 	defer close(p.done)
 	tick := time.NewTicker(p.ttl / 3)
 	defer tick.Stop()
@@ -363,16 +366,16 @@ func (p *Presence) heartbeat(ctx context.Context) {
 			return
 		case err != nil:
 			failing = true
-			p.log.Warn("pubsub: presence heartbeat failed", "err", err)
+			p.log.Warn("presence: heartbeat failed", "err", err)
 		case failing:
 			failing = false
-			p.log.Info("pubsub: presence heartbeat restored")
+			p.log.Info("presence: heartbeat restored")
 		}
 	}
 }
 
 // refresh renews the entries of every user connected to this node.
-func (p *Presence) refresh(ctx context.Context) error {
+func (p *Tracker) refresh(ctx context.Context) error {
 	p.lockAll()
 	defer p.unlockAll()
 	p.mu.Lock()
@@ -398,7 +401,7 @@ func (p *Presence) refresh(ctx context.Context) error {
 // sweep takes over the entries of nodes that expired and hands the users
 // they leave offline to the Watch function, in a goroutine of their own so
 // that a slow one does not delay the heartbeat.
-func (p *Presence) sweep(ctx context.Context) error {
+func (p *Tracker) sweep(ctx context.Context) error {
 	p.mu.Lock()
 	lapsed := p.lapsed
 	p.mu.Unlock()
@@ -411,7 +414,7 @@ func (p *Presence) sweep(ctx context.Context) error {
 			return fmt.Errorf("sweep expired nodes: %w", err)
 		}
 		if len(users) > 0 {
-			p.log.Info("pubsub: presence of a stopped node expired", "users_offline", len(users))
+			p.log.Info("presence: entries of a stopped node expired", "users_offline", len(users))
 			go func() {
 				for _, u := range users {
 					lapsed(u)
@@ -426,7 +429,7 @@ func (p *Presence) sweep(ctx context.Context) error {
 
 // sweepBatch runs sweepScript once and returns how many nodes it took over
 // and the users they left offline.
-func (p *Presence) sweepBatch(ctx context.Context) (nodes int64, users []string, err error) {
+func (p *Tracker) sweepBatch(ctx context.Context) (nodes int64, users []string, err error) {
 	res, err := sweepScript.Run(ctx, p.client, []string{p.nodesKey},
 		time.Now().UnixMilli(), sweepBatch, presencePrefix, p.nodeUsersPrefix).Slice()
 	if err != nil {
@@ -451,14 +454,14 @@ func (p *Presence) sweepBatch(ctx context.Context) (nodes int64, users []string,
 }
 
 // lockAll takes every stripe lock, in order.
-func (p *Presence) lockAll() {
+func (p *Tracker) lockAll() {
 	for i := range p.locks {
 		p.locks[i].Lock()
 	}
 }
 
 // unlockAll releases every stripe lock.
-func (p *Presence) unlockAll() {
+func (p *Tracker) unlockAll() {
 	for i := range p.locks {
 		p.locks[i].Unlock()
 	}
