@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/parleychat/parley/models"
@@ -29,21 +28,24 @@ const (
 	evUserUpdated eventKind = "user.updated"
 )
 
-// event is what travels through the broker. It carries the rows a
-// subscriber shows, so that delivering it costs no query per subscriber.
+// event is one realtime event: what happened, with the rows a subscriber
+// shows, so that delivering it costs no query per subscriber. ID and the
+// topic it was published on are its identity. Its wire form is wireEvent.
 type event struct {
-	Kind    eventKind       `json:"k"`
-	Message *models.Message `json:"m,omitempty"`
-	Channel *models.Channel `json:"c,omitempty"`
-	Member  *models.Member  `json:"mb,omitempty"`
-	User    *models.User    `json:"u,omitempty"`
-	At      time.Time       `json:"at,omitzero"`
+	// ID is unique and time-ordered (a UUIDv7), set by publish.
+	ID      string
+	Kind    eventKind
+	Message *models.Message
+	Channel *models.Channel
+	Member  *models.Member
+	User    *models.User
+	At      time.Time
 	// Reasons of a member.updated or user.updated event.
-	Reasons []string `json:"r,omitempty"`
+	Reasons []string
 	// ChannelEvent is the type of a my.channel event.
-	ChannelEvent ChannelEventType `json:"ce,omitempty"`
+	ChannelEvent ChannelEventType
 	// Node is the node that published a typing.started event.
-	Node string `json:"n,omitempty"`
+	Node string
 }
 
 // ChannelEventType says how one of the caller's channels changed.
@@ -80,24 +82,16 @@ func (s *Service) publish(ctx context.Context, topic string, ev *event) {
 	if s.broker == nil {
 		return
 	}
-	data, err := json.Marshal(ev)
+	if ev.ID == "" {
+		ev.ID = newID()
+	}
+	data, err := encodeEvent(ev)
 	if err == nil {
 		err = s.broker.Publish(context.WithoutCancel(ctx), topic, data)
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "publish event", "topic", topic, "kind", ev.Kind, "err", err)
 	}
-}
-
-// decodeEvent decodes a broker payload. Through pubsub.Decode its result is
-// shared by every subscriber on this node: stream handlers must not modify
-// the event or the rows it carries.
-func decodeEvent(data []byte) (*event, error) {
-	var ev event
-	if err := json.Unmarshal(data, &ev); err != nil {
-		return nil, err
-	}
-	return &ev, nil
 }
 
 // outbox collects the events of one write transaction; they are published
