@@ -37,6 +37,7 @@ func TestImportRules(t *testing.T) {
 	}{
 		{"/chat", []string{mod + "/graph", mod + "/resolvers", mod + "/server", "github.com/99designs/gqlgen"}},
 		{"/models", []string{mod + "/"}},
+		{"/mergepatch", []string{mod + "/"}},
 		{"/apperr", []string{mod + "/"}},
 		{"/pubsub", []string{mod + "/chat", mod + "/models", mod + "/presence", "github.com/redis/go-redis/"}},
 		{"/pubsub/memory", []string{mod + "/chat", mod + "/models", mod + "/presence", "github.com/redis/go-redis/"}},
