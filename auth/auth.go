@@ -15,7 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,12 +49,79 @@ type Principal struct {
 	Name string
 	// ExpiresAt is when the token stops being valid.
 	ExpiresAt time.Time
+	// Grants, when not nil, are the only channels the token may use (the
+	// token's channels claim).
+	Grants *Grants
 }
+
+// Access is what a grant allows on one channel.
+type Access string
+
+// The values of the channels claim.
+const (
+	// Read allows reading a channel, as a member with READ access.
+	Read Access = "read"
+	// Write allows reading and writing, as far as membership allows.
+	Write Access = "write"
+)
+
+// Grants restricts a token to some channels, named by id or uniqueName.
+// A nil *Grants restricts nothing; an empty one allows no channel at all.
+// Grants are immutable once made, and safe for concurrent use.
+type Grants struct {
+	byKey map[string]Access
+}
+
+// checkGrants reports what is wrong with m, or "".
+func checkGrants(m map[string]Access) string {
+	for key, access := range m {
+		if key == "" {
+			return "channels claim has an empty key"
+		}
+		if access != Read && access != Write {
+			return fmt.Sprintf("channels claim value %q must be \"read\" or \"write\"", access)
+		}
+	}
+	return ""
+}
+
+// Access returns the access granted under key, and false when key is not
+// granted.
+func (g *Grants) Access(key string) (Access, bool) {
+	a, ok := g.byKey[key]
+	return a, ok
+}
+
+// Keys returns the granted keys, sorted.
+func (g *Grants) Keys() []string {
+	return slices.Sorted(maps.Keys(g.byKey))
+}
+
+// Map returns a copy of the grants as a map.
+func (g *Grants) Map() map[string]Access { return maps.Clone(g.byKey) }
 
 // claims is the payload of a token.
 type claims struct {
 	Name string `json:"name,omitempty"`
+	// Channels is kept encoded so that a malformed claim gets a message of
+	// its own rather than "malformed token".
+	Channels json.RawMessage `json:"channels,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// grants decodes the channels claim: nil when absent or null.
+func (c *claims) grants() (*Grants, *apperr.Error) {
+	if len(c.Channels) == 0 || string(c.Channels) == "null" {
+		return nil, nil
+	}
+	m := map[string]Access{}
+	if err := json.Unmarshal(c.Channels, &m); err != nil {
+		return nil, unauthenticated("channels claim must be an object of \"read\" or \"write\" values")
+	}
+	if msg := checkGrants(m); msg != "" {
+		return nil, unauthenticated(msg)
+	}
+	return &Grants{byKey: m}, nil
 }
 
 // Verifier checks tokens signed with one shared secret. A Verifier is
@@ -113,7 +182,11 @@ func (v *Verifier) verify(token string) (Principal, *apperr.Error) {
 	case len(c.Subject) > MaxIdentityLen:
 		return Principal{}, unauthenticated("token sub is too long")
 	}
-	return Principal{Identity: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt.Time}, nil
+	grants, gerr := c.grants()
+	if gerr != nil {
+		return Principal{}, gerr
+	}
+	return Principal{Identity: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt.Time, Grants: grants}, nil
 }
 
 // failureMessage turns a jwt parse error into a client-safe message.
@@ -154,6 +227,23 @@ func unauthenticated(msg string) *apperr.Error {
 // when secret is empty, identity is empty or longer than MaxIdentityLen bytes,
 // or ttl is not positive. Mint is safe for concurrent use.
 func Mint(secret []byte, identity, name string, ttl time.Duration, now time.Time) (string, error) {
+	return MintWithGrants(secret, identity, name, nil, ttl, now)
+}
+
+// MintWithGrants is Mint with a channels claim holding grants (none when
+// grants is nil). It also fails when a grant has an empty key or a value
+// other than Read and Write.
+func MintWithGrants(secret []byte, identity, name string, grants map[string]Access, ttl time.Duration, now time.Time) (string, error) {
+	var channels json.RawMessage
+	if grants != nil {
+		if msg := checkGrants(grants); msg != "" {
+			return "", fmt.Errorf("auth: mint: %s", msg)
+		}
+		var err error
+		if channels, err = json.Marshal(grants); err != nil {
+			return "", fmt.Errorf("auth: mint: %w", err)
+		}
+	}
 	switch {
 	case len(secret) == 0:
 		return "", errors.New("auth: mint: empty secret")
@@ -165,7 +255,8 @@ func Mint(secret []byte, identity, name string, ttl time.Duration, now time.Time
 		return "", fmt.Errorf("auth: mint: ttl %v is not positive", ttl)
 	}
 	c := claims{
-		Name: name,
+		Name:     name,
+		Channels: channels,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   identity,
 			IssuedAt:  jwt.NewNumericDate(now),

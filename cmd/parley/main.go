@@ -1,7 +1,7 @@
 // Command parley is the Parley chat server.
 //
 //	parley [serve]                         serve HTTP on PARLEY_ADDR (default :8080)
-//	parley token --identity alice [--ttl 24h] [--name "Alice"]
+//	parley token --identity alice [--ttl 24h] [--name "Alice"] [--channel general=write ...]
 //	                                       print a signed access token
 //
 // The environment configures it; see the README for every variable.
@@ -48,5 +48,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 const usage = `usage:
   parley [serve]                                      serve GraphQL on PARLEY_ADDR (default :8080)
-  parley token --identity ID [--ttl 24h] [--name N]   print a signed access token
+  parley token --identity ID [--ttl 24h] [--name N] [--channel KEY=read|write ...]
+                                                      print a signed access token
 `

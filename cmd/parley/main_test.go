@@ -189,6 +189,8 @@ func TestCommandErrors(t *testing.T) {
 	}{
 		{[]string{"token"}, map[string]string{"PARLEY_JWT_SECRET": strings.Repeat("s", 32)}, "--identity is required"},
 		{[]string{"token", "--identity", "a"}, map[string]string{"PARLEY_JWT_SECRET": "short"}, "at least 32"},
+		{[]string{"token", "--identity", "a", "--channel", "general=admin"}, map[string]string{"PARLEY_JWT_SECRET": strings.Repeat("s", 32)}, "read or =write"},
+		{[]string{"token", "--identity", "a", "--channel", "=read"}, map[string]string{"PARLEY_JWT_SECRET": strings.Repeat("s", 32)}, "read or =write"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "mysql://x"}, "mysql"},
 		{[]string{"serve"}, map[string]string{"PARLEY_MAX_MESSAGE_BYTES": "-1"}, "PARLEY_MAX_MESSAGE_BYTES"},
 		{[]string{"bogus"}, nil, "unknown command"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/auth"
@@ -19,6 +20,18 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	identity := fs.String("identity", "", "the user's identity (the token's sub claim); required")
 	name := fs.String("name", "", "friendly name given to the user on first sight")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	var grants map[string]auth.Access
+	fs.Func("channel", "limit the token to a channel: `ID-or-uniqueName=read|write` (repeatable; the channels claim)", func(v string) error {
+		key, access, ok := strings.Cut(v, "=")
+		if !ok || key == "" || (access != string(auth.Read) && access != string(auth.Write)) {
+			return fmt.Errorf("want ID-or-uniqueName=read or =write, got %q", v)
+		}
+		if grants == nil {
+			grants = map[string]auth.Access{}
+		}
+		grants[key] = auth.Access(access)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,7 +57,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	tok, err := auth.Mint(secret, *identity, *name, *ttl, time.Now())
+	tok, err := auth.MintWithGrants(secret, *identity, *name, grants, *ttl, time.Now())
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
