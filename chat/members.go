@@ -77,7 +77,8 @@ func (s *Service) LeaveChannel(ctx context.Context, channelID string) (string, e
 
 // AddMember adds identity (created when unknown) to a channel with role.
 // ADMIN or OWNER; only the OWNER grants ADMIN or OWNER. CONFLICT when the
-// user is already a member.
+// user is already a member, also when a concurrent call just made them one;
+// the call that gets CONFLICT publishes nothing.
 func (s *Service) AddMember(ctx context.Context, channelID, identity string, role models.MemberRole) (*models.Member, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -110,18 +111,20 @@ func (s *Service) AddMember(ctx context.Context, channelID, identity string, rol
 		if err != nil {
 			return err
 		}
-		existing, err := findMember(tx, channelID, u.ID)
+		var created bool
+		m, created, err = insertMember(tx, channelID, u.ID, role)
 		if err != nil {
 			return err
 		}
-		if existing != nil {
+		if !created {
+			// Also when a concurrent call added them first: only one
+			// of two racing calls succeeds and publishes.
 			return apperr.New(apperr.Conflict, "%q is already a member of this channel", identity)
 		}
-		m, _, err = insertMember(tx, channelID, u.ID, role)
 		a.ch.MembersCount++
 		out.add(channelTopic(channelID), &event{Kind: evMemberJoined, Member: m})
 		out.add(userTopic(u.ID), &event{Kind: evMyChannel, ChannelEvent: ChannelAdded, Channel: a.ch})
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, internal("add member", err)
