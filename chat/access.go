@@ -1,16 +1,20 @@
 package chat
 
 import (
-	"github.com/parleychat/parley/apperr"
-	"github.com/parleychat/parley/models"
 	"gorm.io/gorm"
+
+	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/auth"
+	"github.com/parleychat/parley/models"
 )
 
-// access is a channel as one caller sees it: the row and the caller's
-// membership (nil when they are not a member).
+// access is a channel as one caller sees it: the row, the caller's
+// membership (nil when they are not a member) and what the caller's token
+// grants on it.
 type access struct {
-	ch *models.Channel
-	me *models.Member
+	ch    *models.Channel
+	me    *models.Member
+	grant auth.Access
 }
 
 // errChannelNotFound is the answer for a channel that does not exist and for
@@ -18,19 +22,14 @@ type access struct {
 func errChannelNotFound() error { return apperr.New(apperr.NotFound, "channel not found") }
 
 // loadAccess loads a channel and the caller's membership through q (the
-// database or a transaction). NOT_FOUND when the channel does not exist or is
-// private and the caller is not a member.
+// database or a transaction). NOT_FOUND when the channel does not exist, is
+// private and the caller is not a member, or is outside the caller's token
+// grants.
 func loadAccess(q *gorm.DB, v viewer, channelID string) (*access, error) {
 	me, err := findMember(q, channelID, v.UserID)
 	if err != nil {
 		return nil, err
 	}
-	return loadChannelAccess(q, channelID, me)
-}
-
-// loadChannelAccess loads a channel through q for a caller whose membership
-// me (nil for none) is already known; NOT_FOUND as loadAccess.
-func loadChannelAccess(q *gorm.DB, channelID string, me *models.Member) (*access, error) {
 	var ch models.Channel
 	if err := q.Take(&ch, "id = ?", channelID).Error; err != nil {
 		if isNotFound(err) {
@@ -38,10 +37,66 @@ func loadChannelAccess(q *gorm.DB, channelID string, me *models.Member) (*access
 		}
 		return nil, err
 	}
+	return accessTo(v, &ch, me)
+}
+
+// accessTo is the caller's access to a loaded channel, given their
+// membership (nil for none); NOT_FOUND as loadAccess.
+func accessTo(v viewer, ch *models.Channel, me *models.Member) (*access, error) {
 	if me == nil && ch.Type != models.ChannelPublic {
 		return nil, errChannelNotFound()
 	}
-	return &access{ch: &ch, me: me}, nil
+	grant, ok := v.grant(ch)
+	if !ok {
+		return nil, errChannelNotFound()
+	}
+	return &access{ch: ch, me: me, grant: grant}, nil
+}
+
+// grant is what the caller's token allows on ch, and false when the token
+// is limited to other channels. A channel named in the grants both by id
+// and by uniqueName gets the stronger of the two.
+func (v viewer) grant(ch *models.Channel) (auth.Access, bool) {
+	if v.grants == nil {
+		return auth.Write, true
+	}
+	a, ok := v.grants.Access(ch.ID)
+	if ch.UniqueName != nil {
+		if b, found := v.grants.Access(*ch.UniqueName); found && (!ok || b == auth.Write) {
+			a, ok = b, true
+		}
+	}
+	return a, ok
+}
+
+// mayCreate is FORBIDDEN when the caller's token is limited by grants that
+// do not name uniqueName: it could not use the channel it would create.
+func (v viewer) mayCreate(uniqueName *string) error {
+	if v.grants == nil {
+		return nil
+	}
+	if uniqueName != nil {
+		if _, ok := v.grants.Access(*uniqueName); ok {
+			return nil
+		}
+	}
+	return apperr.New(apperr.Forbidden, "this token may use only the channels its channels claim names; name the new channel's uniqueName there")
+}
+
+// sees reports whether the caller's token grants may use ch.
+func (v viewer) sees(ch *models.Channel) bool {
+	_, ok := v.grant(ch)
+	return ok
+}
+
+// scopeChannels limits a query over channels to those the caller's token
+// grants name; it changes nothing for an unrestricted token.
+func (v viewer) scopeChannels(q *gorm.DB) *gorm.DB {
+	if v.grants == nil {
+		return q
+	}
+	keys := v.grants.Keys()
+	return q.Where("(channels.id IN ? OR channels.unique_name IN ?)", keys, keys)
 }
 
 // findMember returns the membership of user in channel, or nil.
@@ -62,6 +117,18 @@ func findMember(q *gorm.DB, channelID, userID string) (*models.Member, error) {
 func (a *access) requireMember() error {
 	if a.me == nil {
 		return apperr.New(apperr.Forbidden, "only members of this channel may do that; join it first")
+	}
+	return nil
+}
+
+// requireWrite is FORBIDDEN unless the caller is a member who may write
+// messages: sending, editing and typing.
+func (a *access) requireWrite() error {
+	if err := a.requireMember(); err != nil {
+		return err
+	}
+	if a.grant != auth.Write {
+		return apperr.New(apperr.Forbidden, "this token may only read this channel")
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/models"
@@ -24,7 +25,10 @@ type NewChannel struct {
 type ChannelPatch struct {
 	FriendlyName Optional[*string]
 	UniqueName   Optional[*string]
-	Attributes   Optional[models.JSON]
+	// Attributes replaces the attributes whole; AttributesPatch merges a
+	// JSON merge patch (RFC 7396) into them. At most one may be set.
+	Attributes      Optional[models.JSON]
+	AttributesPatch Optional[models.JSON]
 }
 
 // ChannelOrderField is a sort key of MyChannels.
@@ -47,7 +51,8 @@ type ChannelOrder struct {
 
 // CreateChannel creates a channel with the caller as OWNER and the listed
 // identities as MEMBERs. CONFLICT when uniqueName is taken; BAD_USER_INPUT
-// over a limit, and nothing is written.
+// over a limit, and nothing is written. A token limited by grants creates
+// only channels whose uniqueName they name (FORBIDDEN otherwise).
 func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (*models.Channel, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -56,42 +61,121 @@ func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (*models.Cha
 	if err := s.checkNewChannel(in); err != nil {
 		return nil, err
 	}
-	t := now()
-	ch := &models.Channel{
-		ID: newID(), UniqueName: in.UniqueName, FriendlyName: in.FriendlyName, Type: in.Type,
-		Attributes: in.Attributes, CreatedByID: &v.UserID, CreatedAt: t, UpdatedAt: t, LastActivityUs: t.UnixMicro(),
+	if err := v.mayCreate(in.UniqueName); err != nil {
+		return nil, err
 	}
-	var out outbox
+	var (
+		ch  *models.Channel
+		out outbox
+	)
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		if err := checkUniqueNameFree(tx, in.UniqueName, ""); err != nil {
 			return err
 		}
-		out.add(userTopic(v.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: ch})
-		members := []*models.Member{{ID: newID(), ChannelID: ch.ID, UserID: v.UserID, Role: models.RoleOwner, JoinedAt: t, UpdatedAt: t}}
-		seen := map[string]bool{v.Identity: true}
-		for _, identity := range in.Members {
-			if seen[identity] {
-				continue
-			}
-			seen[identity] = true
-			u, err := ensureUser(tx, identity, nil)
-			if err != nil {
-				return err
-			}
-			members = append(members, &models.Member{ID: newID(), ChannelID: ch.ID, UserID: u.ID, Role: models.RoleMember, JoinedAt: t, UpdatedAt: t})
-			out.add(userTopic(u.ID), &event{Kind: evMyChannel, ChannelEvent: ChannelAdded, Channel: ch})
-		}
-		ch.MembersCount = len(members)
-		if err := tx.Create(ch).Error; err != nil {
-			return conflictOnDuplicate(err, "uniqueName %q is taken", deref(in.UniqueName))
-		}
-		return tx.Create(members).Error
+		ch, out, err = insertChannel(tx, v, in, false)
+		return err
 	})
 	if err != nil {
 		return nil, internal("create channel", err)
 	}
 	s.flush(ctx, out)
 	return ch, nil
+}
+
+// GetOrCreateChannel returns the channel named in.UniqueName when the
+// caller may see it, and otherwise creates it as CreateChannel does (the
+// other fields of in apply only then). Concurrent calls create one channel:
+// the insert of a later one does nothing, and it returns the first one's
+// channel. BAD_USER_INPUT without a uniqueName; CONFLICT when the name
+// belongs to a channel the caller may not see.
+func (s *Service) GetOrCreateChannel(ctx context.Context, in NewChannel) (*models.Channel, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if in.UniqueName == nil {
+		return nil, apperr.New(apperr.BadUserInput, "getOrCreateChannel needs a uniqueName")
+	}
+	if err := s.checkNewChannel(in); err != nil {
+		return nil, err
+	}
+	var (
+		ch  *models.Channel
+		out outbox
+	)
+	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		var found models.Channel
+		err := tx.Select("id").Take(&found, "unique_name = ?", *in.UniqueName).Error
+		if isNotFound(err) {
+			if err := v.mayCreate(in.UniqueName); err != nil {
+				return err
+			}
+			ch, out, err = insertChannel(tx, v, in, true)
+			if err != nil || ch != nil {
+				return err
+			}
+			// A concurrent call created it first.
+			err = tx.Select("id").Take(&found, "unique_name = ?", *in.UniqueName).Error
+		}
+		if err != nil {
+			return err
+		}
+		a, err := loadAccess(tx, v, found.ID)
+		if apperr.CodeOf(err) == apperr.NotFound {
+			return apperr.New(apperr.Conflict, "uniqueName %q is taken", *in.UniqueName)
+		}
+		if err != nil {
+			return err
+		}
+		ch = a.ch
+		return nil
+	})
+	if err != nil {
+		return nil, internal("get or create channel", err)
+	}
+	s.flush(ctx, out)
+	return ch, nil
+}
+
+// insertChannel inserts the channel in describes with the caller as OWNER
+// and its members, and returns it with the events to publish once the
+// transaction commits. With ifAbsent, a uniqueName that another writer has
+// taken meanwhile makes it insert nothing and return a nil channel.
+func insertChannel(tx *gorm.DB, v viewer, in NewChannel, ifAbsent bool) (*models.Channel, outbox, error) {
+	t := now()
+	ch := &models.Channel{
+		ID: newID(), UniqueName: in.UniqueName, FriendlyName: in.FriendlyName, Type: in.Type,
+		Attributes: in.Attributes, CreatedByID: &v.UserID, CreatedAt: t, UpdatedAt: t, LastActivityUs: t.UnixMicro(),
+	}
+	var out outbox
+	out.add(userTopic(v.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: ch})
+	members := []*models.Member{{ID: newID(), ChannelID: ch.ID, UserID: v.UserID, Role: models.RoleOwner, JoinedAt: t, UpdatedAt: t}}
+	seen := map[string]bool{v.Identity: true}
+	for _, identity := range in.Members {
+		if seen[identity] {
+			continue
+		}
+		seen[identity] = true
+		u, err := ensureUser(tx, identity, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		members = append(members, &models.Member{ID: newID(), ChannelID: ch.ID, UserID: u.ID, Role: models.RoleMember, JoinedAt: t, UpdatedAt: t})
+		out.add(userTopic(u.ID), &event{Kind: evMyChannel, ChannelEvent: ChannelAdded, Channel: ch})
+	}
+	ch.MembersCount = len(members)
+	insert := tx
+	if ifAbsent {
+		insert = tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "unique_name"}}, DoNothing: true})
+	}
+	res := insert.Create(ch)
+	if res.Error != nil {
+		return nil, nil, conflictOnDuplicate(res.Error, "uniqueName %q is taken", deref(in.UniqueName))
+	}
+	if res.RowsAffected == 0 {
+		return nil, nil, nil
+	}
+	return ch, out, tx.Create(members).Error
 }
 
 func (s *Service) checkNewChannel(in NewChannel) error {
@@ -150,7 +234,10 @@ func deref(s *string) string {
 
 // UpdateChannel changes a channel's names and attributes. ADMIN or OWNER;
 // NOT_FOUND for a private channel the caller is not in; CONFLICT when the new
-// uniqueName is taken.
+// uniqueName is taken; BAD_USER_INPUT for attributes and attributesPatch at
+// once or attributes over the limit, also once patched. A patch is merged
+// into the attributes as they are when the channel row is locked, so
+// concurrent patches of different keys all apply.
 func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) (*models.Channel, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -164,7 +251,8 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 	if err := s.checkName("friendlyName", p.FriendlyName.Value); err != nil {
 		return nil, err
 	}
-	if err := s.checkAttributes(p.Attributes.Value); err != nil {
+	attrs := attributesChange{Attributes: p.Attributes, Patch: p.AttributesPatch}
+	if err := s.checkAttributesChange(attrs); err != nil {
 		return nil, err
 	}
 	var ch models.Channel
@@ -180,8 +268,19 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 		if p.FriendlyName.Set {
 			changes["friendly_name"] = p.FriendlyName.Value
 		}
-		if p.Attributes.Set {
-			changes["attributes"] = p.Attributes.Value
+		if attrs.Patch.Set {
+			var locked models.Channel
+			if err := forUpdate(tx).Select("attributes").Take(&locked, "id = ?", id).Error; err != nil {
+				return err
+			}
+			a.ch.Attributes = locked.Attributes
+		}
+		value, changed, err := s.applyAttributesChange(a.ch.Attributes, attrs)
+		if err != nil {
+			return err
+		}
+		if changed {
+			changes["attributes"] = value
 		}
 		if p.UniqueName.Set {
 			if err := checkUniqueNameFree(tx, p.UniqueName.Value, id); err != nil {
@@ -263,7 +362,8 @@ func (s *Service) ChannelByUniqueName(ctx context.Context, uniqueName string) (*
 
 // PublicChannels lists every public channel, oldest first, forward only.
 func (s *Service) PublicChannels(ctx context.Context, args PageArgs) (*Page[*models.Channel], error) {
-	if _, err := s.viewer(ctx); err != nil {
+	v, err := s.viewer(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if args.Last != nil || args.Before != nil {
@@ -277,7 +377,7 @@ func (s *Service) PublicChannels(ctx context.Context, args PageArgs) (*Page[*mod
 	if err != nil {
 		return nil, err
 	}
-	q := s.store.DB(ctx).Where("type = ?", models.ChannelPublic)
+	q := v.scopeChannels(s.store.DB(ctx).Where("type = ?", models.ChannelPublic))
 	if after != nil {
 		q = q.Where("id > ?", after.ID)
 	}
@@ -326,8 +426,8 @@ func (s *Service) MyChannels(ctx context.Context, args PageArgs, order ChannelOr
 	if err != nil {
 		return nil, err
 	}
-	q := s.store.DB(ctx).Model(&models.Channel{}).
-		Joins("JOIN members ON members.channel_id = channels.id AND members.user_id = ?", v.UserID)
+	q := v.scopeChannels(s.store.DB(ctx).Model(&models.Channel{}).
+		Joins("JOIN members ON members.channel_id = channels.id AND members.user_id = ?", v.UserID))
 	dir, cmp := "ASC", ">"
 	if desc {
 		dir, cmp = "DESC", "<"

@@ -24,6 +24,7 @@ type Loaders struct {
 	messages      *dataloadgen.Loader[string, *models.Message]
 	myMemberships *dataloadgen.Loader[string, *models.Member]
 	online        *dataloadgen.Loader[string, bool]
+	grantChannels *dataloadgen.Loader[string, *models.Channel]
 }
 
 type loadersKey struct{}
@@ -65,6 +66,10 @@ func (l *Loaders) myMembershipLoader() *dataloadgen.Loader[string, *models.Membe
 
 func (l *Loaders) onlineLoader() *dataloadgen.Loader[string, bool] {
 	return lazyLoader(l, &l.online, l.s.onlineByIDs)
+}
+
+func (l *Loaders) grantChannelLoader() *dataloadgen.Loader[string, *models.Channel] {
+	return lazyLoader(l, &l.grantChannels, l.s.grantChannels)
 }
 
 // WithLoaders returns a context carrying l.

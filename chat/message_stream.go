@@ -80,6 +80,9 @@ func (s *Service) allMessagesAdded(ctx context.Context) (*Stream[*models.Message
 				return seq.deliver(ev.Message, emit)
 			}
 		case evMyChannel:
+			if !v.sees(ev.Channel) {
+				return nil
+			}
 			if err := followChannel(ctx, sub, ev); err != nil {
 				return err
 			}

@@ -56,11 +56,15 @@ func (s *Service) EditMessage(ctx context.Context, id, body string, attributes m
 	// out is reloaded fresh: GORM leaves a field as it was when it reads NULL.
 	var msg, out models.Message
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
-		if _, err := loadMessageAccess(tx, v, id, &msg); err != nil {
+		a, err := loadMessageAccess(tx, v, id, &msg)
+		if err != nil {
 			return err
 		}
 		if msg.AuthorID == nil || *msg.AuthorID != v.UserID {
 			return apperr.New(apperr.Forbidden, "only the author may edit a message")
+		}
+		if err := a.requireWrite(); err != nil {
+			return err
 		}
 		if msg.DeletedAt != nil {
 			return apperr.New(apperr.BadUserInput, "a deleted message cannot be edited")

@@ -154,10 +154,15 @@ func (s *Service) MemberLeft(ctx context.Context, channelID string) (*Stream[*mo
 	})
 }
 
-// myChannelIDs lists the channels the user is a member of.
-func (s *Service) myChannelIDs(ctx context.Context, userID string) ([]string, error) {
+// myChannelIDs lists the channels the caller is a member of, within their
+// token's grants.
+func (s *Service) myChannelIDs(ctx context.Context, v viewer) ([]string, error) {
 	var ids []string
-	err := s.store.DB(ctx).Model(&models.Member{}).Where("user_id = ?", userID).Pluck("channel_id", &ids).Error
+	q := s.store.DB(ctx).Model(&models.Member{}).Where("members.user_id = ?", v.UserID)
+	if v.grants != nil {
+		q = v.scopeChannels(q.Joins("JOIN channels ON channels.id = members.channel_id"))
+	}
+	err := q.Pluck("members.channel_id", &ids).Error
 	return ids, err
 }
 
@@ -168,7 +173,7 @@ func (s *Service) subscribeMine(ctx context.Context, v viewer) (pubsub.Subscript
 	if err != nil {
 		return nil, nil, err
 	}
-	ids, err := s.myChannelIDs(ctx, v.UserID)
+	ids, err := s.myChannelIDs(ctx, v)
 	if err == nil {
 		topics := make([]string, len(ids))
 		for i, id := range ids {
@@ -195,6 +200,9 @@ func (s *Service) ChannelEvents(ctx context.Context) (*Stream[*ChannelEvent], er
 		return nil, err
 	}
 	return runStream(ctx, s, sub, nil, func(_ string, ev *event, emit emitter[*ChannelEvent]) error {
+		if ev.Channel == nil || !v.sees(ev.Channel) {
+			return nil
+		}
 		var out *ChannelEvent
 		switch ev.Kind {
 		case evMyChannel:

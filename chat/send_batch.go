@@ -16,7 +16,6 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
-	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/models"
 )
 
@@ -156,21 +155,21 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 
 // insertMessages stores the messages of batch, sends sorted by channel and
 // in arrival order within one, through tx, in a fixed number of statements
-// whatever the batch holds: the senders' memberships and users are read in
-// one query each, every channel's counter takes its run of indexes in one
-// UPDATE, all messages go in one INSERT, and each sender's read horizon
-// moves to their last message in one more UPDATE. It fills in each
-// message's Index and its Author and Channel snapshots, the channel as that
-// message left it. A send whose author is not a member gets its rule error
-// in r.err and nothing is written for it. The error returned fails the
-// transaction.
+// whatever the batch holds: the senders' memberships, their users and the
+// channels are read in one query each, every channel's counter takes its
+// run of indexes in one UPDATE, all messages go in one INSERT, and each
+// sender's read horizon moves to their last message in one more UPDATE. It
+// fills in each message's Index and its Author and Channel snapshots, the
+// channel as that message left it. A send that the rules refuse (see
+// sendRule) gets its error in r.err and nothing is written for it. The
+// error returned fails the transaction.
 //
 // The reads come first: on PostgreSQL the UPDATEs take the channels' row
 // locks, and concurrent senders then queue only behind the writes and the
 // commit. Membership is not locked, here or in loadAccess, so on PostgreSQL
 // a member removed while this transaction waits for a lock may still post.
 func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
-	memberOf, authorOf, err := loadSenders(tx, batch)
+	memberOf, authorOf, channelOf, err := loadSenders(tx, batch)
 	if err != nil {
 		return err
 	}
@@ -179,15 +178,7 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 		channelID := group[0].msg.ChannelID
 		run := make([]*sendRequest, 0, len(group))
 		for _, r := range group {
-			if memberOf[[2]string{channelID, r.v.UserID}] == nil {
-				// NOT_FOUND or FORBIDDEN, as for any non-member.
-				a, err := loadChannelAccess(tx, channelID, nil)
-				if err == nil {
-					err = a.requireMember()
-				}
-				if apperr.CodeOf(err) == apperr.Internal {
-					return err
-				}
+			if err := sendRule(r.v, channelOf[channelID], memberOf[[2]string{channelID, r.v.UserID}]); err != nil {
 				r.err = err
 				continue
 			}
@@ -317,12 +308,26 @@ func (c *caseByID) expr() clause.Expr {
 	return gorm.Expr(c.sql.String()+" END", c.args...)
 }
 
+// sendRule is nil when v may send a message to ch (nil when it does not
+// exist) as the member me (nil for none), and otherwise the error that
+// refuses it: NOT_FOUND or FORBIDDEN as loadAccess and requireWrite say.
+func sendRule(v viewer, ch *models.Channel, me *models.Member) error {
+	if ch == nil {
+		return errChannelNotFound()
+	}
+	a, err := accessTo(v, ch, me)
+	if err != nil {
+		return err
+	}
+	return a.requireWrite()
+}
+
 // loadSenders reads, in one query each, the memberships of batch's senders
-// in their channels, by channel and user ID, and the senders' user rows, by
-// ID.
-func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Member, map[string]*models.User, error) {
+// in their channels, by channel and user ID, the senders' user rows, by ID,
+// and the columns of the batch's channels that the rules read, by ID.
+func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Member, map[string]*models.User, map[string]*models.Channel, error) {
 	var pairs [][]any
-	var userIDs []string
+	var userIDs, channelIDs []string
 	seen := map[[2]string]bool{}
 	for _, r := range batch {
 		key := [2]string{r.msg.ChannelID, r.v.UserID}
@@ -334,10 +339,13 @@ func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Membe
 		if !slices.Contains(userIDs, r.v.UserID) {
 			userIDs = append(userIDs, r.v.UserID)
 		}
+		if !slices.Contains(channelIDs, r.msg.ChannelID) {
+			channelIDs = append(channelIDs, r.msg.ChannelID)
+		}
 	}
 	var members []*models.Member
 	if err := tx.Where("(channel_id, user_id) IN ?", pairs).Find(&members).Error; err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	memberOf := make(map[[2]string]*models.Member, len(members))
 	for _, m := range members {
@@ -345,11 +353,19 @@ func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Membe
 	}
 	var authors []*models.User
 	if err := tx.Where("id IN ?", userIDs).Find(&authors).Error; err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	authorOf := make(map[string]*models.User, len(authors))
 	for _, u := range authors {
 		authorOf[u.ID] = u
 	}
-	return memberOf, authorOf, nil
+	var channels []*models.Channel
+	if err := tx.Select("id", "type", "unique_name").Where("id IN ?", channelIDs).Find(&channels).Error; err != nil {
+		return nil, nil, nil, err
+	}
+	channelOf := make(map[string]*models.Channel, len(channels))
+	for _, c := range channels {
+		channelOf[c.ID] = c
+	}
+	return memberOf, authorOf, channelOf, nil
 }

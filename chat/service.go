@@ -62,6 +62,8 @@ type Options struct {
 	// TypingTimeout is how long after a user's last startTyping typingEnded
 	// fires; default 5 s.
 	TypingTimeout time.Duration
+	// Verifier checks the tokens of refreshSession; nil refuses it.
+	Verifier *auth.Verifier
 }
 
 // Service implements Parley's use cases. It is safe for concurrent use.
@@ -74,6 +76,7 @@ type Service struct {
 	presence presence.Tracker
 	typing   *typingTimers
 	sends    sendBatcher
+	verifier *auth.Verifier
 }
 
 // New returns a Service on store.
@@ -105,7 +108,7 @@ func New(store *db.Store, opts Options) *Service {
 	}
 	s := &Service{
 		store: store, limits: l, log: logger, users: userCache{ids: map[string]string{}},
-		broker: opts.Broker, presence: opts.Presence, typing: newTypingTimers(typingTimeout),
+		broker: opts.Broker, presence: opts.Presence, typing: newTypingTimers(typingTimeout), verifier: opts.Verifier,
 	}
 	if s.presence != nil {
 		s.presence.Watch(s.presenceLapsed)
@@ -127,6 +130,9 @@ type Optional[T any] struct {
 type viewer struct {
 	UserID   string
 	Identity string
+	// grants, when not nil, are the only channels the caller's token may
+	// use (see auth.Grants).
+	grants *auth.Grants
 }
 
 // userCacheCap bounds the identity → user id cache; it is cleared when full.
@@ -162,7 +168,7 @@ func (s *Service) viewer(ctx context.Context) (viewer, error) {
 		return viewer{}, apperr.New(apperr.Unauthenticated, "authentication required: send Authorization: Bearer <token>")
 	}
 	if id, ok := s.users.get(p.Identity); ok {
-		return viewer{UserID: id, Identity: p.Identity}, nil
+		return viewer{UserID: id, Identity: p.Identity, grants: p.Grants}, nil
 	}
 	var u models.User
 	err := s.store.DB(ctx).Take(&u, "identity = ?", p.Identity).Error
@@ -184,7 +190,7 @@ func (s *Service) viewer(ctx context.Context) (viewer, error) {
 		return viewer{}, internal("resolve caller", err)
 	}
 	s.users.put(p.Identity, u.ID)
-	return viewer{UserID: u.ID, Identity: p.Identity}, nil
+	return viewer{UserID: u.ID, Identity: p.Identity, grants: p.Grants}, nil
 }
 
 // now is the service clock, at the precision both databases keep.
@@ -197,6 +203,10 @@ func newID() string { return uuid.Must(uuid.NewV7()).String() }
 // done. Its text never reaches the client: the error presenter shows
 // INTERNAL. Errors fit for clients pass through.
 func internal(doing string, err error) error { return apperr.Wrap(doing, err) }
+
+// errNoVerifier is why a Service without Options.Verifier refuses
+// refreshSession.
+var errNoVerifier = errors.New("no token verifier configured")
 
 // isNotFound reports whether err is GORM's record-not-found.
 func isNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }

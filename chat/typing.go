@@ -68,7 +68,7 @@ func (s *Service) StartTyping(ctx context.Context, channelID string) (bool, erro
 	if err != nil {
 		return false, internal("start typing", err)
 	}
-	if err := a.requireMember(); err != nil {
+	if err := a.requireWrite(); err != nil {
 		return false, err
 	}
 	var user models.User

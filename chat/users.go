@@ -12,7 +12,10 @@ import (
 // UserPatch is a change to the caller's profile.
 type UserPatch struct {
 	FriendlyName Optional[*string]
-	Attributes   Optional[models.JSON]
+	// Attributes replaces the attributes whole; AttributesPatch merges a
+	// JSON merge patch (RFC 7396) into them. At most one may be set.
+	Attributes      Optional[models.JSON]
+	AttributesPatch Optional[models.JSON]
 }
 
 // Me returns the caller. UNAUTHENTICATED without a principal.
@@ -46,7 +49,8 @@ func (s *Service) User(ctx context.Context, identity string) (*models.User, erro
 }
 
 // UpdateMe changes the caller's friendly name and attributes.
-// BAD_USER_INPUT over the name or attributes limits, and nothing is written.
+// BAD_USER_INPUT over the name or attributes limits (also once patched), or
+// for attributes and attributesPatch at once, and nothing is written.
 func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -55,18 +59,29 @@ func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, erro
 	if err := s.checkName("friendlyName", p.FriendlyName.Value); err != nil {
 		return nil, err
 	}
-	if err := s.checkAttributes(p.Attributes.Value); err != nil {
+	attrs := attributesChange{Attributes: p.Attributes, Patch: p.AttributesPatch}
+	if err := s.checkAttributesChange(attrs); err != nil {
 		return nil, err
 	}
 	changes := map[string]any{}
 	if p.FriendlyName.Set {
 		changes["friendly_name"] = p.FriendlyName.Value
 	}
-	if p.Attributes.Set {
-		changes["attributes"] = p.Attributes.Value
-	}
 	var u models.User
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+		var current models.User
+		if attrs.Patch.Set {
+			if err := forUpdate(tx).Select("attributes").Take(&current, "id = ?", v.UserID).Error; err != nil {
+				return err
+			}
+		}
+		value, changed, err := s.applyAttributesChange(current.Attributes, attrs)
+		if err != nil {
+			return err
+		}
+		if changed {
+			changes["attributes"] = value
+		}
 		if len(changes) > 0 {
 			changes["updated_at"] = now()
 			if err := tx.Model(&models.User{}).Where("id = ?", v.UserID).UpdateColumns(changes).Error; err != nil {
@@ -82,7 +97,7 @@ func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, erro
 	if p.FriendlyName.Set {
 		reasons = append(reasons, ReasonFriendlyName)
 	}
-	if p.Attributes.Set {
+	if attrs.Attributes.Set || attrs.Patch.Set {
 		reasons = append(reasons, ReasonAttributes)
 	}
 	if len(reasons) > 0 {

@@ -32,6 +32,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Channel() ChannelResolver
+	ChannelGrant() ChannelGrantResolver
 	Member() MemberResolver
 	Message() MessageResolver
 	Mutation() MutationResolver
@@ -74,6 +75,13 @@ type ComplexityRoot struct {
 	ChannelEvent struct {
 		Channel func(childComplexity int) int
 		Type    func(childComplexity int) int
+	}
+
+	ChannelGrant struct {
+		Channel func(childComplexity int) int
+		Key     func(childComplexity int) int
+		Read    func(childComplexity int) int
+		Write   func(childComplexity int) int
 	}
 
 	Member struct {
@@ -131,9 +139,11 @@ type ComplexityRoot struct {
 		DeleteChannel          func(childComplexity int, id string) int
 		DeleteMessage          func(childComplexity int, id string) int
 		EditMessage            func(childComplexity int, id string, body string, attributes models.JSON) int
+		GetOrCreateChannel     func(childComplexity int, input model.CreateChannelInput) int
 		JoinChannel            func(childComplexity int, channelID string) int
 		LeaveChannel           func(childComplexity int, channelID string) int
 		MarkRead               func(childComplexity int, channelID string, index int) int
+		RefreshSession         func(childComplexity int, token string) int
 		RegisterPush           func(childComplexity int, provider models.PushProvider, token string) int
 		RemoveMember           func(childComplexity int, channelID string, identity string) int
 		SendMessage            func(childComplexity int, input model.SendMessageInput) int
@@ -166,7 +176,14 @@ type ComplexityRoot struct {
 		MyChannels          func(childComplexity int, first *int, after *string, orderBy *model.ChannelOrder) int
 		MyPushRegistrations func(childComplexity int) int
 		PublicChannels      func(childComplexity int, first *int, after *string) int
+		Session             func(childComplexity int) int
 		User                func(childComplexity int, identity string) int
+	}
+
+	Session struct {
+		ExpiresAt func(childComplexity int) int
+		Grants    func(childComplexity int) int
+		Identity  func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -216,6 +233,9 @@ type ChannelResolver interface {
 	MyMembership(ctx context.Context, obj *models.Channel) (*models.Member, error)
 	UnreadCount(ctx context.Context, obj *models.Channel) (int, error)
 }
+type ChannelGrantResolver interface {
+	Channel(ctx context.Context, obj *model.ChannelGrant) (*models.Channel, error)
+}
 type MemberResolver interface {
 	Channel(ctx context.Context, obj *models.Member) (*models.Channel, error)
 	User(ctx context.Context, obj *models.Member) (*models.User, error)
@@ -228,6 +248,7 @@ type MessageResolver interface {
 type MutationResolver interface {
 	UpdateMe(ctx context.Context, input model.UpdateMeInput) (*models.User, error)
 	CreateChannel(ctx context.Context, input model.CreateChannelInput) (*models.Channel, error)
+	GetOrCreateChannel(ctx context.Context, input model.CreateChannelInput) (*models.Channel, error)
 	UpdateChannel(ctx context.Context, id string, input model.UpdateChannelInput) (*models.Channel, error)
 	DeleteChannel(ctx context.Context, id string) (string, error)
 	JoinChannel(ctx context.Context, channelID string) (*models.Member, error)
@@ -242,6 +263,7 @@ type MutationResolver interface {
 	UnregisterPush(ctx context.Context, provider models.PushProvider, token string) (*string, error)
 	ClearPushRegistrations(ctx context.Context) (int, error)
 	StartTyping(ctx context.Context, channelID string) (bool, error)
+	RefreshSession(ctx context.Context, token string) (*model.Session, error)
 }
 type QueryResolver interface {
 	Me(ctx context.Context) (*models.User, error)
@@ -253,6 +275,7 @@ type QueryResolver interface {
 	Members(ctx context.Context, channelID string, first *int, after *string) (*model.MemberConnection, error)
 	Messages(ctx context.Context, channelID string, first *int, after *string, last *int, before *string) (*model.MessageConnection, error)
 	MyPushRegistrations(ctx context.Context) ([]*models.PushRegistration, error)
+	Session(ctx context.Context) (*model.Session, error)
 }
 type SubscriptionResolver interface {
 	MessageAdded(ctx context.Context, channelID *string, afterIndex *int) (<-chan *models.Message, error)
@@ -411,6 +434,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChannelEvent.Type(childComplexity), true
+
+	case "ChannelGrant.channel":
+		if e.ComplexityRoot.ChannelGrant.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelGrant.Channel(childComplexity), true
+	case "ChannelGrant.key":
+		if e.ComplexityRoot.ChannelGrant.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelGrant.Key(childComplexity), true
+	case "ChannelGrant.read":
+		if e.ComplexityRoot.ChannelGrant.Read == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelGrant.Read(childComplexity), true
+	case "ChannelGrant.write":
+		if e.ComplexityRoot.ChannelGrant.Write == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelGrant.Write(childComplexity), true
 
 	case "Member.attributes":
 		if e.ComplexityRoot.Member.Attributes == nil {
@@ -642,6 +690,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EditMessage(childComplexity, args["id"].(string), args["body"].(string), args["attributes"].(models.JSON)), true
+	case "Mutation.getOrCreateChannel":
+		if e.ComplexityRoot.Mutation.GetOrCreateChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_getOrCreateChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.GetOrCreateChannel(childComplexity, args["input"].(model.CreateChannelInput)), true
 	case "Mutation.joinChannel":
 		if e.ComplexityRoot.Mutation.JoinChannel == nil {
 			break
@@ -675,6 +734,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkRead(childComplexity, args["channelId"].(string), args["index"].(int)), true
+	case "Mutation.refreshSession":
+		if e.ComplexityRoot.Mutation.RefreshSession == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refreshSession_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RefreshSession(childComplexity, args["token"].(string)), true
 	case "Mutation.registerPush":
 		if e.ComplexityRoot.Mutation.RegisterPush == nil {
 			break
@@ -882,6 +952,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.PublicChannels(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Query.session":
+		if e.ComplexityRoot.Query.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Session(childComplexity), true
 	case "Query.user":
 		if e.ComplexityRoot.Query.User == nil {
 			break
@@ -893,6 +969,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.User(childComplexity, args["identity"].(string)), true
+
+	case "Session.expiresAt":
+		if e.ComplexityRoot.Session.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.ExpiresAt(childComplexity), true
+	case "Session.grants":
+		if e.ComplexityRoot.Session.Grants == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.Grants(childComplexity), true
+	case "Session.identity":
+		if e.ComplexityRoot.Session.Identity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Session.Identity(childComplexity), true
 
 	case "Subscription.channelEvents":
 		if e.ComplexityRoot.Subscription.ChannelEvents == nil {
@@ -1181,7 +1276,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "channel.graphqls" "message.graphqls" "push.graphqls" "realtime.graphqls" "schema.graphqls" "user.graphqls"
+//go:embed "channel.graphqls" "message.graphqls" "push.graphqls" "realtime.graphqls" "schema.graphqls" "session.graphqls" "user.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1198,6 +1293,7 @@ var sources = []*ast.Source{
 	{Name: "push.graphqls", Input: sourceData("push.graphqls"), BuiltIn: false},
 	{Name: "realtime.graphqls", Input: sourceData("realtime.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
+	{Name: "session.graphqls", Input: sourceData("session.graphqls"), BuiltIn: false},
 	{Name: "user.graphqls", Input: sourceData("user.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1268,6 +1364,20 @@ func (ec *executionContext) childFields_ChannelEvent(ctx context.Context, field 
 		return ec.fieldContext_ChannelEvent_channel(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChannelEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelGrant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "channel":
+		return ec.fieldContext_ChannelGrant_channel(ctx, field)
+	case "key":
+		return ec.fieldContext_ChannelGrant_key(ctx, field)
+	case "read":
+		return ec.fieldContext_ChannelGrant_read(ctx, field)
+	case "write":
+		return ec.fieldContext_ChannelGrant_write(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelGrant", field.Name)
 }
 
 func (ec *executionContext) childFields_Member(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1392,6 +1502,18 @@ func (ec *executionContext) childFields_PushRegistration(ctx context.Context, fi
 		return ec.fieldContext_PushRegistration_createdAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PushRegistration", field.Name)
+}
+
+func (ec *executionContext) childFields_Session(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "identity":
+		return ec.fieldContext_Session_identity(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Session_expiresAt(ctx, field)
+	case "grants":
+		return ec.fieldContext_Session_grants(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Session", field.Name)
 }
 
 func (ec *executionContext) childFields_TypingEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1654,6 +1776,20 @@ func (ec *executionContext) field_Mutation_editMessage_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_getOrCreateChannel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateChannelInput, error) {
+			return ec.unmarshalNCreateChannelInput2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐCreateChannelInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_joinChannel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1701,6 +1837,20 @@ func (ec *executionContext) field_Mutation_markRead_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["index"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_refreshSession_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
 	return args, nil
 }
 
@@ -2749,6 +2899,107 @@ func (ec *executionContext) fieldContext_ChannelEvent_channel(_ context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _ChannelGrant_channel(ctx context.Context, field graphql.CollectedField, obj *model.ChannelGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChannelGrant_channel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ChannelGrant().Channel(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Channel) graphql.Marshaler {
+			return ec.marshalOChannel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannel(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChannelGrant_channel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChannelGrant",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Channel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChannelGrant_key(ctx context.Context, field graphql.CollectedField, obj *model.ChannelGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChannelGrant_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChannelGrant_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChannelGrant", field, false, false, "String")
+}
+
+func (ec *executionContext) _ChannelGrant_read(ctx context.Context, field graphql.CollectedField, obj *model.ChannelGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChannelGrant_read(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Read, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChannelGrant_read(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChannelGrant", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ChannelGrant_write(ctx context.Context, field graphql.CollectedField, obj *model.ChannelGrant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChannelGrant_write(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Write, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChannelGrant_write(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChannelGrant", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Member_id(ctx context.Context, field graphql.CollectedField, obj *models.Member) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3557,6 +3808,50 @@ func (ec *executionContext) fieldContext_Mutation_createChannel(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_getOrCreateChannel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_getOrCreateChannel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().GetOrCreateChannel(ctx, fc.Args["input"].(model.CreateChannelInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Channel) graphql.Marshaler {
+			return ec.marshalNChannel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_getOrCreateChannel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Channel(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_getOrCreateChannel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_updateChannel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4152,6 +4447,50 @@ func (ec *executionContext) fieldContext_Mutation_startTyping(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_refreshSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_refreshSession(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RefreshSession(ctx, fc.Args["token"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Session) graphql.Marshaler {
+			return ec.marshalNSession2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSession(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_refreshSession(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Session(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refreshSession_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4708,6 +5047,38 @@ func (ec *executionContext) fieldContext_Query_myPushRegistrations(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_session(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_session(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Session(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Session) graphql.Marshaler {
+			return ec.marshalNSession2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSession(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_session(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Session(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4779,6 +5150,84 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Session_identity(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_identity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Identity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_identity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "String")
+}
+
+func (ec *executionContext) _Session_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Session_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Session", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Session_grants(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Session_grants(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Grants, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ChannelGrant) graphql.Marshaler {
+			return ec.marshalOChannelGrant2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelGrantᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Session_grants(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Session",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChannelGrant(ctx, field)
 		},
 	}
 	return fc, nil
@@ -6782,7 +7231,7 @@ func (ec *executionContext) unmarshalInputUpdateChannelInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"friendlyName", "uniqueName", "attributes"}
+	fieldsInOrder := [...]string{"friendlyName", "uniqueName", "attributes", "attributesPatch"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6810,6 +7259,13 @@ func (ec *executionContext) unmarshalInputUpdateChannelInput(ctx context.Context
 				return it, err
 			}
 			it.Attributes = graphql.OmittableOf(data)
+		case "attributesPatch":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributesPatch"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AttributesPatch = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -6838,7 +7294,7 @@ func (ec *executionContext) unmarshalInputUpdateMeInput(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"friendlyName", "attributes"}
+	fieldsInOrder := [...]string{"friendlyName", "attributes", "attributesPatch"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -6859,6 +7315,13 @@ func (ec *executionContext) unmarshalInputUpdateMeInput(ctx context.Context, obj
 				return it, err
 			}
 			it.Attributes = graphql.OmittableOf(data)
+		case "attributesPatch":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributesPatch"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AttributesPatch = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -7082,6 +7545,55 @@ func (ec *executionContext) _ChannelEvent(ctx context.Context, sel ast.Selection
 			out.Values[i] = ec._ChannelEvent_channel(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var channelGrantImplementors = []string{"ChannelGrant"}
+
+func (ec *executionContext) _ChannelGrant(ctx context.Context, sel ast.SelectionSet, obj *model.ChannelGrant) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, channelGrantImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChannelGrant")
+		case "channel":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ChannelGrant_channel(ctx, field, obj)
+				})
+		case "key":
+			out.Values[i] = ec._ChannelGrant_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "read":
+			out.Values[i] = ec._ChannelGrant_read(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "write":
+			out.Values[i] = ec._ChannelGrant_write(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -7468,6 +7980,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "getOrCreateChannel":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_getOrCreateChannel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "updateChannel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateChannel(ctx, field)
@@ -7562,6 +8081,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "startTyping":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_startTyping(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refreshSession":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refreshSession(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -7752,6 +8278,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_myPushRegistrations(ctx, field)
 				})
+		case "session":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_session(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -7765,6 +8297,49 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var sessionImplementors = []string{"Session"}
+
+func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, obj *model.Session) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sessionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Session")
+		case "identity":
+			out.Values[i] = ec._Session_identity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Session_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "grants":
+			out.Values[i] = ec._Session_grants(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -8400,6 +8975,14 @@ func (ec *executionContext) marshalNChannelEventType2githubᚗcomᚋparleychat�
 	return v
 }
 
+func (ec *executionContext) marshalNChannelGrant2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelGrant(ctx context.Context, sel ast.SelectionSet, v *model.ChannelGrant) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ChannelGrant!")
+		return graphql.Null
+	}
+	return ec._ChannelGrant(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNChannelOrderField2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelOrderField(ctx context.Context, v any) (model.ChannelOrderField, error) {
 	var res model.ChannelOrderField
 	err := res.UnmarshalGQL(v)
@@ -8650,6 +9233,14 @@ func (ec *executionContext) marshalNPushRegistration2ᚖgithubᚗcomᚋparleycha
 func (ec *executionContext) unmarshalNSendMessageInput2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSendMessageInput(ctx context.Context, v any) (model.SendMessageInput, error) {
 	res, err := ec.unmarshalInputSendMessageInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSession2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSession(ctx context.Context, sel ast.SelectionSet, v *model.Session) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Session!")
+		return graphql.Null
+	}
+	return ec._Session(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -8917,6 +9508,25 @@ func (ec *executionContext) marshalOChannel2ᚖgithubᚗcomᚋparleychatᚋparle
 		return graphql.Null
 	}
 	return ec._Channel(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOChannelGrant2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelGrantᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChannelGrant) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChannelGrant2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelGrant(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOChannelOrder2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelOrder(ctx context.Context, v any) (*model.ChannelOrder, error) {

@@ -180,15 +180,17 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	if presence == nil {
 		presence = presencememory.New()
 	}
+	verifier := auth.NewVerifier(secret)
 	svc := chat.New(store, chat.Options{
 		Limits: opts.ChatLimits, Logger: log, Broker: broker, Presence: presence, TypingTimeout: opts.TypingTimeout,
+		Verifier: verifier,
 	})
 	hooks := opts.Realtime
 	if h, ok := any(svc).(server.RealtimeHooks); ok && hooks == nil {
 		hooks = h
 	}
 	h := server.NewHandler(server.Config{
-		Chat: svc, Verifier: auth.NewVerifier(secret), Logger: log,
+		Chat: svc, Verifier: verifier, Logger: log,
 		Limits: opts.ServerLimits, DisableIntrospection: opts.DisableIntrospection,
 		WebSocket: opts.WebSocket, Realtime: hooks,
 	})

@@ -46,16 +46,19 @@ func (r *memberResolver) User(ctx context.Context, obj *models.Member) (*models.
 
 // CreateChannel is the resolver for the createChannel field.
 func (r *mutationResolver) CreateChannel(ctx context.Context, input model.CreateChannelInput) (*models.Channel, error) {
-	return r.Chat.CreateChannel(ctx, chat.NewChannel{
-		UniqueName: input.UniqueName, FriendlyName: input.FriendlyName, Type: input.Type,
-		Attributes: input.Attributes, Members: input.Members,
-	})
+	return r.Chat.CreateChannel(ctx, newChannel(input))
+}
+
+// GetOrCreateChannel is the resolver for the getOrCreateChannel field.
+func (r *mutationResolver) GetOrCreateChannel(ctx context.Context, input model.CreateChannelInput) (*models.Channel, error) {
+	return r.Chat.GetOrCreateChannel(ctx, newChannel(input))
 }
 
 // UpdateChannel is the resolver for the updateChannel field.
 func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, input model.UpdateChannelInput) (*models.Channel, error) {
 	return r.Chat.UpdateChannel(ctx, id, chat.ChannelPatch{
-		FriendlyName: optional(input.FriendlyName), UniqueName: optional(input.UniqueName), Attributes: optional(input.Attributes),
+		FriendlyName: optional(input.FriendlyName), UniqueName: optional(input.UniqueName),
+		Attributes: optional(input.Attributes), AttributesPatch: optional(input.AttributesPatch),
 	})
 }
 

@@ -50,6 +50,29 @@ var channelOrderFields = map[model.ChannelOrderField]chat.ChannelOrderField{
 	model.ChannelOrderFieldUniqueName:   chat.OrderUniqueName,
 }
 
+// newChannel converts createChannel's input.
+func newChannel(in model.CreateChannelInput) chat.NewChannel {
+	return chat.NewChannel{
+		UniqueName: in.UniqueName, FriendlyName: in.FriendlyName, Type: in.Type,
+		Attributes: in.Attributes, Members: in.Members,
+	}
+}
+
+// session converts a chat session; nil stays nil.
+func session(s *chat.Session) *model.Session {
+	if s == nil {
+		return nil
+	}
+	out := &model.Session{Identity: s.Identity, ExpiresAt: s.ExpiresAt}
+	if s.Grants != nil {
+		out.Grants = make([]*model.ChannelGrant, len(s.Grants))
+		for i, g := range s.Grants {
+			out.Grants[i] = &model.ChannelGrant{Key: g.Key, Read: true, Write: g.Write}
+		}
+	}
+	return out
+}
+
 func channelConnection(p *chat.Page[*models.Channel]) *model.ChannelConnection {
 	return &model.ChannelConnection{
 		Edges:    edges(p, func(c string, n *models.Channel) *model.ChannelEdge { return &model.ChannelEdge{Cursor: c, Node: n} }),

@@ -16,7 +16,10 @@ import (
 
 // UpdateMe is the resolver for the updateMe field.
 func (r *mutationResolver) UpdateMe(ctx context.Context, input model.UpdateMeInput) (*models.User, error) {
-	return r.Chat.UpdateMe(ctx, chat.UserPatch{FriendlyName: optional(input.FriendlyName), Attributes: optional(input.Attributes)})
+	return r.Chat.UpdateMe(ctx, chat.UserPatch{
+		FriendlyName: optional(input.FriendlyName),
+		Attributes:   optional(input.Attributes), AttributesPatch: optional(input.AttributesPatch),
+	})
 }
 
 // Me is the resolver for the me field.

@@ -85,6 +85,7 @@ func TestPermissions(t *testing.T) {
 		unauth    = "UNAUTHENTICATED"
 		forbidden = "FORBIDDEN"
 		notFound  = "NOT_FOUND"
+		conflict  = "CONFLICT"
 	)
 	// Columns of pub and priv, in this order.
 	actors := []string{"owner", "admin", "member", "outsider", "anonymous"}
@@ -106,6 +107,11 @@ func TestPermissions(t *testing.T) {
 		{"channelByUniqueName", "channelByUniqueName", `query($u: String!) { channelByUniqueName(uniqueName: $u) { id } }`,
 			func(f permFixture) map[string]any { return map[string]any{"u": f.uniqueName} }, false,
 			row{ok, ok, ok, ok, unauth}, row{ok, ok, ok, notFound, unauth}},
+		// The existing channel when the caller may see it; a private
+		// channel's name is taken for everyone else.
+		{"getOrCreateChannel", "getOrCreateChannel", `mutation($u: String!) { getOrCreateChannel(input: {uniqueName: $u}) { id } }`,
+			func(f permFixture) map[string]any { return map[string]any{"u": f.uniqueName} }, false,
+			row{ok, ok, ok, ok, unauth}, row{ok, ok, ok, conflict, unauth}},
 		{"messages", "messages", `query($c: ID!) { messages(channelId: $c) { edges { node { id } } } }`, chanVars, false,
 			row{ok, ok, ok, forbidden, unauth}, row{ok, ok, ok, notFound, unauth}},
 		{"members", "members", `query($c: ID!) { members(channelId: $c) { edges { node { id } } } }`, chanVars, false,
@@ -218,6 +224,9 @@ func TestPermissions(t *testing.T) {
 				`{ myChannels { edges { node { id } } } }`,
 				`{ publicChannels { edges { node { id } } } }`,
 				`{ myPushRegistrations { id } }`,
+				`{ session { identity } }`,
+				`mutation { refreshSession(token: "x") { identity } }`,
+				`mutation { getOrCreateChannel(input: {uniqueName: "anon"}) { id } }`,
 				`mutation { createChannel(input: {type: PUBLIC, uniqueName: "anon"}) { id } }`,
 				`mutation { updateMe(input: {friendlyName: "anon"}) { id } }`,
 				`mutation { registerPush(provider: FCM, token: "anon") { id } }`,

@@ -64,11 +64,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			err = fmt.Errorf("close broker: %w", cerr)
 		}
 	}()
+	verifier := auth.NewVerifier(secret)
 	svc := chat.New(store, chat.Options{
 		Limits: chatLimits, Logger: log, Broker: rt.broker, Presence: rt.presence, TypingTimeout: typingTimeout,
+		Verifier: verifier,
 	})
 	handler := server.NewHandler(server.Config{
-		Chat: svc, Verifier: auth.NewVerifier(secret), Logger: log,
+		Chat: svc, Verifier: verifier, Logger: log,
 		Limits: serverLimits, DisableIntrospection: !introspection,
 		WebSocket: server.WebSocketOptions{AllowedOrigins: allowedOrigins(getenv)}, Realtime: svc,
 	})

@@ -29,6 +29,19 @@ type ChannelEvent struct {
 	Channel *models.Channel  `json:"channel"`
 }
 
+// One entry of a token's channels claim. A token with grants sees only the
+// channels they name: any other is NOT_FOUND, also in lists and events.
+type ChannelGrant struct {
+	// The channel the key names, by id or else uniqueName; null when there is none the caller may see.
+	Channel *models.Channel `json:"channel,omitempty"`
+	// A channel id or uniqueName, as the claim gives it.
+	Key string `json:"key"`
+	// Always true: every grant allows reading.
+	Read bool `json:"read"`
+	// False for a "read" grant: the caller then has READ access in that channel.
+	Write bool `json:"write"`
+}
+
 type ChannelOrder struct {
 	Field ChannelOrderField `json:"field"`
 	// Defaults to DESC for LAST_MESSAGE and ASC for names.
@@ -91,6 +104,16 @@ type SendMessageInput struct {
 	Attributes models.JSON `json:"attributes,omitempty"`
 }
 
+// The caller's authentication, as their access token states it.
+type Session struct {
+	Identity string `json:"identity"`
+	// When the token expires.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// The token's channel grants (its channels claim), sorted by key; null when
+	// the token may use every channel the user may.
+	Grants []*ChannelGrant `json:"grants,omitempty"`
+}
+
 // Live events. Over WebSocket (graphql-transport-ws or legacy graphql-ws) or
 // server-sent events. Subscriptions follow the same rules as queries; when the
 // caller leaves or is removed from a channel, their subscriptions to it end
@@ -107,17 +130,24 @@ type TypingEvent struct {
 
 // Fields to change; a field left out stays as it is, an explicit null clears it.
 type UpdateChannelInput struct {
-	FriendlyName graphql.Omittable[*string]     `json:"friendlyName,omitempty"`
-	UniqueName   graphql.Omittable[*string]     `json:"uniqueName,omitempty"`
-	Attributes   graphql.Omittable[models.JSON] `json:"attributes,omitempty"`
+	FriendlyName graphql.Omittable[*string] `json:"friendlyName,omitempty"`
+	UniqueName   graphql.Omittable[*string] `json:"uniqueName,omitempty"`
+	// Replaces the attributes whole.
+	Attributes graphql.Omittable[models.JSON] `json:"attributes,omitempty"`
+	// A JSON merge patch (RFC 7396) merged into the attributes: a key set to
+	// null is removed, keys left out stay. Not together with attributes.
+	AttributesPatch graphql.Omittable[models.JSON] `json:"attributesPatch,omitempty"`
 }
 
 // Fields to change; a field left out stays as it is, an explicit null clears it.
 type UpdateMeInput struct {
 	// At most 256 characters; null clears it.
 	FriendlyName graphql.Omittable[*string] `json:"friendlyName,omitempty"`
-	// At most 16 KiB encoded; null clears them.
+	// At most 16 KiB encoded; null clears them. Replaces the attributes whole.
 	Attributes graphql.Omittable[models.JSON] `json:"attributes,omitempty"`
+	// A JSON merge patch (RFC 7396) merged into the attributes: a key set to
+	// null is removed, keys left out stay. Not together with attributes.
+	AttributesPatch graphql.Omittable[models.JSON] `json:"attributesPatch,omitempty"`
 }
 
 // A change to a user.
