@@ -20,6 +20,20 @@ const (
 	Conflict        Code = "CONFLICT"
 	RateLimited     Code = "RATE_LIMITED"
 	Internal        Code = "INTERNAL"
+
+	// BadRequest refuses an HTTP request that is not a GraphQL request:
+	// a body that is not JSON, parameters of the wrong shape, a batch.
+	BadRequest Code = "BAD_REQUEST"
+
+	// GraphQLParseFailed refuses a document that does not parse, or is
+	// over the token limit; gqlgen's own parser uses the same code.
+	GraphQLParseFailed Code = "GRAPHQL_PARSE_FAILED"
+	// GraphQLValidationFailed refuses a document that breaks a GraphQL
+	// validation rule; gqlgen's own validation uses the same code.
+	GraphQLValidationFailed Code = "GRAPHQL_VALIDATION_FAILED"
+	// ComplexityLimitExceeded refuses an operation whose cost is over the
+	// server's limit.
+	ComplexityLimitExceeded Code = "COMPLEXITY_LIMIT_EXCEEDED"
 )
 
 // Error is an error whose message is safe to show to the client.

@@ -9,6 +9,8 @@
 //   - client: GraphQL over HTTP and a lean graphql-transport-ws client;
 //   - rawserver: a minimal WebSocket fan-out server, the baseline that
 //     GraphQL delivery is compared with;
+//   - hostile: the documents of a denial-of-service probe, for the
+//     hostile scenario and the server's tests;
 //   - report: tables, JSON, SVG and PNG plots and progress lines;
 //   - scenario: the load scenarios (fanout, rawfanout, idle, write,
 //     history) as functions from a Config to a Result.

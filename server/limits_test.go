@@ -301,7 +301,7 @@ func TestLimitRejectsBeforeValidation(t *testing.T) {
 		}
 		sb.WriteString(" }")
 		aliases := sb.String()
-		for range 2 { // the second answer comes from the verdict cache
+		for range 2 { // twice: a refusal is worked out again, as cheaply
 			limitErr(t, anon.Post(aliases, nil), "BAD_USER_INPUT", "16 aliases; the limit is 15")
 			limitErr(t, alice.Post(aliases, nil), "BAD_USER_INPUT", "16 aliases; the limit is 15")
 		}

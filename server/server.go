@@ -42,6 +42,8 @@ type Limits struct {
 	// a document: validation compares same-named fields pairwise, so this
 	// bounds its cost.
 	MaxFields int
+	// MaxFragments caps the fragment definitions of a document.
+	MaxFragments int
 	// MaxComplexity caps an operation's cost, where list fields multiply
 	// their selection by their page size.
 	MaxComplexity int
@@ -54,6 +56,7 @@ var DefaultLimits = Limits{
 	MaxDepth:      12,
 	MaxAliases:    15,
 	MaxFields:     1000,
+	MaxFragments:  100,
 	MaxComplexity: 10_000,
 }
 
@@ -128,6 +131,9 @@ func withDefaults(l Limits) Limits {
 	if l.MaxFields <= 0 {
 		l.MaxFields = d.MaxFields
 	}
+	if l.MaxFragments <= 0 {
+		l.MaxFragments = d.MaxFragments
+	}
 	if l.MaxComplexity <= 0 {
 		l.MaxComplexity = d.MaxComplexity
 	}
@@ -140,31 +146,52 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	ws := c.WebSocket.withDefaults()
 	cfg := graph.Config{Resolvers: &resolvers.Resolver{Chat: svc}}
 	setComplexity(&cfg.Complexity, svc.Limits().DefaultPageSize)
-	srv := handler.New(graph.NewExecutableSchema(cfg))
+	es := graph.NewExecutableSchema(cfg)
+	srv := handler.New(es)
 	// The first transport that supports a request serves it: WebSocket
 	// upgrades (GET with Upgrade) and SSE (POST with Accept:
 	// text/event-stream) come before plain GET and POST.
-	srv.AddTransport(newWebsocket(c, log, ws, limits.MaxBodyBytes, conns))
-	srv.AddTransport(transport.SSE{})
-	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	present := presentError(log)
+	for _, t := range []graphql.Transport{
+		newWebsocket(c, log, ws, limits.MaxBodyBytes, conns),
+		transport.SSE{},
+		transport.Options{},
+		transport.GET{},
+		transport.POST{},
+	} {
+		srv.AddTransport(presentedTransport{Transport: t, present: present})
+	}
+	docs := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(docs)
 	srv.SetParserTokenLimit(limits.MaxTokens)
-	srv.SetErrorPresenter(presentError(log))
+	srv.SetErrorPresenter(present)
 	srv.SetRecoverFunc(recoverPanic(log))
-	srv.Use(newShapeLimit(limits))
-	srv.Use(extension.FixedComplexityLimit(limits.MaxComplexity))
+	// Persisted queries first: the document limit checks the query they
+	// fill in.
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
-	if !c.DisableIntrospection {
+	srv.Use(&documentLimit{limits: limits, es: es, docs: docs})
+	if c.DisableIntrospection {
+		srv.AroundRootFields(refuseIntrospection)
+	} else {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(subscriptionLimit{max: ws.MaxSubscriptions})
 	// Outside freshLoaders: an event answered from another subscription's
 	// response needs no loaders.
 	srv.Use(frameSharing{frames: newFrameCache()})
+	srv.AroundResponses(capErrors(present))
 	srv.AroundResponses(freshLoaders(svc))
 	return srv
+}
+
+// refuseIntrospection answers __schema and __type with FORBIDDEN when
+// introspection is off.
+func refuseIntrospection(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	if fc := graphql.GetRootFieldContext(ctx); fc != nil && (fc.Field.Name == "__schema" || fc.Field.Name == "__type") {
+		graphql.AddError(ctx, apperr.New(apperr.Forbidden, "introspection is disabled on this server"))
+		return graphql.Null
+	}
+	return next(ctx)
 }
 
 // limitBody caps the request body. A body over the limit, with or without a
@@ -197,5 +224,3 @@ func limitBody(n int64, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-var _ graphql.HandlerExtension = (*shapeLimit)(nil)

@@ -92,6 +92,8 @@ func limits(getenv func(string) string) (chat.Limits, server.Limits, error) {
 		{"PARLEY_MAX_QUERY_TOKENS", &s.MaxTokens},
 		{"PARLEY_MAX_QUERY_DEPTH", &s.MaxDepth},
 		{"PARLEY_MAX_QUERY_ALIASES", &s.MaxAliases},
+		{"PARLEY_MAX_QUERY_FIELDS", &s.MaxFields},
+		{"PARLEY_MAX_QUERY_FRAGMENTS", &s.MaxFragments},
 		{"PARLEY_MAX_QUERY_COMPLEXITY", &s.MaxComplexity},
 	} {
 		n, err := envInt(getenv, v.name)

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// post sends one GraphQL document as token and returns the status and the
+// first error's code ("" when none).
+func post(t *testing.T, base, token, query string) (int, string) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"query": query})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Errors []struct {
+			Extensions struct{ Code string }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if len(out.Errors) == 0 {
+		return resp.StatusCode, ""
+	}
+	return resp.StatusCode, out.Errors[0].Extensions.Code
+}
+
+// TestQueryLimitsFromEnvironment: PARLEY_MAX_QUERY_FIELDS and
+// PARLEY_MAX_QUERY_FRAGMENTS reach the server.
+func TestQueryLimitsFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":               "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+		"PARLEY_JWT_SECRET":          strings.Repeat("s", 32),
+		"PARLEY_MAX_QUERY_FIELDS":    "4",
+		"PARLEY_MAX_QUERY_FRAGMENTS": "1",
+	}
+	token := mintToken(t, env, "--identity", "alice")
+	base, _, _ := startServe(t, env)
+	for _, c := range []struct{ query, code string }{
+		{`{ me { id identity friendlyName } }`, ""},
+		{`{ me { id identity friendlyName createdAt } }`, "BAD_USER_INPUT"},
+		{`{ me { ...A } } fragment A on User { id }`, ""},
+		{`{ me { ...A } } fragment A on User { id ...B } fragment B on User { id }`, "BAD_USER_INPUT"},
+	} {
+		if _, code := post(t, base, token, c.query); code != c.code {
+			t.Errorf("%s: code %q, want %q", c.query, code, c.code)
+		}
+	}
+}
