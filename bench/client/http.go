@@ -117,17 +117,30 @@ type request struct {
 	Variables map[string]any `json:"variables,omitempty"`
 }
 
-// Do posts one operation as the bearer of token ("" sends no
-// Authorization header) and decodes its data into out (unless nil). A
-// response with errors returns them as Errors, even when it has data too.
-func (c *GraphQL) Do(ctx context.Context, token, query string, vars map[string]any, out any) error {
+// Response is a GraphQL response as it came: its HTTP status, size,
+// data and errors.
+type Response struct {
+	Status int
+	// Bytes is the size of the body.
+	Bytes  int
+	Data   json.RawMessage `json:"data"`
+	Errors Errors          `json:"errors"`
+	body   []byte
+}
+
+// Send posts one operation as the bearer of token ("" sends no
+// Authorization header) and returns the response, whatever its status. An
+// error means that no GraphQL response came: the request failed, or the
+// body is not a GraphQL response (an *HTTPError when the status is not
+// 200).
+func (c *GraphQL) Send(ctx context.Context, token, query string, vars map[string]any) (*Response, error) {
 	body, err := json.Marshal(request{Query: query, Variables: vars})
 	if err != nil {
-		return fmt.Errorf("graphql: encode request: %w", err)
+		return nil, fmt.Errorf("graphql: encode request: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("graphql: %w", err)
+		return nil, fmt.Errorf("graphql: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -136,31 +149,39 @@ func (c *GraphQL) Do(ctx context.Context, token, query string, vars map[string]a
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("graphql: %w", err)
+		return nil, fmt.Errorf("graphql: %w", err)
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	cerr := resp.Body.Close()
 	if err != nil {
-		return fmt.Errorf("graphql: read response: %w", err)
+		return nil, fmt.Errorf("graphql: read response: %w", err)
 	}
 	if cerr != nil {
-		return fmt.Errorf("graphql: close response: %w", cerr)
+		return nil, fmt.Errorf("graphql: close response: %w", cerr)
 	}
-	var r struct {
-		Data   json.RawMessage `json:"data"`
-		Errors Errors          `json:"errors"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
+	r := &Response{Status: resp.StatusCode, Bytes: len(raw), body: raw}
+	if err := json.Unmarshal(raw, r); err != nil {
 		if resp.StatusCode != http.StatusOK {
-			return &HTTPError{Status: resp.StatusCode, Body: truncate(string(raw), 200)}
+			return nil, &HTTPError{Status: resp.StatusCode, Body: truncate(string(raw), 200)}
 		}
-		return fmt.Errorf("graphql: decode response: %w", err)
+		return nil, fmt.Errorf("graphql: decode response: %w", err)
+	}
+	return r, nil
+}
+
+// Do posts one operation as the bearer of token ("" sends no
+// Authorization header) and decodes its data into out (unless nil). A
+// response with errors returns them as Errors, even when it has data too.
+func (c *GraphQL) Do(ctx context.Context, token, query string, vars map[string]any, out any) error {
+	r, err := c.Send(ctx, token, query, vars)
+	if err != nil {
+		return err
 	}
 	if len(r.Errors) > 0 {
 		return r.Errors
 	}
-	if resp.StatusCode != http.StatusOK {
-		return &HTTPError{Status: resp.StatusCode, Body: truncate(string(raw), 200)}
+	if r.Status != http.StatusOK {
+		return &HTTPError{Status: r.Status, Body: truncate(string(r.body), 200)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(r.Data, out); err != nil {

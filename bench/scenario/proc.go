@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/parleychat/parley/bench/client"
 )
@@ -127,4 +128,46 @@ func readGoroutines(ctx context.Context, hc *http.Client, base string) (int, err
 		return 0, fmt.Errorf("goroutine profile: %w", err)
 	}
 	return n, nil
+}
+
+// clockTicks is the unit of the CPU times in /proc/<pid>/stat (USER_HZ,
+// 100 on Linux).
+const clockTicks = 10 * time.Millisecond
+
+// readProcCPU reads the CPU time (user and system) process pid has used
+// (Linux only).
+func readProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read server CPU (Linux /proc only): %w", err)
+	}
+	cpu, err := parseProcStat(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return cpu, nil
+}
+
+// parseProcStat returns utime+stime of a /proc/<pid>/stat line. The
+// command name, in parentheses, may hold spaces: the fields are counted
+// from the last ')'.
+func parseProcStat(line string) (time.Duration, error) {
+	end := strings.LastIndexByte(line, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("no command name in %q", line)
+	}
+	f := strings.Fields(line[end+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("too few fields in %q", line)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("CPU time %q: %w", s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTicks, nil
 }

@@ -268,3 +268,32 @@ func TestBodyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestHostile(t *testing.T) {
+	c, _ := newServer(t)
+	// The server runs in this process: its CPU includes the client's,
+	// so the CPU budget is not what is tested here.
+	res, err := Hostile(testCtx(t), HostileConfig{Common: c, Requests: 2, ServerPID: os.Getpid(), MaxCPU: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || len(res.Documents) != 7 {
+		t.Fatalf("hostile problems: %+v", res.Documents)
+	}
+	for _, d := range res.Documents {
+		if d.CPU < 0 || d.Status >= 500 || (d.Hostile && d.Code == "") || (!d.Hostile && d.Code != "") {
+			t.Errorf("%s ×%d: %+v", d.Name, d.Scale, d)
+		}
+	}
+	printTables(t, res.Tables())
+}
+
+func TestParseProcStat(t *testing.T) {
+	cpu, err := parseProcStat("4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3")
+	if err != nil || cpu != 3*time.Second {
+		t.Fatalf("cpu %v err %v", cpu, err)
+	}
+	if _, err := parseProcStat("4242 (x) S 1"); err == nil {
+		t.Fatal("no error for a short line")
+	}
+}

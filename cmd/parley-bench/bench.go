@@ -53,6 +53,8 @@ type options struct {
 	writers, channels        int
 	databaseURL, sizes       string
 	queries, batch, pageSize int
+	requests                 int
+	maxCPU                   time.Duration
 }
 
 func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagSet {
@@ -92,6 +94,10 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 		fs.IntVar(&o.writers, "writers", 8, "")
 		fs.IntVar(&o.channels, "channels", 1, "")
 		fs.DurationVar(&o.duration, "duration", 10*time.Second, "")
+	case "hostile":
+		fs.IntVar(&o.requests, "requests", scenario.DefaultHostileRequests, "")
+		fs.IntVar(&o.serverPID, "server-pid", 0, "")
+		fs.DurationVar(&o.maxCPU, "max-cpu", scenario.DefaultHostileMaxCPU, "")
 	case "history":
 		fs.StringVar(&o.databaseURL, "database-url", getenv("DATABASE_URL"), "")
 		fs.StringVar(&o.sizes, "sizes", "10000,100000,1000000", "")
@@ -321,6 +327,12 @@ func (o *options) prepare(_ context.Context, name string, c scenario.Common) (fu
 		}
 		cfg := scenario.WriteConfig{Common: c, Writers: o.writers, Channels: o.channels, Duration: o.duration}
 		return func(ctx context.Context) (result, error) { return scenario.Write(ctx, cfg) }, nil
+	case "hostile":
+		if o.requests <= 0 || o.requests > maxQueries || o.maxCPU <= 0 || o.serverPID < 0 {
+			return nil, usageErr("--requests (at most %d) and --max-cpu must be positive, --server-pid a process id", maxQueries)
+		}
+		cfg := scenario.HostileConfig{Common: c, Requests: o.requests, ServerPID: o.serverPID, MaxCPU: o.maxCPU}
+		return func(ctx context.Context) (result, error) { return scenario.Hostile(ctx, cfg) }, nil
 	case "history":
 		sizes, err := parseSizes(o.sizes)
 		if err != nil {

@@ -10,6 +10,7 @@
 //	parley-bench idle      [flags]   memory per held connection
 //	parley-bench write     [flags]   concurrent senders, then a gapless-index check
 //	parley-bench history   [flags]   page query latency as a channel grows
+//	parley-bench hostile   [flags]   server CPU per hostile GraphQL document
 //
 // Run "parley-bench help" for the flags. Tokens are minted with
 // PARLEY_JWT_SECRET (or --secret). Only loopback targets are allowed unless
@@ -62,12 +63,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "-help", "--help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err
-	case "fanout", "rawfanout", "idle", "write", "history":
+	case "fanout", "rawfanout", "idle", "write", "history", "hostile":
 		return runScenario(ctx, name, args, getenv, stdout, stderr)
 	case "rawserver":
 		return runRawServer(ctx, args, stdout)
 	default:
-		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write, history or rawserver; see parley-bench help)", name)
+		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write, history, hostile or rawserver; see parley-bench help)", name)
 	}
 }
 
@@ -92,6 +93,11 @@ Scenarios:
              every channel's indexes are checked to be gapless.
   history    Bulk-insert a channel to each size through the database, then
              time the latest page and a deep page over the API.
+  hostile    Send each denial-of-service document (fragments spreading each
+             other twice, hundreds of conflicting fields, a fragment
+             cycle), as found and ten times as large, and a valid document
+             at the field limit; server CPU per request (--server-pid),
+             status and code of each answer.
 
 Common flags:
   --http URLS          GraphQL base URLs, comma-separated (default http://127.0.0.1:8080);
@@ -122,6 +128,9 @@ idle:
   --server-pid PID  --pprof-url URL (a net/http/pprof base, if the server has one)
 write:
   --writers N (8)  --channels N (1)  --duration D (10s)
+hostile:
+  --requests N (50) per document  --server-pid PID  --max-cpu D (10ms) per
+  hostile document for the run to pass
 history:
   --database-url URL (default $DATABASE_URL; sqlite path or postgres URL)
   --sizes LIST (10000,100000,1000000)  --queries N (200)  --batch N (1000)
