@@ -19,8 +19,9 @@ const mod = "github.com/parleychat/parley"
 //     transports, the brokers and presence know nothing of chat, models
 //     import nothing of ours;
 //   - which packages may import a library directly: go-redis only in the
-//     Redis broker and presence, GORM only in chat, db and models, the
-//     store only in chat and the wiring (and the test and load helpers).
+//     Redis broker and presence, GORM only in chat, db and models, goose
+//     (migrations) only in db, the store only in chat and the wiring (and
+//     the test and load helpers).
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
 	if !slices.Contains(pkgs[mod+"/chat"].Imports, "gorm.io/gorm") {
@@ -70,6 +71,7 @@ func TestImportRules(t *testing.T) {
 	}{
 		{"github.com/redis/go-redis/", []string{"/pubsub/redis", "/presence/redis", "/internal/redistest"}},
 		{"gorm.io/", []string{"/chat", "/db", "/models", "/parleytest"}},
+		{"github.com/pressly/goose/", []string{"/db"}},
 		{mod + "/db", []string{"/chat", "/cmd/parley", "/parleytest", "/bench/scenario"}},
 	}
 	for _, rule := range onlyIn {

@@ -30,7 +30,7 @@ func newService(tb testing.TB, b parleytest.Backend) (*chat.Service, *db.Store) 
 			tb.Errorf("close store: %v", err)
 		}
 	})
-	if err := store.Migrate(ctx, models.All()...); err != nil {
+	if _, err := store.MigrateUp(ctx); err != nil {
 		tb.Fatalf("migrate: %v", err)
 	}
 	return chat.New(store, chat.Options{}), store

@@ -15,7 +15,7 @@ import (
 func TestImportMessages(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		store := openStore(t, b.NewURL(t))
-		if err := store.Migrate(t.Context(), models.All()...); err != nil {
+		if _, err := store.MigrateUp(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now().UTC().Truncate(time.Microsecond)

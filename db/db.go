@@ -11,8 +11,9 @@
 // process; within one process the writers additionally queue on a Go-side
 // lock, so they never contend for SQLite's lock among themselves.
 //
-// Package db does not know Parley's models: callers pass them to
-// Store.Migrate.
+// The schema is versioned: SQL migrations per dialect, embedded in the
+// binary and applied with goose (Store.MigrateUp). Package db does not know
+// Parley's models; the migrations create their tables.
 package db
 
 import (
@@ -20,6 +21,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -60,6 +62,16 @@ const sqliteParams = "_pragma=busy_timeout(10000)" +
 	"&_pragma=foreign_keys(ON)" +
 	"&_txlock=immediate"
 
+// sqliteMigrationParams is sqliteParams for the connection that migrations
+// run on: foreign keys are off there, as SQLite's procedure for schema
+// changes wants, and checked before each migration commits.
+const sqliteMigrationParams = "_pragma=busy_timeout(10000)" +
+	"&_pragma=foreign_keys(OFF)" +
+	"&_txlock=immediate"
+
+// sqliteDriver is the database/sql driver name of the SQLite driver.
+const sqliteDriver = "sqlite"
+
 // Store is the database handle Parley uses: a GORM connection pool plus,
 // on SQLite, the lock that queues the writers of this process.
 //
@@ -75,10 +87,15 @@ type Store struct {
 	// writeSlot holds a token while a writer of this process is inside a
 	// transaction. It is nil on PostgreSQL, whose writers need no queue.
 	writeSlot chan struct{}
+	// migrations holds the goose SQL files of the dialect, and
+	// latestMigration the newest version among them.
+	migrations      fs.FS
+	latestMigration int64
 }
 
-// Open connects to the database that rawURL names, checks that it answers
-// and creates or updates the table behind Store.Secret.
+// Open connects to the database that rawURL names and checks that it
+// answers. It changes nothing in the database: MigrateUp creates and updates
+// the schema.
 //
 // rawURL is one of:
 //   - "": the SQLite file parley.db in the working directory;
@@ -116,6 +133,9 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 		Logger:                 newGormLogger(logger),
 	}
 	s := &Store{dialect: dialect}
+	if err := s.setMigrations(migrationsOf(dialect)); err != nil {
+		return nil, err
+	}
 	switch dialect {
 	case DialectSQLite:
 		s.target = target
@@ -130,9 +150,6 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 	}
 	if err != nil {
 		return nil, err
-	}
-	if err := s.Migrate(ctx, &secret{}); err != nil {
-		return nil, errors.Join(err, s.Close())
 	}
 	logger.InfoContext(ctx, "database opened", "dialect", s.dialect, "database", s.target)
 	return s, nil
@@ -271,7 +288,7 @@ func (s *Store) DB(ctx context.Context) *gorm.DB {
 // is a plain transaction at the server's default isolation level.
 //
 // Write is safe for concurrent use. fn must use only tx, must not keep it
-// after returning, and must not call Write or Migrate: on SQLite that would
+// after returning, and must not call Write or MigrateUp: on SQLite that would
 // wait for itself forever.
 func (s *Store) Write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if s.writeSlot != nil {

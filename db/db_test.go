@@ -3,7 +3,6 @@ package db_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,65 +17,18 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/parleytest"
 )
-
-// runID makes the test tables of this run unique, so that runs sharing a
-// PostgreSQL database do not collide.
-var runID = strings.ToLower(rand.Text()[:10])
-
-type widget struct {
-	ID   uint `gorm:"primaryKey"`
-	Name string
-}
-
-func (widget) TableName() string { return "dbtest_widgets_" + runID }
-
-// widgetV2 is widget with one more column.
-type widgetV2 struct {
-	ID    uint `gorm:"primaryKey"`
-	Name  string
-	Color string
-}
-
-func (widgetV2) TableName() string { return widget{}.TableName() }
-
-type parentV1 struct {
-	ID    uint `gorm:"primaryKey"`
-	Score int
-}
-
-func (parentV1) TableName() string { return "dbtest_parents_" + runID }
-
-// parentV2 changes the type of Score, which makes GORM rebuild the table on
-// SQLite.
-type parentV2 struct {
-	ID    uint `gorm:"primaryKey"`
-	Score float64
-}
-
-func (parentV2) TableName() string { return parentV1{}.TableName() }
-
-type child struct {
-	ID       uint     `gorm:"primaryKey"`
-	ParentID uint     `gorm:"not null"`
-	Parent   parentV1 `gorm:"constraint:OnDelete:CASCADE"`
-}
-
-func (child) TableName() string { return "dbtest_children_" + runID }
 
 type item struct {
 	ID   uint `gorm:"primaryKey"`
 	Name string
 }
 
-func (item) TableName() string { return "dbtest_items_" + runID }
-
 type counter struct {
 	ID    uint `gorm:"primaryKey"`
 	Value int
 }
-
-func (counter) TableName() string { return "dbtest_counters_" + runID }
 
 // backend is one database the tests run against.
 type backend struct {
@@ -85,28 +37,29 @@ type backend struct {
 	store *db.Store
 }
 
-// openStores returns a SQLite store in t.TempDir() and, if TEST_DATABASE_URL
-// is set, a PostgreSQL store. Both are closed when the test ends, after the
-// test tables are dropped from PostgreSQL.
+// openStores returns a store on a fresh SQLite database and, if
+// TEST_DATABASE_URL is set, one on a fresh PostgreSQL schema, both migrated
+// and closed when the test ends.
 func openStores(t *testing.T) []backend {
 	t.Helper()
-	urls := []backend{{name: "sqlite", url: "sqlite://" + filepath.Join(t.TempDir(), "test.db")}}
-	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
-		urls = append(urls, backend{name: "postgres", url: u})
+	var out []backend
+	for _, b := range parleytest.Backends() {
+		url := b.NewURL(t)
+		s := openStore(t, url)
+		if _, err := s.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		out = append(out, backend{name: b.Name, url: url, store: s})
 	}
-	for i := range urls {
-		urls[i].store = openStore(t, urls[i].url)
+	return out
+}
+
+// createTables creates the tables of test-only models.
+func createTables(t *testing.T, s *db.Store, models ...any) {
+	t.Helper()
+	if err := s.DB(t.Context()).Migrator().CreateTable(models...); err != nil {
+		t.Fatalf("create tables: %v", err)
 	}
-	if len(urls) > 1 {
-		pg := urls[1].store
-		t.Cleanup(func() {
-			err := pg.DB(context.Background()).Migrator().DropTable(&child{}, &parentV1{}, &widget{}, &item{}, &counter{})
-			if err != nil {
-				t.Errorf("drop test tables: %v", err)
-			}
-		})
-	}
-	return urls
 }
 
 // openStore opens url and closes the store when the test ends.
@@ -243,104 +196,11 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestMigrate(t *testing.T) {
-	for _, b := range openStores(t) {
-		t.Run(b.name, func(t *testing.T) {
-			ctx := t.Context()
-			s := b.store
-			if err := s.Migrate(ctx, &widget{}); err != nil {
-				t.Fatalf("Migrate: %v", err)
-			}
-			if err := s.Migrate(ctx, &widget{}); err != nil {
-				t.Fatalf("Migrate again: %v", err)
-			}
-			err := s.Write(ctx, func(tx *gorm.DB) error {
-				return tx.Create(&widget{Name: "sprocket"}).Error
-			})
-			if err != nil {
-				t.Fatalf("Write: %v", err)
-			}
-			var got widget
-			if err := s.DB(ctx).Where("name = ?", "sprocket").Take(&got).Error; err != nil {
-				t.Fatalf("read widget: %v", err)
-			}
-			if got.ID == 0 {
-				t.Errorf("widget ID = 0; want an assigned ID")
-			}
-
-			if err := s.Migrate(ctx, &widgetV2{}); err != nil {
-				t.Fatalf("Migrate widgetV2: %v", err)
-			}
-			if !s.DB(ctx).Migrator().HasColumn(&widgetV2{}, "Color") {
-				t.Errorf("column color missing after Migrate(&widgetV2{})")
-			}
-			var n int64
-			if err := s.DB(ctx).Model(&widgetV2{}).Count(&n).Error; err != nil {
-				t.Fatalf("count widgets: %v", err)
-			}
-			if n != 1 {
-				t.Errorf("%d widgets after adding a column; want 1", n)
-			}
-		})
-	}
-}
-
-// TestMigrateRebuildKeepsChildren changes a column type, which SQLite can
-// only do by rebuilding the table; the rows of a table that references it
-// with ON DELETE CASCADE must survive. (Running AutoMigrate in a plain
-// transaction, where PRAGMA foreign_keys cannot be turned off, deletes them.)
-func TestMigrateRebuildKeepsChildren(t *testing.T) {
-	for _, b := range openStores(t) {
-		t.Run(b.name, func(t *testing.T) {
-			ctx := t.Context()
-			s := b.store
-			if err := s.Migrate(ctx, &parentV1{}, &child{}); err != nil {
-				t.Fatalf("Migrate v1: %v", err)
-			}
-			err := s.Write(ctx, func(tx *gorm.DB) error {
-				p := parentV1{Score: 7}
-				if err := tx.Create(&p).Error; err != nil {
-					return err
-				}
-				return tx.Create(&child{ParentID: p.ID}).Error
-			})
-			if err != nil {
-				t.Fatalf("Write: %v", err)
-			}
-			if err := s.Migrate(ctx, &parentV2{}); err != nil {
-				t.Fatalf("Migrate v2: %v", err)
-			}
-			var children int64
-			if err := s.DB(ctx).Model(&child{}).Count(&children).Error; err != nil {
-				t.Fatalf("count children: %v", err)
-			}
-			if children != 1 {
-				t.Errorf("%d children after rebuilding their parent table; want 1", children)
-			}
-			var p parentV2
-			if err := s.DB(ctx).Take(&p).Error; err != nil {
-				t.Fatalf("read parent: %v", err)
-			}
-			if p.Score != 7 {
-				t.Errorf("parent score = %v; want 7", p.Score)
-			}
-			// The foreign key must be enforced again afterwards.
-			err = s.Write(ctx, func(tx *gorm.DB) error {
-				return tx.Create(&child{ParentID: p.ID + 1000}).Error
-			})
-			if !errors.Is(err, gorm.ErrForeignKeyViolated) {
-				t.Errorf("insert of an orphan child: error = %v; want %v", err, gorm.ErrForeignKeyViolated)
-			}
-		})
-	}
-}
-
 func TestSecret(t *testing.T) {
 	for _, b := range openStores(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
-			key := "test-" + runID + "-" + b.name
-			t.Cleanup(func() { deleteSecrets(t, b.store, key) })
+			const key = "test"
 
 			calls := 0
 			generate := func() ([]byte, error) {
@@ -380,7 +240,7 @@ func TestSecretErrors(t *testing.T) {
 	for _, b := range openStores(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
-			key := "test-err-" + runID + "-" + b.name
+			const key = "test-err"
 			boom := errors.New("no entropy")
 			_, err := b.store.Secret(ctx, key, func() ([]byte, error) { return nil, boom })
 			if !errors.Is(err, boom) {
@@ -404,8 +264,7 @@ func TestSecretConcurrentFirstCalls(t *testing.T) {
 	for _, b := range openStores(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
-			key := "test-race-" + runID + "-" + b.name
-			t.Cleanup(func() { deleteSecrets(t, b.store, key) })
+			const key = "test-race"
 			stores := []*db.Store{b.store, openStore(t, b.url)}
 			const perStore = 10
 			results := make([][]byte, 2*perStore)
@@ -431,26 +290,12 @@ func TestSecretConcurrentFirstCalls(t *testing.T) {
 	}
 }
 
-// deleteSecrets removes the secrets a test stored in parley_secrets, which
-// outlives the test on PostgreSQL.
-func deleteSecrets(t *testing.T, s *db.Store, key string) {
-	t.Helper()
-	err := s.Write(context.Background(), func(tx *gorm.DB) error {
-		return tx.Exec("DELETE FROM parley_secrets WHERE ? = ?", clause.Column{Name: "key"}, key).Error
-	})
-	if err != nil {
-		t.Errorf("delete secret %q: %v", key, err)
-	}
-}
-
 func TestWriteRollsBack(t *testing.T) {
 	for _, b := range openStores(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
 			s := b.store
-			if err := s.Migrate(ctx, &item{}); err != nil {
-				t.Fatalf("Migrate: %v", err)
-			}
+			createTables(t, s, &item{})
 			sentinel := errors.New("changed my mind")
 			err := s.Write(ctx, func(tx *gorm.DB) error {
 				if err := tx.Create(&item{Name: "returned"}).Error; err != nil {
@@ -527,9 +372,7 @@ func incrementConcurrently(t *testing.T, stores []*db.Store, goroutines, perGoro
 	t.Helper()
 	ctx := t.Context()
 	s := stores[0]
-	if err := s.Migrate(ctx, &counter{}); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
+	createTables(t, s, &counter{})
 	if err := s.Write(ctx, func(tx *gorm.DB) error { return tx.Create(&counter{ID: 1}).Error }); err != nil {
 		t.Fatalf("create counter: %v", err)
 	}
@@ -631,6 +474,9 @@ func TestLogging(t *testing.T) {
 		}
 	})
 	ctx := t.Context()
+	if _, err := s.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp: %v", err)
+	}
 	if _, err := s.Secret(ctx, "k", func() ([]byte, error) { return []byte("hunter2hunter2"), nil }); err != nil {
 		t.Fatalf("Secret: %v", err)
 	}

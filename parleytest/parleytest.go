@@ -29,7 +29,6 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/db"
-	"github.com/parleychat/parley/models"
 	"github.com/parleychat/parley/presence"
 	presencememory "github.com/parleychat/parley/presence/memory"
 	presenceredis "github.com/parleychat/parley/presence/redis"
@@ -158,7 +157,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	if err := store.Migrate(ctx, models.All()...); err != nil {
+	if _, err := store.MigrateUp(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	secret := []byte("parleytest-secret-0123456789abcdef")

@@ -74,6 +74,19 @@ type Config struct {
 	// Realtime, when not nil, learns when WebSocket connections open and
 	// close.
 	Realtime RealtimeHooks
+	// Readiness lists conditions /readyz checks after the database answers.
+	Readiness []ReadinessCheck
+}
+
+// ReadinessCheck is one condition of /readyz, such as "the database schema
+// is current".
+type ReadinessCheck struct {
+	// Failure is the body of the 503 answer while the condition fails, such
+	// as "database schema behind". Check's error goes to the log only.
+	Failure string
+	// Check returns nil while the condition holds. It must be safe for
+	// concurrent use and honour ctx, which allows it 2 s.
+	Check func(ctx context.Context) error
 }
 
 // NewHandler returns Parley's HTTP handler:
@@ -83,7 +96,8 @@ type Config struct {
 //	           graphql-ws) and server-sent events (POST with
 //	           Accept: text/event-stream)
 //	/healthz   200 while the process is up
-//	/readyz    200 while the database answers, 503 otherwise
+//	/readyz    200 while the database answers and every Config.Readiness
+//	           check passes, 503 otherwise
 //	/          the GraphQL playground
 func NewHandler(cfg Config) *Handler {
 	log := cfg.Logger
@@ -103,10 +117,13 @@ func NewHandler(cfg Config) *Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := cfg.Chat.Ping(ctx); err != nil {
-			log.ErrorContext(ctx, "readiness check failed", "err", err)
-			writeText(w, http.StatusServiceUnavailable, "database unavailable")
-			return
+		checks := append([]ReadinessCheck{{Failure: "database unavailable", Check: cfg.Chat.Ping}}, cfg.Readiness...)
+		for _, c := range checks {
+			if err := c.Check(ctx); err != nil {
+				log.ErrorContext(ctx, "readiness check failed", "failure", c.Failure, "err", err)
+				writeText(w, http.StatusServiceUnavailable, c.Failure)
+				return
+			}
 		}
 		writeText(w, http.StatusOK, "ready")
 	})

@@ -10,7 +10,6 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/db"
-	"github.com/parleychat/parley/models"
 	"github.com/parleychat/parley/server"
 )
 
@@ -21,13 +20,18 @@ const jwtSecretKey = "jwt-hs256"
 // key at least as long as its 256-bit hash.
 const minSecretBytes = 32
 
-// openStore opens and migrates the database that DATABASE_URL names.
+// openStore opens the database that DATABASE_URL names and prepares its
+// schema (see prepareSchema).
 func openStore(ctx context.Context, getenv func(string) string, log *slog.Logger) (*db.Store, error) {
+	autoMigrate, err := envBool(getenv, "PARLEY_AUTO_MIGRATE", true)
+	if err != nil {
+		return nil, err
+	}
 	store, err := db.Open(ctx, getenv("DATABASE_URL"), log)
 	if err != nil {
 		return nil, err
 	}
-	if err := store.Migrate(ctx, models.All()...); err != nil {
+	if err := prepareSchema(ctx, store, autoMigrate, log); err != nil {
 		return nil, errClose(err, store)
 	}
 	return store, nil

@@ -3,6 +3,7 @@
 //	parley [serve]                         serve HTTP on PARLEY_ADDR (default :8080)
 //	parley token --identity alice [--ttl 24h] [--name "Alice"] [--channel general=write ...]
 //	                                       print a signed access token
+//	parley migrate up|down|status          apply, roll back or list schema migrations
 //
 // The environment configures it; see the README for every variable.
 package main
@@ -38,6 +39,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args, getenv, stderr)
 	case "token":
 		return token(ctx, args, getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err
@@ -50,4 +53,5 @@ const usage = `usage:
   parley [serve]                                      serve GraphQL on PARLEY_ADDR (default :8080)
   parley token --identity ID [--ttl 24h] [--name N] [--channel KEY=read|write ...]
                                                       print a signed access token
+  parley migrate up|down|status                       apply, roll back or list schema migrations
 `

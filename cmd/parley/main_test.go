@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/db"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the server's concurrent logging.
@@ -193,6 +197,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"token", "--identity", "a", "--channel", "=read"}, map[string]string{"PARLEY_JWT_SECRET": strings.Repeat("s", 32)}, "read or =write"},
 		{[]string{"serve"}, map[string]string{"DATABASE_URL": "mysql://x"}, "mysql"},
 		{[]string{"serve"}, map[string]string{"PARLEY_MAX_MESSAGE_BYTES": "-1"}, "PARLEY_MAX_MESSAGE_BYTES"},
+		{[]string{"serve"}, map[string]string{"PARLEY_AUTO_MIGRATE": "sometimes"}, "PARLEY_AUTO_MIGRATE"},
 		{[]string{"bogus"}, nil, "unknown command"},
 	} {
 		err := run(context.Background(), tc.args, envOf(tc.env), io.Discard, io.Discard)
@@ -231,5 +236,145 @@ func TestPprof(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || strings.Contains(string(body), "goroutine profile") {
 		t.Fatalf("the public port serves pprof (%v)", err)
+	}
+}
+
+// runCmd runs a parley command that must succeed and returns its stdout.
+func runCmd(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), args, envOf(env), &out, &errs); err != nil {
+		t.Fatalf("parley %s: %v\n%s", strings.Join(args, " "), err, errs.String())
+	}
+	return out.String()
+}
+
+// get returns the status and body of GET url.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// TestMigrateCommand: `parley migrate status|up|down` on a fresh database.
+func TestMigrateCommand(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "p.db")}
+	status := runCmd(t, env, "migrate", "status")
+	if !regexp.MustCompile(`(?m)^1 +00001_initial_schema\.sql +pending$`).MatchString(status) ||
+		!strings.Contains(status, "database at migration 0; this binary's newest is 1") {
+		t.Errorf("status of a fresh database:\n%s", status)
+	}
+	if out := runCmd(t, env, "migrate", "up"); !regexp.MustCompile(`^applied 00001_initial_schema\.sql \(\d+ms\)\ndatabase at migration 1;`).MatchString(out) {
+		t.Errorf("migrate up:\n%s", out)
+	}
+	if out := runCmd(t, env, "migrate", "up"); out != "database at migration 1; this binary's newest is 1\n" {
+		t.Errorf("migrate up again:\n%s", out)
+	}
+	if status := runCmd(t, env, "migrate", "status"); !regexp.MustCompile(`(?m)^1 +00001_initial_schema\.sql +\d{4}-\d\d-\d\dT`).MatchString(status) {
+		t.Errorf("status after up:\n%s", status)
+	}
+	err := run(context.Background(), []string{"migrate", "down"}, envOf(env), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--to 0") {
+		t.Errorf("migrate down of the first migration: error %v; want a pointer to --to 0", err)
+	}
+	if out := runCmd(t, env, "migrate", "down", "--to", "0"); !strings.HasPrefix(out, "rolled back 00001_initial_schema.sql") {
+		t.Errorf("migrate down --to 0:\n%s", out)
+	}
+	for _, args := range [][]string{{"migrate"}, {"migrate", "sideways"}, {"migrate", "up", "--to", "1"}, {"migrate", "status", "extra"}} {
+		if err := run(context.Background(), args, envOf(env), io.Discard, io.Discard); err == nil {
+			t.Errorf("parley %s succeeded; want an error", strings.Join(args, " "))
+		}
+	}
+}
+
+// TestServeWithoutAutoMigrate: with PARLEY_AUTO_MIGRATE=false the server
+// starts on a database whose schema is behind and reports not ready until
+// `parley migrate up` has run.
+func TestServeWithoutAutoMigrate(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":        "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+		"PARLEY_JWT_SECRET":   strings.Repeat("s", 32),
+		"PARLEY_AUTO_MIGRATE": "false",
+	}
+	base, logs, _ := startServe(t, env)
+	if status, body := get(t, base+"/readyz"); status != http.StatusServiceUnavailable || body != "database schema behind\n" {
+		t.Errorf("/readyz before migrating: %d %q", status, body)
+	}
+	if !strings.Contains(logs.String(), "database schema is behind") {
+		t.Errorf("no warning about the schema in:\n%s", logs)
+	}
+	runCmd(t, env, "migrate", "up")
+	if status, body := get(t, base+"/readyz"); status != http.StatusOK || body != "ready\n" {
+		t.Errorf("/readyz after migrating: %d %q", status, body)
+	}
+}
+
+// TestServeRefusesNewerSchema: a database migrated by a newer Parley stops
+// the server at start, with or without PARLEY_AUTO_MIGRATE.
+func TestServeRefusesNewerSchema(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "p.db"), "PARLEY_JWT_SECRET": strings.Repeat("s", 32)}
+	runCmd(t, env, "migrate", "up")
+	store, err := db.Open(context.Background(), env["DATABASE_URL"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = store.DB(context.Background()).Exec("INSERT INTO " + db.MigrationsTable + " (version_id, is_applied) VALUES (999, true)").Error
+	if cerr := store.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	for _, auto := range []string{"true", "false"} {
+		env["PARLEY_AUTO_MIGRATE"] = auto
+		err := run(context.Background(), []string{"serve"}, envOf(env), io.Discard, io.Discard)
+		if !errors.Is(err, db.ErrSchemaTooNew) || !strings.Contains(err.Error(), "999") {
+			t.Errorf("PARLEY_AUTO_MIGRATE=%s: serve returned %v; want ErrSchemaTooNew naming migration 999", auto, err)
+		}
+	}
+}
+
+// TestServeAdoptsAutoMigrateDatabase: a SQLite database made by a Parley
+// that migrated with AutoMigrate (db's legacy fixture) is migrated on start
+// and serves its users, channels and messages, signed with its stored
+// development secret.
+func TestServeAdoptsAutoMigrateDatabase(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "db", "testdata", "legacy", "automigrate.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "legacy.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DATABASE_URL": "sqlite://" + path}
+	base, logs, _ := startServe(t, env)
+	if !strings.Contains(logs.String(), `msg="migration applied" version=1`) {
+		t.Errorf("no migration logged:\n%s", logs)
+	}
+	token := mintToken(t, env, "--identity", "alice")
+	body := `{"query":"{ channelByUniqueName(uniqueName: \"general\") { friendlyName messagesCount } me { friendlyName } }"}`
+	req, err := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"data":{"channelByUniqueName":{"friendlyName":"General","messagesCount":2},"me":{"friendlyName":"Alice"}}}`; string(got) != want {
+		t.Errorf("got %s\nwant %s", got, want)
 	}
 }

@@ -73,6 +73,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		Chat: svc, Verifier: verifier, Logger: log,
 		Limits: serverLimits, DisableIntrospection: !introspection,
 		WebSocket: server.WebSocketOptions{AllowedOrigins: allowedOrigins(getenv)}, Realtime: svc,
+		Readiness: []server.ReadinessCheck{{Failure: "database schema behind", Check: schemaCurrent(store)}},
 	})
 
 	if pprofAddr := getenv("PARLEY_PPROF_ADDR"); pprofAddr != "" {
