@@ -40,6 +40,7 @@ func TestImportRules(t *testing.T) {
 		{"/models", []string{mod + "/"}},
 		{"/mergepatch", []string{mod + "/"}},
 		{"/apperr", []string{mod + "/"}},
+		{"/config", []string{mod + "/"}},
 		{"/pubsub", []string{mod + "/chat", mod + "/models", mod + "/presence", "github.com/redis/go-redis/"}},
 		{"/pubsub/memory", []string{mod + "/chat", mod + "/models", mod + "/presence", "github.com/redis/go-redis/"}},
 		{"/pubsub/redis", []string{mod + "/chat", mod + "/models", mod + "/presence"}},

@@ -48,6 +48,9 @@ var DefaultLimits = Limits{
 	MaxInitialMembers:  100,
 }
 
+// DefaultTypingTimeout is Options.TypingTimeout's default.
+const DefaultTypingTimeout = 5 * time.Second
+
 // Options configure a Service.
 type Options struct {
 	// Limits; zero fields take DefaultLimits.
@@ -60,7 +63,7 @@ type Options struct {
 	// Presence counts users' live connections; nil means nobody is online.
 	Presence presence.Tracker
 	// TypingTimeout is how long after a user's last startTyping typingEnded
-	// fires; default 5 s.
+	// fires; zero means DefaultTypingTimeout.
 	TypingTimeout time.Duration
 	// Verifier checks the tokens of refreshSession; nil refuses it.
 	Verifier *auth.Verifier
@@ -104,7 +107,7 @@ func New(store *db.Store, opts Options) *Service {
 	}
 	typingTimeout := opts.TypingTimeout
 	if typingTimeout <= 0 {
-		typingTimeout = 5 * time.Second
+		typingTimeout = DefaultTypingTimeout
 	}
 	s := &Service{
 		store: store, limits: l, log: logger, users: userCache{ids: map[string]string{}},

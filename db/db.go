@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 )
@@ -153,6 +155,29 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 	}
 	logger.InfoContext(ctx, "database opened", "dialect", s.dialect, "database", s.target)
 	return s, nil
+}
+
+// CheckURL reports whether Open accepts rawURL, without connecting: the
+// error says what is wrong and never holds a password. It is safe for
+// concurrent use.
+func CheckURL(rawURL string) error {
+	dialect, target, err := parseURL(rawURL)
+	if err != nil || dialect != DialectPostgres {
+		return err
+	}
+	if _, err := redactURL(target); err != nil {
+		return err
+	}
+	if _, err := pgx.ParseConfig(target); err != nil {
+		// pgx's message quotes the URL, password masked at best effort:
+		// keep only the reason.
+		var perr *pgconn.ParseConfigError
+		if errors.As(err, &perr) && perr.Unwrap() != nil {
+			return fmt.Errorf("parse postgres URL: %w", perr.Unwrap())
+		}
+		return errors.New("parse postgres URL: invalid connection settings")
+	}
+	return nil
 }
 
 // parseURL applies Open's URL rules. It returns the dialect and, for SQLite,

@@ -1,11 +1,13 @@
 // Command parley is the Parley chat server.
 //
-//	parley [serve]                         serve HTTP on PARLEY_ADDR (default :8080)
+//	parley [serve] [flags]                 serve HTTP on PARLEY_ADDR (default :8080)
 //	parley token --identity alice [--ttl 24h] [--name "Alice"] [--channel general=write ...]
 //	                                       print a signed access token
 //	parley migrate up|down|status          apply, roll back or list schema migrations
+//	parley version                         print the version and commit
 //
-// The environment configures it; see the README for every variable.
+// Every setting is an environment variable and a flag; `parley serve
+// --help` lists them, and the README describes them.
 package main
 
 import (
@@ -14,6 +16,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -30,18 +35,29 @@ func main() {
 // run is main without globals: it returns when ctx ends (serve) or the
 // command is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	// Plain `parley` serves, also with flags (`parley --addr :9000`);
+	// `parley --help` is the overview and `parley serve --help` the list of
+	// settings.
 	cmd := "serve"
-	if len(args) > 0 {
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		cmd = "help"
+	case len(args) > 0 && args[0] == "--version":
+		cmd = "version"
+	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, args, getenv, stderr)
+		return serve(ctx, args, getenv, stdout, stderr)
 	case "token":
 		return token(ctx, args, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, getenv, stdout, stderr)
-	case "help", "-h", "--help":
+	case "version":
+		_, err := fmt.Fprintln(stdout, version())
+		return err
+	case "help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err
 	default:
@@ -49,9 +65,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
 const usage = `usage:
-  parley [serve]                                      serve GraphQL on PARLEY_ADDR (default :8080)
+  parley [serve] [flags]                              serve GraphQL on PARLEY_ADDR (default :8080)
   parley token --identity ID [--ttl 24h] [--name N] [--channel KEY=read|write ...]
                                                       print a signed access token
   parley migrate up|down|status                       apply, roll back or list schema migrations
+  parley version                                      print the version and commit
+  parley help                                         print this
+
+Every setting is an environment variable and a flag of parley serve; run
+parley serve --help for the list, and parley COMMAND --help for a command's
+flags.
 `
+
+// version describes this binary from its build information: the module
+// version, the commit and whether the tree had uncommitted changes, and the
+// Go version and platform.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "parley (no build information) " + runtime.Version()
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	commit := settings["vcs.revision"]
+	if commit == "" {
+		commit = "unknown"
+	}
+	if t := settings["vcs.time"]; t != "" {
+		commit += " " + t
+	}
+	if settings["vcs.modified"] == "true" {
+		commit += " (modified)"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	return fmt.Sprintf("parley %s\ncommit %s\n%s %s/%s", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

@@ -38,15 +38,15 @@ func (b *lockedBuffer) String() string {
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-// startServe runs `parley serve` until the test ends and returns its base
+// startServe runs `parley serve` with flags until the test ends and returns its base
 // URL, its logs and a stop function that signals it and returns run's error.
-func startServe(t *testing.T, env map[string]string) (string, *lockedBuffer, func() error) {
+func startServe(t *testing.T, env map[string]string, flags ...string) (string, *lockedBuffer, func() error) {
 	t.Helper()
 	env["PARLEY_ADDR"] = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, envOf(env), io.Discard, logs) }()
+	go func() { done <- run(ctx, append([]string{"serve"}, flags...), envOf(env), io.Discard, logs) }()
 	stop := sync.OnceValue(func() error {
 		cancel()
 		return <-done

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/parleychat/parley/config"
 	"github.com/parleychat/parley/db"
 )
 
@@ -54,39 +55,43 @@ func schemaCurrent(store *db.Store) func(context.Context) error {
 	}
 }
 
+// migrateUsage heads `parley migrate --help`; the flags follow.
 const migrateUsage = `usage:
-  parley migrate up                  apply every pending migration
-  parley migrate down [--to VERSION] roll back the newest migration, or every one above VERSION
-  parley migrate status              list the migrations and which ones the database has
+  parley migrate up [flags]                  apply every pending migration
+  parley migrate down [--to VERSION] [flags] roll back the newest migration, or every one above VERSION
+  parley migrate status [flags]              list the migrations and which ones the database has
 
-The database is DATABASE_URL's. Back it up before rolling back: a migration's
-down step may drop columns or tables, and rolling back migration 1 (--to 0)
-drops every table Parley created.
+Back the database up before rolling back: a migration's down step may drop
+columns or tables, and rolling back migration 1 (--to 0) drops every table
+Parley created.
+
 `
 
 // migrate runs `parley migrate up|down|status`.
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	if len(args) == 0 {
-		return fmt.Errorf("migrate: want up, down or status\n%s", migrateUsage)
+	var cfg settingsConfig
+	table := pick(settings(&cfg), "DATABASE_URL")
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	to := fs.Int64("to", -1, "down: roll back every migration above this `version`")
+	help := func() error { return printUsage(stdout, migrateUsage, fs, table) }
+	verb := ""
+	if len(args) > 0 {
+		verb, args = args[0], args[1:]
 	}
-	verb, args := args[0], args[1:]
-	fs := flag.NewFlagSet("migrate "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, migrateUsage) }
-	to := fs.Int64("to", -1, "roll back every migration above this version (down only)")
 	switch verb {
 	case "up", "down", "status":
-	case "help", "-h", "--help":
-		_, err := fmt.Fprint(stdout, migrateUsage)
-		return err
+	case "help", "-h", "-help", "--help":
+		return help()
+	case "":
+		return errors.New("migrate: want up, down or status; see parley migrate --help")
 	default:
-		return fmt.Errorf("migrate: unknown command %q\n%s", verb, migrateUsage)
+		return fmt.Errorf("migrate: unknown command %q; see parley migrate --help", verb)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := config.Load(fs, table, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return help()
 		}
-		return err
+		return fmt.Errorf("migrate %s: %w", verb, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("migrate %s: unexpected arguments %q", verb, fs.Args())
@@ -95,7 +100,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("migrate %s: --to is for down only", verb)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := db.Open(ctx, getenv("DATABASE_URL"), log)
+	store, err := db.Open(ctx, cfg.databaseURL, log)
 	if err != nil {
 		return err
 	}

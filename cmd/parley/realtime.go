@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/parleychat/parley/presence"
 	presencememory "github.com/parleychat/parley/presence/memory"
@@ -26,8 +24,7 @@ type realtime struct {
 
 // openRealtime picks the broker: Redis when REDIS_URL is set, so that
 // several nodes act as one; otherwise in-process.
-func openRealtime(ctx context.Context, getenv func(string) string, log *slog.Logger) (*realtime, error) {
-	url := getenv("REDIS_URL")
+func openRealtime(ctx context.Context, url string, log *slog.Logger) (*realtime, error) {
 	if url == "" {
 		return &realtime{broker: memory.New(pubsub.Options{Logger: log}), presence: presencememory.New()}, nil
 	}
@@ -63,29 +60,4 @@ func nodeID() string {
 		return fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
-}
-
-// allowedOrigins reads PARLEY_ALLOWED_ORIGINS: comma-separated host patterns
-// whose pages may open WebSockets.
-func allowedOrigins(getenv func(string) string) []string {
-	var out []string
-	for _, o := range strings.Split(getenv("PARLEY_ALLOWED_ORIGINS"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-// envDuration reads a duration variable; unset is 0 (the default).
-func envDuration(getenv func(string) string, name string) (time.Duration, error) {
-	s := getenv(name)
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s=%q: want a positive duration such as 5s", name, s)
-	}
-	return d, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,33 +13,40 @@ import (
 
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/config"
 	"github.com/parleychat/parley/server"
 )
 
 // shutdownGrace is how long in-flight requests get to finish on shutdown.
 const shutdownGrace = 15 * time.Second
 
+// serveUsage heads `parley serve --help`; the settings follow.
+const serveUsage = `usage: parley serve [flags]
+
+Serves Parley's GraphQL API over HTTP. Every setting is a flag and an
+environment variable; the flag wins. An invalid value stops the server
+before it opens anything, with a message naming the flag or variable.
+
+`
+
 // serve runs the HTTP server until ctx ends, then shuts down gracefully:
 // stop accepting, finish in-flight requests, end WebSocket connections
 // (their presence is recorded), then close the broker and the database.
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) (err error) {
-	if len(args) > 0 {
-		return fmt.Errorf("serve takes no arguments; configure it with environment variables")
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	var cfg settingsConfig
+	table := settings(&cfg)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	if err := config.Load(fs, table, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return printUsage(stdout, serveUsage, fs, table)
+		}
+		return fmt.Errorf("serve: %w", err)
 	}
-	level, err := logLevel(getenv)
-	if err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q; see parley serve --help", fs.Args())
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	chatLimits, serverLimits, err := limits(getenv)
-	if err != nil {
-		return err
-	}
-	introspection, err := envBool(getenv, "PARLEY_INTROSPECTION", true)
-	if err != nil {
-		return err
-	}
-	store, err := openStore(ctx, getenv, log)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	store, err := openStore(ctx, &cfg, log)
 	if err != nil {
 		return err
 	}
@@ -47,15 +55,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			err = fmt.Errorf("close database: %w", cerr)
 		}
 	}()
-	secret, err := jwtSecret(ctx, getenv, store, log)
+	secret, err := jwtSecret(ctx, &cfg, store, log)
 	if err != nil {
 		return err
 	}
-	typingTimeout, err := envDuration(getenv, "PARLEY_TYPING_TIMEOUT")
-	if err != nil {
-		return err
-	}
-	rt, err := openRealtime(ctx, getenv, log)
+	rt, err := openRealtime(ctx, cfg.redisURL, log)
 	if err != nil {
 		return err
 	}
@@ -66,18 +70,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}()
 	verifier := auth.NewVerifier(secret)
 	svc := chat.New(store, chat.Options{
-		Limits: chatLimits, Logger: log, Broker: rt.broker, Presence: rt.presence, TypingTimeout: typingTimeout,
+		Limits: cfg.chatLimits, Logger: log, Broker: rt.broker, Presence: rt.presence, TypingTimeout: cfg.typingTimeout,
 		Verifier: verifier,
 	})
 	handler := server.NewHandler(server.Config{
 		Chat: svc, Verifier: verifier, Logger: log,
-		Limits: serverLimits, DisableIntrospection: !introspection,
-		WebSocket: server.WebSocketOptions{AllowedOrigins: allowedOrigins(getenv)}, Realtime: svc,
+		Limits: cfg.serverLimits, DisableIntrospection: !cfg.introspection,
+		WebSocket: server.WebSocketOptions{AllowedOrigins: cfg.allowedOrigins}, Realtime: svc,
 		Readiness: []server.ReadinessCheck{{Failure: "database schema behind", Check: schemaCurrent(store)}},
 	})
 
-	if pprofAddr := getenv("PARLEY_PPROF_ADDR"); pprofAddr != "" {
-		stopPprof, err := startPprof(pprofAddr, log)
+	if cfg.pprofAddr != "" {
+		stopPprof, err := startPprof(cfg.pprofAddr, log)
 		if err != nil {
 			return err
 		}
@@ -88,11 +92,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}()
 	}
 
-	addr := getenv("PARLEY_ADDR")
-	if addr == "" {
-		addr = ":8080"
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -104,7 +104,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	broker := "memory"
-	if getenv("REDIS_URL") != "" {
+	if cfg.redisURL != "" {
 		broker = "redis"
 	}
 	log.Info("parley serving", "addr", ln.Addr().String(), "database", store.Dialect(), "broker", broker)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,13 +11,24 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/auth"
+	"github.com/parleychat/parley/config"
 )
+
+// tokenUsage heads `parley token --help`; the flags follow.
+const tokenUsage = `usage: parley token --identity ID [flags]
+
+Prints an access token signed with the secret the server uses for the same
+settings: PARLEY_JWT_SECRET, or else the development secret stored in the
+database (which then must be the server's).
+
+`
 
 // token prints a signed access token, with the same secret the server uses
 // for the same environment and database.
 func token(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	var cfg settingsConfig
+	table := pick(settings(&cfg), "DATABASE_URL", "PARLEY_JWT_SECRET", "PARLEY_AUTO_MIGRATE")
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	identity := fs.String("identity", "", "the user's identity (the token's sub claim); required")
 	name := fs.String("name", "", "friendly name given to the user on first sight")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
@@ -32,18 +44,24 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 		grants[key] = auth.Access(access)
 		return nil
 	})
-	if err := fs.Parse(args); err != nil {
-		return err
+	if err := config.Load(fs, table, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return printUsage(stdout, tokenUsage, fs, table)
+		}
+		return fmt.Errorf("token: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token: unexpected arguments %q; see parley token --help", fs.Args())
 	}
 	if *identity == "" {
 		return fmt.Errorf("token: --identity is required")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var secret []byte
-	if getenv("PARLEY_JWT_SECRET") != "" {
-		secret, err = jwtSecret(ctx, getenv, nil, log)
+	if cfg.jwtSecret != "" {
+		secret, err = jwtSecret(ctx, &cfg, nil, log)
 	} else {
-		store, oerr := openStore(ctx, getenv, log)
+		store, oerr := openStore(ctx, &cfg, log)
 		if oerr != nil {
 			return oerr
 		}
@@ -52,7 +70,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 				err = fmt.Errorf("close database: %w", cerr)
 			}
 		}()
-		secret, err = jwtSecret(ctx, getenv, store, log)
+		secret, err = jwtSecret(ctx, &cfg, store, log)
 	}
 	if err != nil {
 		return err

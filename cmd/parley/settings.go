@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/config"
+	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/pubsub/redis"
+	"github.com/parleychat/parley/server"
+)
+
+// settingsConfig is every value that Parley's settings configure, filled
+// by config.Load from the table settings returns.
+type settingsConfig struct {
+	addr           string
+	databaseURL    string
+	jwtSecret      string
+	autoMigrate    bool
+	redisURL       string
+	allowedOrigins []string
+	typingTimeout  time.Duration
+	pprofAddr      string
+	logLevel       slog.Level
+	introspection  bool
+	chatLimits     chat.Limits
+	serverLimits   server.Limits
+}
+
+// settings is THE table of Parley's settings: each is an environment
+// variable, a flag of `parley serve` derived from its name, a default, a
+// description (for --help and the README) and a parser into c. Adding a
+// setting is adding one entry here (and using its field); the README's table
+// is generated from this one (go test ./cmd/parley -run TestREADMESettings
+// -update).
+func settings(c *settingsConfig) []config.Setting {
+	chatDefaults, serverDefaults := chat.DefaultLimits, server.DefaultLimits
+	return []config.Setting{
+		config.String(&c.addr, "PARLEY_ADDR", ":8080",
+			"Address to listen on, `host:port`. `:8080` is every interface; `127.0.0.1:8080` is this machine only.", checkAddr),
+		config.String(&c.databaseURL, "DATABASE_URL", "",
+			"The database; see [Storage and migrations](#storage-and-migrations) for the accepted forms.", db.CheckURL).
+			WithUnset("SQLite file `parley.db` in the working directory").Redacted(),
+		config.String(&c.jwtSecret, "PARLEY_JWT_SECRET", "",
+			"The HS256 secret that access tokens are signed with, at least 32 bytes. See [Tokens](#tokens).", checkSecret).
+			WithUnset("a development secret kept in the database").Redacted(),
+		config.Bool(&c.autoMigrate, "PARLEY_AUTO_MIGRATE", true,
+			"`false` stops `parley serve` and `parley token` from applying pending schema migrations at start; run `parley migrate up` instead. See [Storage and migrations](#storage-and-migrations)."),
+		config.String(&c.redisURL, "REDIS_URL", "",
+			"The Redis server that nodes share for events and presence, e.g. `redis://127.0.0.1:6379/0` (`rediss://` for TLS; a password goes in the URL). Checked at start: an unreachable server stops it. See [Running several nodes](#running-several-nodes).", redis.CheckURL).
+			WithUnset("events and presence stay inside this process").Redacted(),
+		config.List(&c.allowedOrigins, "PARLEY_ALLOWED_ORIGINS",
+			"Comma-separated host patterns whose web pages may open a WebSocket, such as `app.example.com`, `*.example.com`, `app.example.com:8443` or, to match the scheme too, `https://app.example.com`. Setting it replaces the default. The server's own host, and clients that send no `Origin` header (non-browser clients), are always allowed; other origins get HTTP 403. The same origins may call `/graphql` over HTTP from the browser (CORS: preflight answered, `Access-Control-Allow-Origin` echoed; no cookies are used, so no credentials mode).", checkOrigin).
+			WithUnset("`localhost`, `127.0.0.1` and `[::1]`, any port"),
+		config.Duration(&c.typingTimeout, "PARLEY_TYPING_TIMEOUT", chat.DefaultTypingTimeout,
+			"How long after a user's last `startTyping` `typingEnded` follows. A Go duration such as `3s`."),
+		config.String(&c.pprofAddr, "PARLEY_PPROF_ADDR", "",
+			"When set, Go's profiling endpoints (`/debug/pprof/`) on this address, a listener of their own; bind it to loopback, e.g. `127.0.0.1:6060`.", checkAddr).
+			WithUnset("off"),
+		config.Func("PARLEY_LOG_LEVEL", "info",
+			"`debug`, `info`, `warn` or `error` (any case). `debug` adds one line per HTTP request. Logs are text lines on stderr.",
+			func(v string) error {
+				if err := c.logLevel.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {
+					return errors.New("want debug, info, warn or error")
+				}
+				return nil
+			}),
+		config.Bool(&c.introspection, "PARLEY_INTROSPECTION", true,
+			"`false` turns off GraphQL schema introspection (the playground then has no documentation or autocompletion). Accepts `true`/`false`, `1`/`0`, `t`/`f`."),
+		config.Int(&c.chatLimits.MaxBodyBytes, "PARLEY_MAX_MESSAGE_BYTES", chatDefaults.MaxBodyBytes,
+			"Largest message body, in bytes."),
+		config.Int(&c.chatLimits.MaxAttributesBytes, "PARLEY_MAX_ATTRIBUTES_BYTES", chatDefaults.MaxAttributesBytes,
+			"Largest `attributes` JSON value of a user, channel or message, encoded, in bytes."),
+		config.Int(&c.chatLimits.MaxPageSize, "PARLEY_MAX_PAGE_SIZE", chatDefaults.MaxPageSize,
+			fmt.Sprintf("Largest `first`/`last` of a list. The default page size is %d (or this value, if smaller).", chatDefaults.DefaultPageSize)),
+		config.Int(&c.serverLimits.MaxBodyBytes, "PARLEY_MAX_REQUEST_BYTES", serverDefaults.MaxBodyBytes,
+			"Largest HTTP request body."),
+		config.Int(&c.serverLimits.MaxTokens, "PARLEY_MAX_QUERY_TOKENS", serverDefaults.MaxTokens,
+			"Largest GraphQL document, in lexical tokens."),
+		config.Int(&c.serverLimits.MaxDepth, "PARLEY_MAX_QUERY_DEPTH", serverDefaults.MaxDepth,
+			"Deepest nesting of selection sets (introspection fields excluded)."),
+		config.Int(&c.serverLimits.MaxAliases, "PARLEY_MAX_QUERY_ALIASES", serverDefaults.MaxAliases,
+			"Most aliased fields in one document."),
+		config.Int(&c.serverLimits.MaxFields, "PARLEY_MAX_QUERY_FIELDS", serverDefaults.MaxFields,
+			"Most field selections (fragment spreads included) written in one document."),
+		config.Int(&c.serverLimits.MaxFragments, "PARLEY_MAX_QUERY_FRAGMENTS", serverDefaults.MaxFragments,
+			"Most fragment definitions in one document."),
+		config.Int(&c.serverLimits.MaxComplexity, "PARLEY_MAX_QUERY_COMPLEXITY", serverDefaults.MaxComplexity,
+			"Highest cost of one operation; see [Limits](#limits)."),
+	}
+}
+
+// pick returns the settings of the given variables, in table order.
+func pick(all []config.Setting, envs ...string) []config.Setting {
+	var out []config.Setting
+	for _, s := range all {
+		if slices.Contains(envs, s.Env) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// checkAddr accepts host:port with a port number or service name; an empty
+// host is every interface and port 0 any free port.
+func checkAddr(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("want host:port, such as :8080 or 127.0.0.1:8080")
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("unknown port %q", port)
+	}
+	return nil
+}
+
+// checkSecret accepts a JWT secret of at least minSecretBytes bytes.
+func checkSecret(v string) error {
+	if len(v) < minSecretBytes {
+		return fmt.Errorf("it is %d bytes; use at least %d random bytes", len(v), minSecretBytes)
+	}
+	return nil
+}
+
+// checkOrigin accepts a host pattern of PARLEY_ALLOWED_ORIGINS, optionally
+// with a scheme.
+func checkOrigin(v string) error {
+	_, host, found := strings.Cut(v, "://")
+	if !found {
+		host = v
+	}
+	if _, err := path.Match(host, ""); err != nil || host == "" {
+		return errors.New("want a host pattern such as app.example.com or *.example.com")
+	}
+	return nil
+}
