@@ -41,6 +41,8 @@ func TestImportRules(t *testing.T) {
 		{"/mergepatch", []string{mod + "/"}},
 		{"/apperr", []string{mod + "/"}},
 		{"/config", []string{mod + "/"}},
+		{"/logging", []string{mod + "/"}},
+		{"/requestid", []string{mod + "/"}},
 		{"/pubsub", []string{mod + "/chat", mod + "/models", mod + "/presence", "github.com/redis/go-redis/"}},
 		{"/pubsub/memory", []string{mod + "/chat", mod + "/models", mod + "/presence", "github.com/redis/go-redis/"}},
 		{"/pubsub/redis", []string{mod + "/chat", mod + "/models", mod + "/presence"}},

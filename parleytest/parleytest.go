@@ -29,12 +29,14 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/logging"
 	"github.com/parleychat/parley/presence"
 	presencememory "github.com/parleychat/parley/presence/memory"
 	presenceredis "github.com/parleychat/parley/presence/redis"
 	"github.com/parleychat/parley/pubsub"
 	"github.com/parleychat/parley/pubsub/memory"
 	"github.com/parleychat/parley/pubsub/redis"
+	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/server"
 )
 
@@ -161,7 +163,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		t.Fatalf("migrate: %v", err)
 	}
 	secret := []byte("parleytest-secret-0123456789abcdef")
-	log := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(logging.NewHandler(newTestWriter(t), logging.Text, slog.LevelWarn, requestid.LogAttrs))
 	broker, presence := opts.Broker, opts.Presence
 	if redisURL := os.Getenv("TEST_REDIS_URL"); b.Name == "postgres" && redisURL != "" {
 		if broker == nil {

@@ -5,13 +5,16 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/parleychat/parley/requestid"
 )
 
 // cors lets browser pages from the allowed origins (the same patterns that
 // may open WebSockets: WebSocketOptions.AllowedOrigins) call /graphql over
 // HTTP, as Apollo Client and urql front ends served from another origin do.
 // Credentials travel in the Authorization header, never in cookies, so no
-// Allow-Credentials is sent. Preflight requests are answered here.
+// Allow-Credentials is sent. Preflight requests are answered here. Pages may
+// send and read X-Request-Id.
 func cors(patterns []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
@@ -21,10 +24,11 @@ func cors(patterns []string, next http.Handler) http.Handler {
 		}
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Expose-Headers", requestid.Header)
 		h.Add("Vary", "Origin")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, "+requestid.Header)
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return

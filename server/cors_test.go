@@ -40,8 +40,13 @@ func TestCORS(t *testing.T) {
 		!strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
 		t.Fatalf("preflight: %d %v", pre.StatusCode, pre.Header)
 	}
+	if !strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "X-Request-Id") {
+		t.Errorf("preflight does not allow X-Request-Id: %v", pre.Header)
+	}
 	if r := do(http.MethodPost, "https://app.example.com", nil); r.StatusCode != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
 		t.Fatalf("request from an allowed origin: %d %v", r.StatusCode, r.Header)
+	} else if r.Header.Get("Access-Control-Expose-Headers") != "X-Request-Id" || r.Header.Get("X-Request-Id") == "" {
+		t.Errorf("the page cannot read the request id: %v", r.Header)
 	}
 	if r := do(http.MethodPost, "https://evil.example", nil); r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("a foreign origin got CORS headers: %v", r.Header)

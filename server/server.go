@@ -24,6 +24,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/graph"
 	"github.com/parleychat/parley/playground"
+	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/resolvers"
 )
 
@@ -99,6 +100,10 @@ type ReadinessCheck struct {
 //	/readyz    200 while the database answers and every Config.Readiness
 //	           check passes, 503 otherwise
 //	/          the GraphQL playground
+//
+// Every request gets an id (package requestid): its own X-Request-Id when
+// sane, else a new one, echoed in the response's X-Request-Id and carried
+// by its context into every log line logged with that context.
 func NewHandler(cfg Config) *Handler {
 	log := cfg.Logger
 	if log == nil {
@@ -128,7 +133,7 @@ func NewHandler(cfg Config) *Handler {
 		writeText(w, http.StatusOK, "ready")
 	})
 	mux.Handle("/", playground.Handler("Parley", "/graphql"))
-	return &Handler{Handler: logRequests(log, mux), conns: conns}
+	return &Handler{Handler: requestid.Middleware(logRequests(log, mux)), conns: conns}
 }
 
 func withDefaults(l Limits) Limits {

@@ -52,11 +52,12 @@ func startServe(t *testing.T, env map[string]string, flags ...string) (string, *
 		return <-done
 	})
 	t.Cleanup(func() { _ = stop() })
-	addr := regexp.MustCompile(`msg="parley serving" addr=(\S+)`)
+	// The address, from a text or a JSON line.
+	addr := regexp.MustCompile(`msg="parley serving" addr=(\S+)|"msg":"parley serving","addr":"([^"]+)"`)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := addr.FindStringSubmatch(logs.String()); m != nil {
-			return "http://" + m[1], logs, stop
+			return "http://" + m[1] + m[2], logs, stop
 		}
 		select {
 		case err := <-done:

@@ -14,6 +14,8 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/config"
+	"github.com/parleychat/parley/logging"
+	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/server"
 )
 
@@ -45,7 +47,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %q; see parley serve --help", fs.Args())
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	log := slog.New(logging.NewHandler(stderr, cfg.logFormat, cfg.logLevel, requestid.LogAttrs))
 	store, err := openStore(ctx, &cfg, log)
 	if err != nil {
 		return err

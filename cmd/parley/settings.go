@@ -13,6 +13,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/config"
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/logging"
 	"github.com/parleychat/parley/pubsub/redis"
 	"github.com/parleychat/parley/server"
 )
@@ -29,6 +30,7 @@ type settingsConfig struct {
 	typingTimeout  time.Duration
 	pprofAddr      string
 	logLevel       slog.Level
+	logFormat      logging.Format
 	introspection  bool
 	chatLimits     chat.Limits
 	serverLimits   server.Limits
@@ -65,12 +67,18 @@ func settings(c *settingsConfig) []config.Setting {
 			"When set, Go's profiling endpoints (`/debug/pprof/`) on this address, a listener of their own; bind it to loopback, e.g. `127.0.0.1:6060`.", checkAddr).
 			WithUnset("off"),
 		config.Func("PARLEY_LOG_LEVEL", "info",
-			"`debug`, `info`, `warn` or `error` (any case). `debug` adds one line per HTTP request. Logs are text lines on stderr.",
+			"`debug`, `info`, `warn` or `error` (any case). `debug` adds one line per HTTP request.",
 			func(v string) error {
 				if err := c.logLevel.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {
 					return errors.New("want debug, info, warn or error")
 				}
 				return nil
+			}),
+		config.Func("PARLEY_LOG_FORMAT", string(logging.Text),
+			"`text` (`key=value` lines) or `json` (one object per line), on stderr. The lines of a request carry its `request_id`: the request's own `X-Request-Id` header when it is 1 to 128 letters, digits or `-_.:/+=@`, else a new UUID; the response's `X-Request-Id` echoes it.",
+			func(v string) (err error) {
+				c.logFormat, err = logging.ParseFormat(v)
+				return err
 			}),
 		config.Bool(&c.introspection, "PARLEY_INTROSPECTION", true,
 			"`false` turns off GraphQL schema introspection (the playground then has no documentation or autocompletion). Accepts `true`/`false`, `1`/`0`, `t`/`f`."),

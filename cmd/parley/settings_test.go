@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/config"
 )
@@ -172,5 +175,61 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 	}
 	if _, code := post(t, base, token, `{ __schema { queryType { name } } }`); code == "" {
 		t.Errorf("introspection answered with --introspection false")
+	}
+}
+
+// TestJSONLogsCarryRequestID: PARLEY_LOG_FORMAT=json writes JSON lines, and
+// a request's lines carry its request_id, the one its response echoes.
+func TestJSONLogsCarryRequestID(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":      "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+		"PARLEY_JWT_SECRET": strings.Repeat("s", 32),
+		"PARLEY_LOG_FORMAT": "json",
+		"PARLEY_LOG_LEVEL":  "debug",
+	}
+	base, logs, _ := startServe(t, env)
+	ids := map[string]string{}
+	for _, incoming := range []string{"client-id-1", ""} {
+		req, err := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if incoming != "" {
+			req.Header.Set("X-Request-Id", incoming)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ids[incoming] = resp.Header.Get("X-Request-Id")
+	}
+	if ids["client-id-1"] != "client-id-1" || ids[""] == "" {
+		t.Fatalf("response ids: %v", ids)
+	}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(seen) < 2 && time.Now().Before(deadline) {
+		// The line is written as the handler returns, which may be after
+		// the client has the response.
+		time.Sleep(10 * time.Millisecond)
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var rec map[string]any
+			if line == "" {
+				continue
+			}
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("not a JSON line: %s", line)
+			}
+			if rec["msg"] == "request" && rec["path"] == "/healthz" {
+				id, _ := rec["request_id"].(string)
+				seen[id] = true
+			}
+		}
+	}
+	for _, id := range ids {
+		if !seen[id] {
+			t.Errorf("no request line with request_id %q in:\n%s", id, logs)
+		}
 	}
 }
