@@ -7,13 +7,57 @@ import (
 )
 
 // ChannelType says who can see a channel: PUBLIC channels are listed and
-// joinable by everyone, PRIVATE ones exist only for their members.
+// joinable by everyone, PRIVATE ones exist only for their members, DIRECT
+// ones are the one-to-one channel of two users (or a user's notes to self).
 type ChannelType string
 
 // The channel types.
 const (
 	ChannelPublic  ChannelType = "PUBLIC"
 	ChannelPrivate ChannelType = "PRIVATE"
+	ChannelDirect  ChannelType = "DIRECT"
+)
+
+// ChannelState is a channel's life cycle, as Twilio's: a message sent into
+// an INACTIVE channel makes it ACTIVE; a CLOSED one takes no new messages or
+// members.
+type ChannelState string
+
+// The channel states.
+const (
+	StateActive   ChannelState = "ACTIVE"
+	StateInactive ChannelState = "INACTIVE"
+	StateClosed   ChannelState = "CLOSED"
+)
+
+// ChannelStatus is a caller's relation to a channel.
+type ChannelStatus string
+
+// The channel statuses.
+const (
+	StatusNotParticipating ChannelStatus = "NOT_PARTICIPATING"
+	StatusInvited          ChannelStatus = "INVITED"
+	StatusJoined           ChannelStatus = "JOINED"
+)
+
+// MemberStatus says whether a membership is an invitation not yet accepted
+// or a joined member.
+type MemberStatus string
+
+// The member statuses.
+const (
+	MemberInvited MemberStatus = "INVITED"
+	MemberJoined  MemberStatus = "JOINED"
+)
+
+// MemberAccess is what a member may do with messages: READ members read,
+// subscribe and mark read; READ_WRITE ones also send, edit and type.
+type MemberAccess string
+
+// The member accesses.
+const (
+	AccessRead      MemberAccess = "READ"
+	AccessReadWrite MemberAccess = "READ_WRITE"
 )
 
 // MemberRole is what a member may do in a channel.
@@ -40,7 +84,39 @@ func (t ChannelType) MarshalGQL(w io.Writer) { writeEnum(w, string(t)) }
 
 // UnmarshalGQL reads and checks an enum value.
 func (t *ChannelType) UnmarshalGQL(v any) error {
-	return readEnum(v, "ChannelType", (*string)(t), string(ChannelPublic), string(ChannelPrivate))
+	return readEnum(v, "ChannelType", (*string)(t), string(ChannelPublic), string(ChannelPrivate), string(ChannelDirect))
+}
+
+// MarshalGQL writes the enum value.
+func (s ChannelState) MarshalGQL(w io.Writer) { writeEnum(w, string(s)) }
+
+// UnmarshalGQL reads and checks an enum value.
+func (s *ChannelState) UnmarshalGQL(v any) error {
+	return readEnum(v, "ChannelState", (*string)(s), string(StateActive), string(StateInactive), string(StateClosed))
+}
+
+// MarshalGQL writes the enum value.
+func (s ChannelStatus) MarshalGQL(w io.Writer) { writeEnum(w, string(s)) }
+
+// UnmarshalGQL reads and checks an enum value.
+func (s *ChannelStatus) UnmarshalGQL(v any) error {
+	return readEnum(v, "ChannelStatus", (*string)(s), string(StatusNotParticipating), string(StatusInvited), string(StatusJoined))
+}
+
+// MarshalGQL writes the enum value.
+func (s MemberStatus) MarshalGQL(w io.Writer) { writeEnum(w, string(s)) }
+
+// UnmarshalGQL reads and checks an enum value.
+func (s *MemberStatus) UnmarshalGQL(v any) error {
+	return readEnum(v, "MemberStatus", (*string)(s), string(MemberInvited), string(MemberJoined))
+}
+
+// MarshalGQL writes the enum value.
+func (a MemberAccess) MarshalGQL(w io.Writer) { writeEnum(w, string(a)) }
+
+// UnmarshalGQL reads and checks an enum value.
+func (a *MemberAccess) UnmarshalGQL(v any) error {
+	return readEnum(v, "MemberAccess", (*string)(a), string(AccessRead), string(AccessReadWrite))
 }
 
 // MarshalGQL writes the enum value.

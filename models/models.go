@@ -9,8 +9,10 @@ type User struct {
 	Identity     string  `gorm:"size:256;not null;uniqueIndex"`
 	FriendlyName *string `gorm:"size:256"`
 	Attributes   JSON
-	CreatedAt    time.Time `gorm:"not null"`
-	UpdatedAt    time.Time `gorm:"not null"`
+	// PhotoURL is an http or https URL of at most 2 KiB.
+	PhotoURL  *string   `gorm:"column:photo_url;size:2048"`
+	CreatedAt time.Time `gorm:"not null"`
+	UpdatedAt time.Time `gorm:"not null"`
 }
 
 // Channel is a conversation. Its counters and last-message fields are kept
@@ -33,7 +35,14 @@ type Channel struct {
 	LastActivityUs int64 `gorm:"not null;default:0"`
 	// MessagesCount counts messages that are not deleted.
 	MessagesCount int `gorm:"not null;default:0"`
-	MembersCount  int `gorm:"not null;default:0"`
+	// MembersCount counts JOINED members.
+	MembersCount int          `gorm:"not null;default:0"`
+	State        ChannelState `gorm:"size:16;not null;default:ACTIVE"`
+	// PhotoURL is an http or https URL of at most 2 KiB.
+	PhotoURL *string `gorm:"column:photo_url;size:2048"`
+	// DirectKey identifies a DIRECT channel by its two users (see
+	// chat.directKey); nil for other channels.
+	DirectKey *string `gorm:"size:80;uniqueIndex"`
 }
 
 // LastMessageIndex is the index of the newest message, or nil when the
@@ -46,18 +55,32 @@ func (c *Channel) LastMessageIndex() *int {
 	return &i
 }
 
-// Member is a user's membership of a channel, with their role and read state.
+// Member is a user's membership of a channel, with their role and read
+// state; an INVITED one is an invitation that is not yet accepted.
 type Member struct {
-	ID            string     `gorm:"primaryKey;size:36"`
-	ChannelID     string     `gorm:"size:36;not null;uniqueIndex:idx_members_channel_user,priority:1"`
-	UserID        string     `gorm:"size:36;not null;uniqueIndex:idx_members_channel_user,priority:2;index"`
+	ID            string     `gorm:"primaryKey;size:36;index:idx_members_channel_status,priority:3"`
+	ChannelID     string     `gorm:"size:36;not null;uniqueIndex:idx_members_channel_user,priority:1;index:idx_members_channel_status,priority:1;index:idx_members_user_status,priority:3"`
+	UserID        string     `gorm:"size:36;not null;uniqueIndex:idx_members_channel_user,priority:2;index:idx_members_user_status,priority:1"`
 	Role          MemberRole `gorm:"size:16;not null"`
 	LastReadIndex *int
 	LastReadAt    *time.Time
 	Attributes    JSON
-	JoinedAt      time.Time `gorm:"not null"`
-	UpdatedAt     time.Time `gorm:"not null"`
+	// JoinedAt is when the member joined, or was invited while INVITED.
+	JoinedAt  time.Time    `gorm:"not null"`
+	UpdatedAt time.Time    `gorm:"not null"`
+	Status    MemberStatus `gorm:"size:16;not null;default:JOINED;index:idx_members_channel_status,priority:2;index:idx_members_user_status,priority:2"`
+	Access    MemberAccess `gorm:"size:16;not null;default:READ_WRITE"`
+	// DisplayName is the member's name in this channel.
+	DisplayName *string `gorm:"size:256"`
+	// ShareHistoryFrom, when set, hides the messages created before it.
+	ShareHistoryFrom *time.Time
+	// HistoryStart is the first index the member may see: 0, or the one
+	// after the last message created before ShareHistoryFrom.
+	HistoryStart int `gorm:"not null;default:0"`
 }
+
+// Joined reports whether m is a member who has joined (not an invitation).
+func (m *Member) Joined() bool { return m != nil && m.Status == MemberJoined }
 
 // Message is one message in a channel. Index starts at 0 in each channel and
 // grows by one per message with no gaps; a deleted message keeps its index

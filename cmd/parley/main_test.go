@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -268,21 +269,32 @@ func get(t *testing.T, url string) (int, string) {
 // TestMigrateCommand: `parley migrate status|up|down` on a fresh database.
 func TestMigrateCommand(t *testing.T) {
 	env := map[string]string{"DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "p.db")}
+	files, err := os.ReadDir(filepath.Join("..", "..", "db", "migrations", "sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := len(files)
 	status := runCmd(t, env, "migrate", "status")
 	if !regexp.MustCompile(`(?m)^1 +00001_initial_schema\.sql +pending$`).MatchString(status) ||
-		!strings.Contains(status, "database at migration 0; this binary's newest is 1") {
+		!strings.Contains(status, fmt.Sprintf("database at migration 0; this binary's newest is %d", latest)) {
 		t.Errorf("status of a fresh database:\n%s", status)
 	}
-	if out := runCmd(t, env, "migrate", "up"); !regexp.MustCompile(`^applied 00001_initial_schema\.sql \(\d+ms\)\ndatabase at migration 1;`).MatchString(out) {
+	if out := runCmd(t, env, "migrate", "up"); !regexp.MustCompile(fmt.Sprintf(`^applied 00001_initial_schema\.sql \(\d+ms\)\n(applied .*\n)*database at migration %d;`, latest)).MatchString(out) {
 		t.Errorf("migrate up:\n%s", out)
 	}
-	if out := runCmd(t, env, "migrate", "up"); out != "database at migration 1; this binary's newest is 1\n" {
+	if out := runCmd(t, env, "migrate", "up"); out != fmt.Sprintf("database at migration %d; this binary's newest is %d\n", latest, latest) {
 		t.Errorf("migrate up again:\n%s", out)
 	}
 	if status := runCmd(t, env, "migrate", "status"); !regexp.MustCompile(`(?m)^1 +00001_initial_schema\.sql +\d{4}-\d\d-\d\dT`).MatchString(status) {
 		t.Errorf("status after up:\n%s", status)
 	}
-	err := run(context.Background(), []string{"migrate", "down"}, envOf(env), io.Discard, io.Discard)
+	// Down goes one migration at a time, but not past the first.
+	for i := latest; i > 1; i-- {
+		if out := runCmd(t, env, "migrate", "down"); !strings.HasPrefix(out, "rolled back "+files[i-1].Name()) {
+			t.Errorf("migrate down from %d:\n%s", i, out)
+		}
+	}
+	err = run(context.Background(), []string{"migrate", "down"}, envOf(env), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--to 0") {
 		t.Errorf("migrate down of the first migration: error %v; want a pointer to --to 0", err)
 	}
