@@ -112,23 +112,56 @@ func findMember(q *gorm.DB, channelID, userID string) (*models.Member, error) {
 	return &m, nil
 }
 
-// requireMember is FORBIDDEN for a caller who can see the channel but is not
-// in it: only members read history, list members and post.
+// requireMember is FORBIDDEN for a caller who can see the channel but has
+// not joined it (also while only invited): only members read history, list
+// members and post.
 func (a *access) requireMember() error {
 	if a.me == nil {
 		return apperr.New(apperr.Forbidden, "only members of this channel may do that; join it first")
+	}
+	if !a.me.Joined() {
+		return apperr.New(apperr.Forbidden, "you are invited to this channel; accept the invitation first")
 	}
 	return nil
 }
 
 // requireWrite is FORBIDDEN unless the caller is a member who may write
-// messages: sending, editing and typing.
+// messages (sending, editing and typing): READ_WRITE access, a token that
+// grants "write", and a channel that is not CLOSED.
 func (a *access) requireWrite() error {
 	if err := a.requireMember(); err != nil {
 		return err
 	}
+	if err := a.requireOpen("write in it"); err != nil {
+		return err
+	}
 	if a.grant != auth.Write {
 		return apperr.New(apperr.Forbidden, "this token may only read this channel")
+	}
+	if a.me.Access != models.AccessReadWrite {
+		return apperr.New(apperr.Forbidden, "you have READ access in this channel")
+	}
+	return nil
+}
+
+// requireOpen is FORBIDDEN, naming the state, when the channel is CLOSED.
+func (a *access) requireOpen(what string) error {
+	if a.ch.State == models.StateClosed {
+		return errClosed(what)
+	}
+	return nil
+}
+
+// errClosed is the answer to what is refused in a CLOSED channel.
+func errClosed(what string) error {
+	return apperr.New(apperr.Forbidden, "the channel is CLOSED: no one may %s", what)
+}
+
+// requireNotDirect is FORBIDDEN for a DIRECT channel, whose members never
+// change.
+func (a *access) requireNotDirect(what string) error {
+	if a.ch.Type == models.ChannelDirect {
+		return apperr.New(apperr.Forbidden, "a DIRECT channel has exactly its two members: no one may %s", what)
 	}
 	return nil
 }
@@ -146,9 +179,21 @@ func (a *access) requireRole(what string, roles ...models.MemberRole) error {
 	return apperr.New(apperr.Forbidden, "only %s may %s", roleList(roles), what)
 }
 
-// isModerator reports whether the caller is an ADMIN or the OWNER.
+// requireGrant is FORBIDDEN unless the caller may add someone with role:
+// an ADMIN or the OWNER, and only the OWNER for ADMIN or OWNER.
+func (a *access) requireGrant(what string, role models.MemberRole) error {
+	if err := a.requireRole(what, models.RoleOwner, models.RoleAdmin); err != nil {
+		return err
+	}
+	if role != models.RoleMember {
+		return a.requireRole("grant "+string(role), models.RoleOwner)
+	}
+	return nil
+}
+
+// isModerator reports whether the caller is a joined ADMIN or OWNER.
 func (a *access) isModerator() bool {
-	return a.me != nil && (a.me.Role == models.RoleOwner || a.me.Role == models.RoleAdmin)
+	return a.me.Joined() && (a.me.Role == models.RoleOwner || a.me.Role == models.RoleAdmin)
 }
 
 // rank orders roles: a member may act on members of strictly lower rank.

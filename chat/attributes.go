@@ -57,10 +57,15 @@ func (s *Service) applyAttributesChange(current models.JSON, c attributesChange)
 }
 
 // forUpdate makes q lock the rows it reads until the transaction ends, on
-// PostgreSQL; SQLite has one writer at a time and no row locks.
-func forUpdate(q *gorm.DB) *gorm.DB {
+// PostgreSQL (only those of table, when given, in a join); SQLite has one
+// writer at a time and no row locks.
+func forUpdate(q *gorm.DB, table ...string) *gorm.DB {
 	if q.Dialector.Name() == "sqlite" {
 		return q
 	}
-	return q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	lock := clause.Locking{Strength: clause.LockingStrengthUpdate}
+	if len(table) > 0 {
+		lock.Table = clause.Table{Name: table[0]}
+	}
+	return q.Clauses(lock)
 }

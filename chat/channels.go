@@ -17,6 +17,7 @@ type NewChannel struct {
 	FriendlyName *string
 	Type         models.ChannelType
 	Attributes   models.JSON
+	PhotoURL     *string
 	// Members are identities to add as MEMBERs; unknown ones are created.
 	Members []string
 }
@@ -29,6 +30,7 @@ type ChannelPatch struct {
 	// JSON merge patch (RFC 7396) into them. At most one may be set.
 	Attributes      Optional[models.JSON]
 	AttributesPatch Optional[models.JSON]
+	PhotoURL        Optional[*string]
 }
 
 // ChannelOrderField is a sort key of MyChannels.
@@ -145,11 +147,12 @@ func insertChannel(tx *gorm.DB, v viewer, in NewChannel, ifAbsent bool) (*models
 	t := now()
 	ch := &models.Channel{
 		ID: newID(), UniqueName: in.UniqueName, FriendlyName: in.FriendlyName, Type: in.Type,
-		Attributes: in.Attributes, CreatedByID: &v.UserID, CreatedAt: t, UpdatedAt: t, LastActivityUs: t.UnixMicro(),
+		Attributes: in.Attributes, PhotoURL: in.PhotoURL, CreatedByID: &v.UserID, CreatedAt: t, UpdatedAt: t, LastActivityUs: t.UnixMicro(),
+		State: models.StateActive,
 	}
 	var out outbox
 	out.add(userTopic(v.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: ch})
-	members := []*models.Member{{ID: newID(), ChannelID: ch.ID, UserID: v.UserID, Role: models.RoleOwner, JoinedAt: t, UpdatedAt: t}}
+	members := []*models.Member{newMember(ch.ID, v.UserID, models.RoleOwner, models.MemberJoined, t)}
 	seen := map[string]bool{v.Identity: true}
 	for _, identity := range in.Members {
 		if seen[identity] {
@@ -160,7 +163,7 @@ func insertChannel(tx *gorm.DB, v viewer, in NewChannel, ifAbsent bool) (*models
 		if err != nil {
 			return nil, nil, err
 		}
-		members = append(members, &models.Member{ID: newID(), ChannelID: ch.ID, UserID: u.ID, Role: models.RoleMember, JoinedAt: t, UpdatedAt: t})
+		members = append(members, newMember(ch.ID, u.ID, models.RoleMember, models.MemberJoined, t))
 		out.add(userTopic(u.ID), &event{Kind: evMyChannel, ChannelEvent: ChannelAdded, Channel: ch})
 	}
 	ch.MembersCount = len(members)
@@ -180,7 +183,10 @@ func insertChannel(tx *gorm.DB, v viewer, in NewChannel, ifAbsent bool) (*models
 
 func (s *Service) checkNewChannel(in NewChannel) error {
 	if in.Type != models.ChannelPublic && in.Type != models.ChannelPrivate {
-		return apperr.New(apperr.BadUserInput, "type must be PUBLIC or PRIVATE")
+		return apperr.New(apperr.BadUserInput, "type must be PUBLIC or PRIVATE; directChannel makes DIRECT channels")
+	}
+	if err := checkPhotoURL(in.PhotoURL); err != nil {
+		return err
 	}
 	if err := s.checkUniqueName(in.UniqueName); err != nil {
 		return err
@@ -232,6 +238,25 @@ func deref(s *string) string {
 	return *s
 }
 
+// reasons names what the patch changes, as ChannelEvent reasons.
+func (p ChannelPatch) reasons() []string {
+	var out []string
+	for _, f := range []struct {
+		set    bool
+		reason string
+	}{
+		{p.FriendlyName.Set, ReasonFriendlyName},
+		{p.UniqueName.Set, ReasonUniqueName},
+		{p.Attributes.Set || p.AttributesPatch.Set, ReasonAttributes},
+		{p.PhotoURL.Set, ReasonPhoto},
+	} {
+		if f.set {
+			out = append(out, f.reason)
+		}
+	}
+	return out
+}
+
 // UpdateChannel changes a channel's names and attributes. ADMIN or OWNER;
 // NOT_FOUND for a private channel the caller is not in; CONFLICT when the new
 // uniqueName is taken; BAD_USER_INPUT for attributes and attributesPatch at
@@ -251,6 +276,9 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 	if err := s.checkName("friendlyName", p.FriendlyName.Value); err != nil {
 		return nil, err
 	}
+	if err := checkPhotoURL(p.PhotoURL.Value); err != nil {
+		return nil, err
+	}
 	attrs := attributesChange{Attributes: p.Attributes, Patch: p.AttributesPatch}
 	if err := s.checkAttributesChange(attrs); err != nil {
 		return nil, err
@@ -267,6 +295,9 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 		changes := map[string]any{"updated_at": now()}
 		if p.FriendlyName.Set {
 			changes["friendly_name"] = p.FriendlyName.Value
+		}
+		if p.PhotoURL.Set {
+			changes["photo_url"] = p.PhotoURL.Value
 		}
 		if attrs.Patch.Set {
 			var locked models.Channel
@@ -296,7 +327,7 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 	if err != nil {
 		return nil, internal("update channel", err)
 	}
-	s.publish(ctx, channelTopic(ch.ID), &event{Kind: evChannelUpdated, Channel: &ch})
+	s.publish(ctx, channelTopic(ch.ID), &event{Kind: evChannelUpdated, Channel: &ch, Reasons: p.reasons()})
 	return &ch, nil
 }
 
@@ -396,8 +427,11 @@ func (s *Service) PublicChannels(ctx context.Context, args PageArgs) (*Page[*mod
 	return page, nil
 }
 
-// MyChannels lists the channels the caller is a member of, forward only.
-func (s *Service) MyChannels(ctx context.Context, args PageArgs, order ChannelOrder) (*Page[*models.Channel], error) {
+// MyChannels lists the channels the caller is a member of or invited to,
+// narrowed by filter, forward only. The query starts from the caller's
+// memberships (index idx_members_user_status) and reaches each channel by
+// its primary key.
+func (s *Service) MyChannels(ctx context.Context, args PageArgs, order ChannelOrder, filter ChannelFilter) (*Page[*models.Channel], error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -428,6 +462,9 @@ func (s *Service) MyChannels(ctx context.Context, args PageArgs, order ChannelOr
 	}
 	q := v.scopeChannels(s.store.DB(ctx).Model(&models.Channel{}).
 		Joins("JOIN members ON members.channel_id = channels.id AND members.user_id = ?", v.UserID))
+	if q, err = s.filterMyChannels(q, filter); err != nil {
+		return nil, err
+	}
 	dir, cmp := "ASC", ">"
 	if desc {
 		dir, cmp = "DESC", "<"

@@ -67,6 +67,12 @@ const (
 	ReasonLastRead     = "LAST_READ"
 	ReasonFriendlyName = "FRIENDLY_NAME"
 	ReasonOnline       = "ONLINE"
+	ReasonAccess       = "ACCESS"
+	ReasonDisplayName  = "DISPLAY_NAME"
+	ReasonStatus       = "STATUS"
+	ReasonPhoto        = "PHOTO"
+	ReasonUniqueName   = "UNIQUE_NAME"
+	ReasonState        = "STATE"
 )
 
 // Topics: one per channel for everything its members see, one private topic

@@ -124,30 +124,52 @@ func (s *Service) MyMembership(ctx context.Context, ch *models.Channel) (*models
 	return s.loaders(ctx).myMembershipLoader().Load(ctx, ch.ID)
 }
 
-// LastMessage returns a channel's newest message for a member, and nil for
-// others: a public channel's messages are for its members only.
+// LastMessage returns a channel's newest message for a joined member, and
+// nil for others (a public channel's messages are for its members only) and
+// when it is before the member's shared history.
 func (s *Service) LastMessage(ctx context.Context, ch *models.Channel) (*models.Message, error) {
 	if ch.LastMessageID == nil {
 		return nil, nil
 	}
 	me, err := s.MyMembership(ctx, ch)
-	if err != nil || me == nil {
+	if err != nil || !me.Joined() {
 		return nil, err
 	}
-	return s.loaders(ctx).messageLoader().Load(ctx, *ch.LastMessageID)
+	m, err := s.loaders(ctx).messageLoader().Load(ctx, *ch.LastMessageID)
+	if err != nil || m == nil || m.Index < me.HistoryStart {
+		return nil, err
+	}
+	return m, nil
 }
 
 // UnreadCount is the number of messages after the caller's read horizon:
-// every message when they never read, 0 when they are not a member.
-// Deleted messages after the horizon count too.
+// every message they may see when they never read, 0 when they have not
+// joined. Deleted messages after the horizon count too; messages before the
+// member's shared history do not.
 func (s *Service) UnreadCount(ctx context.Context, ch *models.Channel) (int, error) {
 	me, err := s.MyMembership(ctx, ch)
-	if err != nil || me == nil {
+	if err != nil || !me.Joined() {
 		return 0, err
 	}
-	read := -1
+	read := me.HistoryStart - 1
 	if me.LastReadIndex != nil {
-		read = *me.LastReadIndex
+		read = max(read, *me.LastReadIndex)
 	}
 	return max(ch.NextMessageIndex-1-read, 0), nil
+}
+
+// ChannelStatus is the caller's relation to ch: JOINED, INVITED or
+// NOT_PARTICIPATING.
+func (s *Service) ChannelStatus(ctx context.Context, ch *models.Channel) (models.ChannelStatus, error) {
+	me, err := s.MyMembership(ctx, ch)
+	switch {
+	case err != nil:
+		return "", err
+	case me == nil:
+		return models.StatusNotParticipating, nil
+	case me.Joined():
+		return models.StatusJoined, nil
+	default:
+		return models.StatusInvited, nil
+	}
 }

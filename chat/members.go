@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -11,8 +12,10 @@ import (
 )
 
 // JoinChannel makes the caller a MEMBER of a public channel. Joining a
-// channel twice returns the existing membership. NOT_FOUND for a private
-// channel the caller is not in.
+// channel twice returns the existing membership and publishes nothing; a
+// caller invited to the channel (of any type) accepts the invitation, as
+// AcceptInvite. NOT_FOUND for a private channel the caller is not in;
+// FORBIDDEN for a DIRECT channel and, for a new member, a CLOSED one.
 func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Member, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -27,9 +30,19 @@ func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Me
 		if err != nil {
 			return err
 		}
-		if a.me != nil {
+		if err := a.requireNotDirect("join it"); err != nil {
+			return err
+		}
+		switch {
+		case a.me.Joined():
 			m = a.me
 			return nil
+		case a.me != nil:
+			m, err = acceptInvite(tx, a, &out)
+			return err
+		}
+		if err := a.requireOpen("join it"); err != nil {
+			return err
 		}
 		var created bool
 		m, created, err = insertMember(tx, channelID, v.UserID, models.RoleMember)
@@ -47,22 +60,44 @@ func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Me
 	return m, nil
 }
 
-// insertMember adds a membership and counts it; created is false when a
-// concurrent writer added the same membership first, which is returned.
+// newMember returns a new membership row with READ_WRITE access.
+func newMember(channelID, userID string, role models.MemberRole, status models.MemberStatus, t time.Time) *models.Member {
+	return &models.Member{
+		ID: newID(), ChannelID: channelID, UserID: userID, Role: role, Status: status, Access: models.AccessReadWrite,
+		JoinedAt: t, UpdatedAt: t,
+	}
+}
+
+// insertMember adds a JOINED membership and counts it; created is false
+// when a membership of the user (joined or invited) exists, also when a
+// concurrent writer just added it, and that one is returned.
 func insertMember(tx *gorm.DB, channelID, userID string, role models.MemberRole) (m *models.Member, created bool, err error) {
-	t := now()
-	m = &models.Member{ID: newID(), ChannelID: channelID, UserID: userID, Role: role, JoinedAt: t, UpdatedAt: t}
+	return insertMembership(tx, newMember(channelID, userID, role, models.MemberJoined, now()))
+}
+
+// insertMembership inserts m, counting it when it is JOINED; created is
+// false, and the existing membership is returned, when the user already
+// has one in the channel.
+func insertMembership(tx *gorm.DB, m *models.Member) (*models.Member, bool, error) {
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(m)
 	if res.Error != nil {
 		return nil, false, res.Error
 	}
 	if res.RowsAffected == 0 {
-		existing, err := findMember(tx, channelID, userID)
+		existing, err := findMember(tx, m.ChannelID, m.UserID)
 		return existing, false, err
 	}
-	err = tx.Model(&models.Channel{}).Where("id = ?", channelID).
-		UpdateColumn("members_count", gorm.Expr("members_count + 1")).Error
-	return m, true, err
+	if !m.Joined() {
+		return m, true, nil
+	}
+	return m, true, addMembersCount(tx, m.ChannelID, 1)
+}
+
+// addMembersCount adds n (which may be negative) to a channel's count of
+// joined members.
+func addMembersCount(tx *gorm.DB, channelID string, n int) error {
+	return tx.Model(&models.Channel{}).Where("id = ?", channelID).
+		UpdateColumn("members_count", gorm.Expr("members_count + ?", n)).Error
 }
 
 // LeaveChannel removes the caller from a channel and returns the removed
@@ -99,13 +134,14 @@ func (s *Service) AddMember(ctx context.Context, channelID, identity string, rol
 		if err != nil {
 			return err
 		}
-		if err := a.requireRole("add members", models.RoleOwner, models.RoleAdmin); err != nil {
+		if err := a.requireGrant("add members", role); err != nil {
 			return err
 		}
-		if role != models.RoleMember {
-			if err := a.requireRole("grant "+string(role), models.RoleOwner); err != nil {
-				return err
-			}
+		if err := a.requireNotDirect("add members"); err != nil {
+			return err
+		}
+		if err := a.requireOpen("add members"); err != nil {
+			return err
 		}
 		u, err := ensureUser(tx, identity, nil)
 		if err != nil {
@@ -119,7 +155,7 @@ func (s *Service) AddMember(ctx context.Context, channelID, identity string, rol
 		if !created {
 			// Also when a concurrent call added them first: only one
 			// of two racing calls succeeds and publishes.
-			return apperr.New(apperr.Conflict, "%q is already a member of this channel", identity)
+			return apperr.New(apperr.Conflict, "%q is already a member of this channel, or invited to it", identity)
 		}
 		a.ch.MembersCount++
 		out.add(channelTopic(channelID), &event{Kind: evMemberJoined, Member: m})
@@ -136,7 +172,9 @@ func (s *Service) AddMember(ctx context.Context, channelID, identity string, rol
 // RemoveMember removes identity from a channel and returns the removed
 // membership's id. A member may always remove themself; otherwise ADMIN or
 // OWNER, acting only on members of a lower role. When the OWNER leaves, the
-// longest-standing ADMIN, or else MEMBER, becomes OWNER.
+// longest-standing ADMIN, or else MEMBER, becomes OWNER. Removing an
+// invitation (the invitee declining, or a moderator taking it back) tells
+// only the invitee, through channelEvents. FORBIDDEN in a DIRECT channel.
 func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) (string, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -149,6 +187,9 @@ func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) 
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
+			return err
+		}
+		if err := a.requireNotDirect("leave it or remove members"); err != nil {
 			return err
 		}
 		target, err := s.memberByIdentity(tx, channelID, identity)
@@ -170,12 +211,14 @@ func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) 
 		if res.RowsAffected == 0 {
 			return apperr.New(apperr.NotFound, "%q is not a member of this channel", identity)
 		}
-		err = tx.Model(&models.Channel{}).Where("id = ?", channelID).
-			UpdateColumn("members_count", gorm.Expr("members_count - 1")).Error
-		if err != nil {
+		removed = target.ID
+		if !target.Joined() {
+			out.add(userTopic(target.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelLeft, Channel: a.ch})
+			return nil
+		}
+		if err := addMembersCount(tx, channelID, -1); err != nil {
 			return err
 		}
-		removed = target.ID
 		a.ch.MembersCount--
 		out.add(channelTopic(channelID), &event{Kind: evMemberLeft, Member: target})
 		out.add(userTopic(target.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelLeft, Channel: a.ch})
@@ -214,7 +257,7 @@ func (s *Service) memberByIdentity(tx *gorm.DB, channelID, identity string) (*mo
 // channel is now empty).
 func promoteSuccessor(tx *gorm.DB, channelID string) (*models.Member, error) {
 	var next models.Member
-	err := tx.Where("channel_id = ?", channelID).
+	err := tx.Where("channel_id = ? AND status = ?", channelID, models.MemberJoined).
 		Order(clause.Expr{SQL: "CASE role WHEN ? THEN 0 ELSE 1 END, joined_at, id", Vars: []any{models.RoleAdmin}}).
 		Take(&next).Error
 	if isNotFound(err) {
@@ -248,8 +291,8 @@ func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*m
 		if err := a.requireMember(); err != nil {
 			return err
 		}
-		if index < 0 || index >= a.ch.NextMessageIndex {
-			return apperr.New(apperr.BadUserInput, "index %d is not a message of this channel (0 to %d)", index, a.ch.NextMessageIndex-1)
+		if index < a.me.HistoryStart || index >= a.ch.NextMessageIndex {
+			return apperr.New(apperr.BadUserInput, "index %d is not a message of this channel (%d to %d)", index, a.me.HistoryStart, a.ch.NextMessageIndex-1)
 		}
 		res := tx.Model(&models.Member{}).
 			Where("id = ? AND (last_read_index IS NULL OR last_read_index < ?)", a.me.ID, index).
@@ -269,8 +312,9 @@ func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*m
 	return &m, nil
 }
 
-// Members lists a channel's members in join order. Members only.
-func (s *Service) Members(ctx context.Context, channelID string, args PageArgs) (*Page[*models.Member], error) {
+// Members lists a channel's members with status (JOINED, or INVITED for
+// the pending invitations), in the order they were added. Members only.
+func (s *Service) Members(ctx context.Context, channelID string, status models.MemberStatus, args PageArgs) (*Page[*models.Member], error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -294,7 +338,10 @@ func (s *Service) Members(ctx context.Context, channelID string, args PageArgs) 
 	if err := a.requireMember(); err != nil {
 		return nil, err
 	}
-	q = q.Where("channel_id = ?", channelID)
+	if status != models.MemberJoined && status != models.MemberInvited {
+		return nil, apperr.New(apperr.BadUserInput, "status must be JOINED or INVITED")
+	}
+	q = q.Where("channel_id = ? AND status = ?", channelID, status)
 	if after != nil {
 		q = q.Where("id > ?", after.ID)
 	}

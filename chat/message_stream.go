@@ -33,14 +33,15 @@ func (s *Service) MessageAdded(ctx context.Context, channelID *string, afterInde
 	if afterIndex != nil && *afterIndex < -1 {
 		return nil, apperr.New(apperr.BadUserInput, "afterIndex must be -1 or more")
 	}
-	v, _, sub, err := s.subscribeChannel(ctx, *channelID)
+	v, a, sub, err := s.subscribeChannel(ctx, *channelID)
 	if err != nil {
 		return nil, err
 	}
 	seq := &messageSequencer{s: s, ctx: ctx, last: map[string]int{}}
 	prelude := func(emit emitter[*models.Message]) error {
 		if afterIndex != nil {
-			seq.last[*channelID] = *afterIndex
+			// Never before the member's shared history.
+			seq.last[*channelID] = max(*afterIndex, a.me.HistoryStart-1)
 			return seq.catchUp(*channelID, emit)
 		}
 		return seq.startAtHead(*channelID)
@@ -60,7 +61,7 @@ func (s *Service) allMessagesAdded(ctx context.Context) (*Stream[*models.Message
 	if err != nil {
 		return nil, err
 	}
-	sub, ids, err := s.subscribeMine(ctx, v)
+	sub, ids, err := s.subscribeMine(ctx, v, false)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +81,7 @@ func (s *Service) allMessagesAdded(ctx context.Context) (*Stream[*models.Message
 				return seq.deliver(ev.Message, emit)
 			}
 		case evMyChannel:
-			if !v.sees(ev.Channel) {
+			if !v.sees(ev.Channel) || ev.ChannelEvent == ChannelInvited {
 				return nil
 			}
 			if err := followChannel(ctx, sub, ev); err != nil {

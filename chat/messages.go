@@ -130,8 +130,9 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 }
 
 // loadMessageAccess loads a message into msg and the caller's access to its
-// channel. NOT_FOUND unless the caller is a member of that channel: messages
-// are visible to members only.
+// channel. NOT_FOUND unless the caller is a joined member of that channel
+// who may see the message: messages are visible to members only, and not
+// those before a member's shared history.
 func loadMessageAccess(tx *gorm.DB, v viewer, id string, msg *models.Message) (*access, error) {
 	err := tx.Take(msg, "id = ?", id).Error
 	if isNotFound(err) {
@@ -144,13 +145,14 @@ func loadMessageAccess(tx *gorm.DB, v viewer, id string, msg *models.Message) (*
 	if err != nil {
 		return nil, err
 	}
-	if a.me == nil {
+	if !a.me.Joined() || msg.Index < a.me.HistoryStart {
 		return nil, apperr.New(apperr.NotFound, "message not found")
 	}
 	return a, nil
 }
 
-// Messages lists a channel's messages by index, newest last. Members only.
+// Messages lists a channel's messages by index, newest last. Members only,
+// and from the member's shared history on (see Member.HistoryStart).
 // Without first or last it returns the latest page.
 func (s *Service) Messages(ctx context.Context, channelID string, args PageArgs) (*Page[*models.Message], error) {
 	v, err := s.viewer(ctx)
@@ -177,7 +179,7 @@ func (s *Service) Messages(ctx context.Context, channelID string, args PageArgs)
 	if err := a.requireMember(); err != nil {
 		return nil, err
 	}
-	q = q.Where("channel_id = ?", channelID)
+	q = q.Where("channel_id = ? AND idx >= ?", channelID, a.me.HistoryStart)
 	if after != nil {
 		q = q.Where("idx > ?", after.N)
 	}
@@ -197,19 +199,20 @@ func (s *Service) Messages(ctx context.Context, channelID string, args PageArgs)
 			rows[i], rows[j] = rows[j], rows[i]
 		}
 	}
-	return messagePage(rows, a.ch.NextMessageIndex, after, before), nil
+	return messagePage(rows, a.me.HistoryStart, a.ch.NextMessageIndex, after, before), nil
 }
 
-// messagePage builds a page of messages. Indexes run from 0 to next-1 with
-// no gaps, so whether more pages exist follows from the first and last index.
-func messagePage(rows []*models.Message, next int, after, before *cursor) *Page[*models.Message] {
+// messagePage builds a page of messages. The indexes a member sees run from
+// start to next-1 with no gaps, so whether more pages exist follows from
+// the first and last index.
+func messagePage(rows []*models.Message, start, next int, after, before *cursor) *Page[*models.Message] {
 	page := &Page[*models.Message]{Items: rows}
 	if len(rows) == 0 {
-		page.HasPrevious = after != nil && after.N >= 0 && next > 0
+		page.HasPrevious = after != nil && after.N >= int64(start) && next > start
 		page.HasNext = before != nil && before.N < int64(next)
 		return page
 	}
-	page.HasPrevious = rows[0].Index > 0
+	page.HasPrevious = rows[0].Index > start
 	page.HasNext = rows[len(rows)-1].Index < next-1
 	for _, m := range rows {
 		page.Cursors = append(page.Cursors, encodeCursor(cursor{Kind: "msg", N: int64(m.Index)}))

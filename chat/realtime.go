@@ -22,10 +22,12 @@ type MemberEvent struct {
 	Reasons []string
 }
 
-// ChannelEvent is a change to one of the caller's channels.
+// ChannelEvent is a change to one of the caller's channels; Reasons say
+// what changed in an UPDATED one.
 type ChannelEvent struct {
 	Type    ChannelEventType
 	Channel *models.Channel
+	Reasons []string
 }
 
 // UserEvent is a change to a user, with what changed.
@@ -68,13 +70,17 @@ func channelGuard(v viewer, ev *event) error {
 }
 
 // channelStream is a subscription to one channel that forwards the events
-// pick returns a value for.
+// pick returns a value for. Events about messages before the caller's
+// shared history are left out.
 func channelStream[T any](ctx context.Context, s *Service, channelID string, pick func(v viewer, ev *event) (T, bool)) (*Stream[T], error) {
-	v, _, sub, err := s.subscribeChannel(ctx, channelID)
+	v, a, sub, err := s.subscribeChannel(ctx, channelID)
 	if err != nil {
 		return nil, err
 	}
 	return runStream(ctx, s, sub, nil, func(_ string, ev *event, emit emitter[T]) error {
+		if ev.Message != nil && ev.Message.Index < a.me.HistoryStart {
+			return nil
+		}
 		if val, ok := pick(v, ev); ok && !emit(val) {
 			return errStreamDone
 		}
@@ -154,11 +160,14 @@ func (s *Service) MemberLeft(ctx context.Context, channelID string) (*Stream[*mo
 	})
 }
 
-// myChannelIDs lists the channels the caller is a member of, within their
-// token's grants.
-func (s *Service) myChannelIDs(ctx context.Context, v viewer) ([]string, error) {
+// myChannelIDs lists the channels the caller has joined (and, with
+// invited, those they are invited to), within their token's grants.
+func (s *Service) myChannelIDs(ctx context.Context, v viewer, invited bool) ([]string, error) {
 	var ids []string
 	q := s.store.DB(ctx).Model(&models.Member{}).Where("members.user_id = ?", v.UserID)
+	if !invited {
+		q = q.Where("members.status = ?", models.MemberJoined)
+	}
 	if v.grants != nil {
 		q = v.scopeChannels(q.Joins("JOIN channels ON channels.id = members.channel_id"))
 	}
@@ -167,13 +176,13 @@ func (s *Service) myChannelIDs(ctx context.Context, v viewer) ([]string, error) 
 }
 
 // subscribeMine subscribes to the user's private topic and the topics of
-// all their channels.
-func (s *Service) subscribeMine(ctx context.Context, v viewer) (pubsub.Subscription, []string, error) {
+// all their channels (with invited, also those they are invited to).
+func (s *Service) subscribeMine(ctx context.Context, v viewer, invited bool) (pubsub.Subscription, []string, error) {
 	sub, err := s.subscribe(ctx, userTopic(v.UserID))
 	if err != nil {
 		return nil, nil, err
 	}
-	ids, err := s.myChannelIDs(ctx, v)
+	ids, err := s.myChannelIDs(ctx, v, invited)
 	if err == nil {
 		topics := make([]string, len(ids))
 		for i, id := range ids {
@@ -188,14 +197,15 @@ func (s *Service) subscribeMine(ctx context.Context, v viewer) (pubsub.Subscript
 	return sub, ids, nil
 }
 
-// ChannelEvents streams changes to the caller's channels: added, joined,
-// left or removed, updated and deleted.
+// ChannelEvents streams changes to the caller's channels, those they are
+// invited to included: added, invited, joined, left or removed, updated
+// (with what changed) and deleted.
 func (s *Service) ChannelEvents(ctx context.Context) (*Stream[*ChannelEvent], error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sub, _, err := s.subscribeMine(ctx, v)
+	sub, _, err := s.subscribeMine(ctx, v, true)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +221,7 @@ func (s *Service) ChannelEvents(ctx context.Context) (*Stream[*ChannelEvent], er
 				return err
 			}
 		case evChannelUpdated:
-			out = &ChannelEvent{Type: ChannelUpdated, Channel: ev.Channel}
+			out = &ChannelEvent{Type: ChannelUpdated, Channel: ev.Channel, Reasons: ev.Reasons}
 		case evChannelRemoved:
 			out = &ChannelEvent{Type: ChannelRemoved, Channel: ev.Channel}
 			if err := sub.Remove(ctx, channelTopic(ev.Channel.ID)); err != nil {
@@ -231,7 +241,7 @@ func (s *Service) ChannelEvents(ctx context.Context) (*Stream[*ChannelEvent], er
 func followChannel(ctx context.Context, sub pubsub.Subscription, ev *event) error {
 	var err error
 	switch ev.ChannelEvent {
-	case ChannelAdded, ChannelJoined:
+	case ChannelAdded, ChannelJoined, ChannelInvited:
 		err = sub.Add(ctx, channelTopic(ev.Channel.ID))
 	case ChannelLeft, ChannelRemoved:
 		err = sub.Remove(ctx, channelTopic(ev.Channel.ID))

@@ -124,7 +124,11 @@ func (s *Service) writeSendBatch(batch []*sendRequest) {
 	// The batch outlives any one sender's request; it keeps the first
 	// sender's context values (for logs) without its cancellation.
 	ctx := context.WithoutCancel(batch[0].ctx)
-	err := s.store.Write(ctx, func(tx *gorm.DB) error { return insertMessages(tx, batch) })
+	var activated []*models.Channel
+	err := s.store.Write(ctx, func(tx *gorm.DB) (err error) {
+		activated, err = insertMessages(tx, batch)
+		return err
+	})
 	for _, r := range batch {
 		switch {
 		case err != nil && r.err == nil:
@@ -132,6 +136,11 @@ func (s *Service) writeSendBatch(batch []*sendRequest) {
 		case r.err == nil:
 			s.publish(r.ctx, channelTopic(r.msg.ChannelID), &event{Kind: evMessageAdded, Message: r.msg})
 			s.endTyping(r.ctx, r.msg.ChannelID, r.v.UserID)
+		}
+	}
+	if err == nil {
+		for _, ch := range activated {
+			s.publish(ctx, channelTopic(ch.ID), &event{Kind: evChannelUpdated, Channel: ch, Reasons: []string{ReasonState}})
 		}
 	}
 }
@@ -161,17 +170,18 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 // sender's read horizon moves to their last message in one more UPDATE. It
 // fills in each message's Index and its Author and Channel snapshots, the
 // channel as that message left it. A send that the rules refuse (see
-// sendRule) gets its error in r.err and nothing is written for it. The
-// error returned fails the transaction.
+// sendRule) gets its error in r.err and nothing is written for it. It
+// returns the channels that the batch made ACTIVE from INACTIVE. The error
+// returned fails the transaction.
 //
 // The reads come first: on PostgreSQL the UPDATEs take the channels' row
 // locks, and concurrent senders then queue only behind the writes and the
 // commit. Membership is not locked, here or in loadAccess, so on PostgreSQL
 // a member removed while this transaction waits for a lock may still post.
-func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
+func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error) {
 	memberOf, authorOf, channelOf, err := loadSenders(tx, batch)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var runs [][]*sendRequest // the allowed sends, one run per channel
 	for group := range channelGroups(batch) {
@@ -183,7 +193,7 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 				continue
 			}
 			if authorOf[r.v.UserID] == nil {
-				return fmt.Errorf("author %s of a message has no user row", r.v.UserID)
+				return nil, fmt.Errorf("author %s of a message has no user row", r.v.UserID)
 			}
 			run = append(run, r)
 		}
@@ -192,23 +202,29 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 		}
 	}
 	if len(runs) == 0 {
-		return nil
+		return nil, nil
 	}
-	channels, err := takeIndexes(tx, runs)
+	at := now()
+	channels, err := takeIndexes(tx, runs, at)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if err := refuseVanished(tx, runs, channels); err != nil {
+		return nil, err
 	}
 	var msgs []*models.Message
 	horizon := map[string]*models.Message{} // each sending member's last message
+	var activated []*models.Channel
 	for _, run := range runs {
 		channelID := run[0].msg.ChannelID
 		ch := channels[channelID]
+		if ch == nil {
+			continue
+		}
+		if ch.State == models.StateActive && ch.UpdatedAt.Equal(at) {
+			activated = append(activated, ch)
+		}
 		for i, r := range run {
-			if ch == nil {
-				// Deleted after the memberships were read.
-				r.err = errChannelNotFound()
-				continue
-			}
 			behind := len(run) - 1 - i // messages after this one in the run
 			snap := *ch
 			snap.NextMessageIndex -= behind
@@ -222,21 +238,59 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) error {
 		}
 	}
 	if len(msgs) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := tx.Create(msgs).Error; err != nil {
-		return err
+		return nil, err
 	}
-	return moveReadHorizons(tx, horizon, msgs[len(msgs)-1].CreatedAt)
+	return activated, moveReadHorizons(tx, horizon, msgs[len(msgs)-1].CreatedAt)
 }
 
-// takeIndexes adds each run's length to its channel's message counters and
-// records its last message, in one UPDATE … RETURNING, and returns the
-// channels as that UPDATE left them, by ID; a channel that no longer exists
-// is missing. With several channels on PostgreSQL it first locks their rows
-// in ID order, so that two batches, on this node or another, cannot
-// deadlock; SQLite has a single writer and no row locks.
-func takeIndexes(tx *gorm.DB, runs [][]*sendRequest) (map[string]*models.Channel, error) {
+// refuseVanished gives the sends of every run whose channel takeIndexes did
+// not update their rule error: the channel was deleted, or CLOSED, after
+// loadSenders read it. It reads those channels' states in one query, only
+// when there are any.
+func refuseVanished(tx *gorm.DB, runs [][]*sendRequest, channels map[string]*models.Channel) error {
+	var gone []string
+	for _, run := range runs {
+		if id := run[0].msg.ChannelID; channels[id] == nil {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	var closed []string
+	err := tx.Model(&models.Channel{}).Where("id IN ? AND state = ?", gone, models.StateClosed).Pluck("id", &closed).Error
+	if err != nil {
+		return err
+	}
+	for _, run := range runs {
+		id := run[0].msg.ChannelID
+		if channels[id] != nil {
+			continue
+		}
+		var why error = errChannelNotFound()
+		if slices.Contains(closed, id) {
+			why = errClosed("write in it")
+		}
+		for _, r := range run {
+			r.err = why
+		}
+	}
+	return nil
+}
+
+// takeIndexes adds each run's length to its channel's message counters,
+// records its last message and makes an INACTIVE channel ACTIVE (setting
+// its updatedAt to at, by which the caller tells), in one UPDATE …
+// RETURNING, and returns the channels as that UPDATE left them, by ID; a
+// channel that no longer exists, or is now CLOSED, is missing (on
+// PostgreSQL the condition is checked again on the row once it is locked).
+// With several channels on PostgreSQL it first locks their rows in ID
+// order, so that two batches, on this node or another, cannot deadlock;
+// SQLite has a single writer and no row locks.
+func takeIndexes(tx *gorm.DB, runs [][]*sendRequest, at time.Time) (map[string]*models.Channel, error) {
 	ids := make([]string, len(runs))
 	var added, lastID, lastActivity caseByID
 	for i, run := range runs {
@@ -255,11 +309,15 @@ func takeIndexes(tx *gorm.DB, runs [][]*sendRequest) (map[string]*models.Channel
 		}
 	}
 	var rows []*models.Channel
-	err := tx.Model(&rows).Clauses(clause.Returning{}).Where("id IN ?", ids).UpdateColumns(map[string]any{
+	// SET expressions read the row as it was, so state and updated_at
+	// change together.
+	err := tx.Model(&rows).Clauses(clause.Returning{}).Where("id IN ? AND state <> ?", ids, models.StateClosed).UpdateColumns(map[string]any{
 		"next_message_index": gorm.Expr("next_message_index + ?", added.expr()),
 		"messages_count":     gorm.Expr("messages_count + ?", added.expr()),
 		"last_message_id":    lastID.expr(),
 		"last_activity_us":   lastActivity.expr(),
+		"state":              gorm.Expr("CASE WHEN state = ? THEN CAST(? AS VARCHAR(16)) ELSE state END", models.StateInactive, models.StateActive),
+		"updated_at":         gorm.Expr("CASE WHEN state = ? THEN ? ELSE updated_at END", models.StateInactive, at),
 	}).Error
 	if err != nil {
 		return nil, err
@@ -360,7 +418,7 @@ func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Membe
 		authorOf[u.ID] = u
 	}
 	var channels []*models.Channel
-	if err := tx.Select("id", "type", "unique_name").Where("id IN ?", channelIDs).Find(&channels).Error; err != nil {
+	if err := tx.Select("id", "type", "unique_name", "state").Where("id IN ?", channelIDs).Find(&channels).Error; err != nil {
 		return nil, nil, nil, err
 	}
 	channelOf := make(map[string]*models.Channel, len(channels))

@@ -16,6 +16,7 @@ type UserPatch struct {
 	// JSON merge patch (RFC 7396) into them. At most one may be set.
 	Attributes      Optional[models.JSON]
 	AttributesPatch Optional[models.JSON]
+	PhotoURL        Optional[*string]
 }
 
 // Me returns the caller. UNAUTHENTICATED without a principal.
@@ -59,6 +60,9 @@ func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, erro
 	if err := s.checkName("friendlyName", p.FriendlyName.Value); err != nil {
 		return nil, err
 	}
+	if err := checkPhotoURL(p.PhotoURL.Value); err != nil {
+		return nil, err
+	}
 	attrs := attributesChange{Attributes: p.Attributes, Patch: p.AttributesPatch}
 	if err := s.checkAttributesChange(attrs); err != nil {
 		return nil, err
@@ -66,6 +70,9 @@ func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, erro
 	changes := map[string]any{}
 	if p.FriendlyName.Set {
 		changes["friendly_name"] = p.FriendlyName.Value
+	}
+	if p.PhotoURL.Set {
+		changes["photo_url"] = p.PhotoURL.Value
 	}
 	var u models.User
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
@@ -100,6 +107,9 @@ func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, erro
 	if attrs.Attributes.Set || attrs.Patch.Set {
 		reasons = append(reasons, ReasonAttributes)
 	}
+	if p.PhotoURL.Set {
+		reasons = append(reasons, ReasonPhoto)
+	}
 	if len(reasons) > 0 {
 		s.publish(ctx, profileTopic(u.ID), &event{Kind: evUserUpdated, User: &u, Reasons: reasons})
 	}
@@ -121,6 +131,30 @@ func ensureUser(tx *gorm.DB, identity string, name *string) (*models.User, error
 		return nil, err
 	}
 	return &found, nil
+}
+
+// ensureUsers is ensureUser for many identities, without names, in two
+// statements: one insert that skips existing users, one read. It returns the
+// users by identity.
+func ensureUsers(tx *gorm.DB, identities []string) (map[string]*models.User, error) {
+	t := now()
+	rows := make([]*models.User, len(identities))
+	for i, identity := range identities {
+		rows[i] = &models.User{ID: newID(), Identity: identity, CreatedAt: t, UpdatedAt: t}
+	}
+	err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "identity"}}, DoNothing: true}).Create(rows).Error
+	if err != nil {
+		return nil, err
+	}
+	var found []*models.User
+	if err := tx.Where("identity IN ?", identities).Find(&found).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[string]*models.User, len(found))
+	for _, u := range found {
+		out[u.Identity] = u
+	}
+	return out, nil
 }
 
 // usersByIDs loads users for a loader: one result per id, nil where missing.

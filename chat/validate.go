@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"net/url"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/parleychat/parley/apperr"
@@ -34,6 +36,26 @@ func (s *Service) checkUniqueName(v *string) error {
 func (s *Service) checkAttributes(a models.JSON) error {
 	if len(a) > s.limits.MaxAttributesBytes {
 		return apperr.New(apperr.BadUserInput, "attributes are %d bytes encoded; the limit is %d bytes", len(a), s.limits.MaxAttributesBytes)
+	}
+	return nil
+}
+
+// maxPhotoURLBytes caps a photoUrl.
+const maxPhotoURLBytes = 2 << 10
+
+// checkPhotoURL validates an optional photoUrl: an absolute http or https
+// URL with a host, without spaces, of at most 2 KiB.
+func checkPhotoURL(v *string) error {
+	if v == nil {
+		return nil
+	}
+	if len(*v) > maxPhotoURLBytes {
+		return apperr.New(apperr.BadUserInput, "photoUrl is %d bytes; the limit is %d bytes", len(*v), maxPhotoURLBytes)
+	}
+	u, err := url.Parse(*v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		!utf8.ValidString(*v) || strings.ContainsFunc(*v, unicode.IsSpace) {
+		return apperr.New(apperr.BadUserInput, "photoUrl must be an absolute http or https URL")
 	}
 	return nil
 }

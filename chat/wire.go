@@ -49,6 +49,7 @@ type wireUser struct {
 	Attributes   models.JSON `json:"attributes,omitempty"`
 	CreatedAt    time.Time   `json:"createdAt"`
 	UpdatedAt    time.Time   `json:"updatedAt"`
+	PhotoURL     *string     `json:"photoUrl,omitempty"`
 }
 
 // wireChannel is a models.Channel on the wire.
@@ -66,6 +67,9 @@ type wireChannel struct {
 	LastActivityUs   int64              `json:"lastActivityUs"`
 	MessagesCount    int                `json:"messagesCount"`
 	MembersCount     int                `json:"membersCount"`
+	// State is absent in payloads of nodes that predate it: ACTIVE.
+	State    models.ChannelState `json:"state,omitempty"`
+	PhotoURL *string             `json:"photoUrl,omitempty"`
 }
 
 // wireMember is a models.Member on the wire.
@@ -79,6 +83,13 @@ type wireMember struct {
 	Attributes    models.JSON       `json:"attributes,omitempty"`
 	JoinedAt      time.Time         `json:"joinedAt"`
 	UpdatedAt     time.Time         `json:"updatedAt"`
+	// Status and Access are absent in payloads of nodes that predate
+	// them: JOINED and READ_WRITE.
+	Status           models.MemberStatus `json:"status,omitempty"`
+	Access           models.MemberAccess `json:"access,omitempty"`
+	DisplayName      *string             `json:"displayName,omitempty"`
+	ShareHistoryFrom *time.Time          `json:"shareHistoryFrom,omitempty"`
+	HistoryStart     int                 `json:"historyStart,omitempty"`
 }
 
 // wireMessage is a models.Message on the wire, with the snapshots of its
@@ -135,14 +146,14 @@ func toWireUser(u *models.User) *wireUser {
 	if u == nil {
 		return nil
 	}
-	return &wireUser{ID: u.ID, Identity: u.Identity, FriendlyName: u.FriendlyName, Attributes: u.Attributes, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	return &wireUser{ID: u.ID, Identity: u.Identity, FriendlyName: u.FriendlyName, Attributes: u.Attributes, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, PhotoURL: u.PhotoURL}
 }
 
 func (w *wireUser) model() *models.User {
 	if w == nil {
 		return nil
 	}
-	return &models.User{ID: w.ID, Identity: w.Identity, FriendlyName: w.FriendlyName, Attributes: w.Attributes, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+	return &models.User{ID: w.ID, Identity: w.Identity, FriendlyName: w.FriendlyName, Attributes: w.Attributes, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, PhotoURL: w.PhotoURL}
 }
 
 func toWireChannel(c *models.Channel) *wireChannel {
@@ -153,6 +164,7 @@ func toWireChannel(c *models.Channel) *wireChannel {
 		ID: c.ID, UniqueName: c.UniqueName, FriendlyName: c.FriendlyName, Type: c.Type, Attributes: c.Attributes,
 		CreatedByID: c.CreatedByID, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, NextMessageIndex: c.NextMessageIndex,
 		LastMessageID: c.LastMessageID, LastActivityUs: c.LastActivityUs, MessagesCount: c.MessagesCount, MembersCount: c.MembersCount,
+		State: c.State, PhotoURL: c.PhotoURL,
 	}
 }
 
@@ -160,10 +172,15 @@ func (w *wireChannel) model() *models.Channel {
 	if w == nil {
 		return nil
 	}
+	state := w.State
+	if state == "" {
+		state = models.StateActive
+	}
 	return &models.Channel{
 		ID: w.ID, UniqueName: w.UniqueName, FriendlyName: w.FriendlyName, Type: w.Type, Attributes: w.Attributes,
 		CreatedByID: w.CreatedByID, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, NextMessageIndex: w.NextMessageIndex,
 		LastMessageID: w.LastMessageID, LastActivityUs: w.LastActivityUs, MessagesCount: w.MessagesCount, MembersCount: w.MembersCount,
+		State: state, PhotoURL: w.PhotoURL,
 	}
 }
 
@@ -174,6 +191,7 @@ func toWireMember(m *models.Member) *wireMember {
 	return &wireMember{
 		ID: m.ID, ChannelID: m.ChannelID, UserID: m.UserID, Role: m.Role, LastReadIndex: m.LastReadIndex,
 		LastReadAt: m.LastReadAt, Attributes: m.Attributes, JoinedAt: m.JoinedAt, UpdatedAt: m.UpdatedAt,
+		Status: m.Status, Access: m.Access, DisplayName: m.DisplayName, ShareHistoryFrom: m.ShareHistoryFrom, HistoryStart: m.HistoryStart,
 	}
 }
 
@@ -181,9 +199,17 @@ func (w *wireMember) model() *models.Member {
 	if w == nil {
 		return nil
 	}
+	status, access := w.Status, w.Access
+	if status == "" {
+		status = models.MemberJoined
+	}
+	if access == "" {
+		access = models.AccessReadWrite
+	}
 	return &models.Member{
 		ID: w.ID, ChannelID: w.ChannelID, UserID: w.UserID, Role: w.Role, LastReadIndex: w.LastReadIndex,
 		LastReadAt: w.LastReadAt, Attributes: w.Attributes, JoinedAt: w.JoinedAt, UpdatedAt: w.UpdatedAt,
+		Status: status, Access: access, DisplayName: w.DisplayName, ShareHistoryFrom: w.ShareHistoryFrom, HistoryStart: w.HistoryStart,
 	}
 }
 

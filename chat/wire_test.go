@@ -24,11 +24,12 @@ func wireFixtures() []*event {
 	read := 4
 	user := &models.User{ID: "u-alice", Identity: "alice", FriendlyName: &name, Attributes: models.JSON(`{"a":1}`), CreatedAt: at, UpdatedAt: later}
 	ch := &models.Channel{ID: "c-1", UniqueName: &unique, FriendlyName: &name, Type: models.ChannelPublic, Attributes: models.JSON(`{"topic":"x"}`),
-		CreatedByID: &author, CreatedAt: at, UpdatedAt: later, NextMessageIndex: 6, LastMessageID: &last, LastActivityUs: at.UnixMicro(), MessagesCount: 5, MembersCount: 2}
+		CreatedByID: &author, CreatedAt: at, UpdatedAt: later, NextMessageIndex: 6, LastMessageID: &last, LastActivityUs: at.UnixMicro(), MessagesCount: 5, MembersCount: 2,
+		State: models.StateActive}
 	msg := &models.Message{ID: "m-1", ChannelID: "c-1", Index: 5, AuthorID: &author, Body: "héllo \"world\" <b>", Attributes: models.JSON(`[1,2]`),
 		CreatedAt: at, EditedAt: &later, DeletedAt: &later, Author: user, Channel: ch}
 	member := &models.Member{ID: "mb-1", ChannelID: "c-1", UserID: "u-alice", Role: models.RoleAdmin, LastReadIndex: &read, LastReadAt: &later,
-		Attributes: models.JSON(`{"k":"v"}`), JoinedAt: at, UpdatedAt: later}
+		Attributes: models.JSON(`{"k":"v"}`), JoinedAt: at, UpdatedAt: later, Status: models.MemberJoined, Access: models.AccessReadWrite}
 	id := func(n string) string { return "0193e0b0-0000-7000-8000-00000000000" + n }
 	return []*event{
 		{ID: id("1"), Kind: evMessageAdded, Message: msg},
@@ -142,5 +143,30 @@ func TestWireReadableByVersion0(t *testing.T) {
 		if !reflect.DeepEqual(got, *want) {
 			t.Errorf("line %d reads, in version 0, as\n%+v\nwant\n%+v", i+1, got, *want)
 		}
+	}
+}
+
+// TestWireCarriesMembershipAndChannelFields: the fields that channels,
+// invitations and history sharing added travel between nodes.
+func TestWireCarriesMembershipAndChannelFields(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 20, 30, 123456000, time.UTC)
+	photo, display := "https://example.com/p.png", "Al"
+	ev := &event{
+		ID: "e", Kind: evMemberUpdated, Reasons: []string{ReasonStatus},
+		Channel: &models.Channel{ID: "c", Type: models.ChannelDirect, State: models.StateClosed, PhotoURL: &photo, CreatedAt: at, UpdatedAt: at},
+		Member: &models.Member{ID: "m", ChannelID: "c", UserID: "u", Role: models.RoleMember, Status: models.MemberInvited, Access: models.AccessRead,
+			DisplayName: &display, ShareHistoryFrom: &at, HistoryStart: 7, JoinedAt: at, UpdatedAt: at},
+		User: &models.User{ID: "u", Identity: "alice", PhotoURL: &photo, CreatedAt: at, UpdatedAt: at},
+	}
+	data, err := encodeEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeEvent(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, ev) {
+		t.Fatalf("round trip of %s:\n got %+v\nwant %+v", data, got, ev)
 	}
 }

@@ -56,6 +56,9 @@ type ComplexityRoot struct {
 		MembersCount     func(childComplexity int) int
 		MessagesCount    func(childComplexity int) int
 		MyMembership     func(childComplexity int) int
+		PhotoURL         func(childComplexity int) int
+		State            func(childComplexity int) int
+		Status           func(childComplexity int) int
 		Type             func(childComplexity int) int
 		UniqueName       func(childComplexity int) int
 		UnreadCount      func(childComplexity int) int
@@ -74,6 +77,7 @@ type ComplexityRoot struct {
 
 	ChannelEvent struct {
 		Channel func(childComplexity int) int
+		Reasons func(childComplexity int) int
 		Type    func(childComplexity int) int
 	}
 
@@ -85,14 +89,18 @@ type ComplexityRoot struct {
 	}
 
 	Member struct {
-		Attributes    func(childComplexity int) int
-		Channel       func(childComplexity int) int
-		ID            func(childComplexity int) int
-		JoinedAt      func(childComplexity int) int
-		LastReadAt    func(childComplexity int) int
-		LastReadIndex func(childComplexity int) int
-		Role          func(childComplexity int) int
-		User          func(childComplexity int) int
+		Access           func(childComplexity int) int
+		Attributes       func(childComplexity int) int
+		Channel          func(childComplexity int) int
+		DisplayName      func(childComplexity int) int
+		ID               func(childComplexity int) int
+		JoinedAt         func(childComplexity int) int
+		LastReadAt       func(childComplexity int) int
+		LastReadIndex    func(childComplexity int) int
+		Role             func(childComplexity int) int
+		ShareHistoryFrom func(childComplexity int) int
+		Status           func(childComplexity int) int
+		User             func(childComplexity int) int
 	}
 
 	MemberConnection struct {
@@ -133,13 +141,18 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AcceptInvite           func(childComplexity int, channelID string) int
 		AddMember              func(childComplexity int, channelID string, identity string, role *models.MemberRole) int
+		AddMembers             func(childComplexity int, channelID string, members []*model.AddMemberInput) int
 		ClearPushRegistrations func(childComplexity int) int
 		CreateChannel          func(childComplexity int, input model.CreateChannelInput) int
+		DeclineInvite          func(childComplexity int, channelID string) int
 		DeleteChannel          func(childComplexity int, id string) int
 		DeleteMessage          func(childComplexity int, id string) int
+		DirectChannel          func(childComplexity int, identity string) int
 		EditMessage            func(childComplexity int, id string, body string, attributes models.JSON) int
 		GetOrCreateChannel     func(childComplexity int, input model.CreateChannelInput) int
+		InviteMember           func(childComplexity int, channelID string, identity string, role *models.MemberRole) int
 		JoinChannel            func(childComplexity int, channelID string) int
 		LeaveChannel           func(childComplexity int, channelID string) int
 		MarkRead               func(childComplexity int, channelID string, index int) int
@@ -147,10 +160,13 @@ type ComplexityRoot struct {
 		RegisterPush           func(childComplexity int, provider models.PushProvider, token string) int
 		RemoveMember           func(childComplexity int, channelID string, identity string) int
 		SendMessage            func(childComplexity int, input model.SendMessageInput) int
+		SetChannelState        func(childComplexity int, id string, state models.ChannelState) int
+		SetMemberState         func(childComplexity int, channelIds []string, state models.JSON) int
 		StartTyping            func(childComplexity int, channelID string) int
 		UnregisterPush         func(childComplexity int, provider models.PushProvider, token string) int
 		UpdateChannel          func(childComplexity int, id string, input model.UpdateChannelInput) int
 		UpdateMe               func(childComplexity int, input model.UpdateMeInput) int
+		UpdateMember           func(childComplexity int, channelID string, identity string, input model.UpdateMemberInput) int
 	}
 
 	PageInfo struct {
@@ -171,9 +187,9 @@ type ComplexityRoot struct {
 		Channel             func(childComplexity int, id string) int
 		ChannelByUniqueName func(childComplexity int, uniqueName string) int
 		Me                  func(childComplexity int) int
-		Members             func(childComplexity int, channelID string, first *int, after *string) int
+		Members             func(childComplexity int, channelID string, first *int, after *string, status *models.MemberStatus) int
 		Messages            func(childComplexity int, channelID string, first *int, after *string, last *int, before *string) int
-		MyChannels          func(childComplexity int, first *int, after *string, orderBy *model.ChannelOrder) int
+		MyChannels          func(childComplexity int, first *int, after *string, orderBy *model.ChannelOrder, filter *model.ChannelFilter) int
 		MyPushRegistrations func(childComplexity int) int
 		PublicChannels      func(childComplexity int, first *int, after *string) int
 		Session             func(childComplexity int) int
@@ -212,6 +228,7 @@ type ComplexityRoot struct {
 		ID           func(childComplexity int) int
 		Identity     func(childComplexity int) int
 		Online       func(childComplexity int) int
+		PhotoURL     func(childComplexity int) int
 		UpdatedAt    func(childComplexity int) int
 	}
 
@@ -226,6 +243,7 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type ChannelResolver interface {
+	Status(ctx context.Context, obj *models.Channel) (models.ChannelStatus, error)
 	CreatedBy(ctx context.Context, obj *models.Channel) (*models.User, error)
 
 	LastMessage(ctx context.Context, obj *models.Channel) (*models.Message, error)
@@ -249,11 +267,19 @@ type MutationResolver interface {
 	UpdateMe(ctx context.Context, input model.UpdateMeInput) (*models.User, error)
 	CreateChannel(ctx context.Context, input model.CreateChannelInput) (*models.Channel, error)
 	GetOrCreateChannel(ctx context.Context, input model.CreateChannelInput) (*models.Channel, error)
+	DirectChannel(ctx context.Context, identity string) (*models.Channel, error)
 	UpdateChannel(ctx context.Context, id string, input model.UpdateChannelInput) (*models.Channel, error)
+	SetChannelState(ctx context.Context, id string, state models.ChannelState) (*models.Channel, error)
 	DeleteChannel(ctx context.Context, id string) (string, error)
 	JoinChannel(ctx context.Context, channelID string) (*models.Member, error)
 	LeaveChannel(ctx context.Context, channelID string) (string, error)
 	AddMember(ctx context.Context, channelID string, identity string, role *models.MemberRole) (*models.Member, error)
+	AddMembers(ctx context.Context, channelID string, members []*model.AddMemberInput) ([]*models.Member, error)
+	InviteMember(ctx context.Context, channelID string, identity string, role *models.MemberRole) (*models.Member, error)
+	AcceptInvite(ctx context.Context, channelID string) (*models.Member, error)
+	DeclineInvite(ctx context.Context, channelID string) (string, error)
+	UpdateMember(ctx context.Context, channelID string, identity string, input model.UpdateMemberInput) (*models.Member, error)
+	SetMemberState(ctx context.Context, channelIds []string, state models.JSON) ([]*models.Member, error)
 	RemoveMember(ctx context.Context, channelID string, identity string) (string, error)
 	MarkRead(ctx context.Context, channelID string, index int) (*models.Member, error)
 	SendMessage(ctx context.Context, input model.SendMessageInput) (*models.Message, error)
@@ -270,9 +296,9 @@ type QueryResolver interface {
 	User(ctx context.Context, identity string) (*models.User, error)
 	Channel(ctx context.Context, id string) (*models.Channel, error)
 	ChannelByUniqueName(ctx context.Context, uniqueName string) (*models.Channel, error)
-	MyChannels(ctx context.Context, first *int, after *string, orderBy *model.ChannelOrder) (*model.ChannelConnection, error)
+	MyChannels(ctx context.Context, first *int, after *string, orderBy *model.ChannelOrder, filter *model.ChannelFilter) (*model.ChannelConnection, error)
 	PublicChannels(ctx context.Context, first *int, after *string) (*model.ChannelConnection, error)
-	Members(ctx context.Context, channelID string, first *int, after *string) (*model.MemberConnection, error)
+	Members(ctx context.Context, channelID string, first *int, after *string, status *models.MemberStatus) (*model.MemberConnection, error)
 	Messages(ctx context.Context, channelID string, first *int, after *string, last *int, before *string) (*model.MessageConnection, error)
 	MyPushRegistrations(ctx context.Context) ([]*models.PushRegistration, error)
 	Session(ctx context.Context) (*model.Session, error)
@@ -371,6 +397,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Channel.MyMembership(childComplexity), true
+	case "Channel.photoUrl":
+		if e.ComplexityRoot.Channel.PhotoURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.PhotoURL(childComplexity), true
+	case "Channel.state":
+		if e.ComplexityRoot.Channel.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.State(childComplexity), true
+	case "Channel.status":
+		if e.ComplexityRoot.Channel.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.Status(childComplexity), true
 	case "Channel.type":
 		if e.ComplexityRoot.Channel.Type == nil {
 			break
@@ -428,6 +472,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChannelEvent.Channel(childComplexity), true
+	case "ChannelEvent.reasons":
+		if e.ComplexityRoot.ChannelEvent.Reasons == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelEvent.Reasons(childComplexity), true
 	case "ChannelEvent.type":
 		if e.ComplexityRoot.ChannelEvent.Type == nil {
 			break
@@ -460,6 +510,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ChannelGrant.Write(childComplexity), true
 
+	case "Member.access":
+		if e.ComplexityRoot.Member.Access == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.Access(childComplexity), true
 	case "Member.attributes":
 		if e.ComplexityRoot.Member.Attributes == nil {
 			break
@@ -472,6 +528,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Member.Channel(childComplexity), true
+	case "Member.displayName":
+		if e.ComplexityRoot.Member.DisplayName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.DisplayName(childComplexity), true
 	case "Member.id":
 		if e.ComplexityRoot.Member.ID == nil {
 			break
@@ -502,6 +564,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Member.Role(childComplexity), true
+	case "Member.shareHistoryFrom":
+		if e.ComplexityRoot.Member.ShareHistoryFrom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.ShareHistoryFrom(childComplexity), true
+	case "Member.status":
+		if e.ComplexityRoot.Member.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.Status(childComplexity), true
 	case "Member.user":
 		if e.ComplexityRoot.Member.User == nil {
 			break
@@ -629,6 +703,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MessageEdge.Node(childComplexity), true
 
+	case "Mutation.acceptInvite":
+		if e.ComplexityRoot.Mutation.AcceptInvite == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acceptInvite_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcceptInvite(childComplexity, args["channelId"].(string)), true
 	case "Mutation.addMember":
 		if e.ComplexityRoot.Mutation.AddMember == nil {
 			break
@@ -640,6 +725,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddMember(childComplexity, args["channelId"].(string), args["identity"].(string), args["role"].(*models.MemberRole)), true
+	case "Mutation.addMembers":
+		if e.ComplexityRoot.Mutation.AddMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddMembers(childComplexity, args["channelId"].(string), args["members"].([]*model.AddMemberInput)), true
 	case "Mutation.clearPushRegistrations":
 		if e.ComplexityRoot.Mutation.ClearPushRegistrations == nil {
 			break
@@ -657,6 +753,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateChannel(childComplexity, args["input"].(model.CreateChannelInput)), true
+	case "Mutation.declineInvite":
+		if e.ComplexityRoot.Mutation.DeclineInvite == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_declineInvite_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeclineInvite(childComplexity, args["channelId"].(string)), true
 	case "Mutation.deleteChannel":
 		if e.ComplexityRoot.Mutation.DeleteChannel == nil {
 			break
@@ -679,6 +786,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteMessage(childComplexity, args["id"].(string)), true
+	case "Mutation.directChannel":
+		if e.ComplexityRoot.Mutation.DirectChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_directChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DirectChannel(childComplexity, args["identity"].(string)), true
 	case "Mutation.editMessage":
 		if e.ComplexityRoot.Mutation.EditMessage == nil {
 			break
@@ -701,6 +819,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.GetOrCreateChannel(childComplexity, args["input"].(model.CreateChannelInput)), true
+	case "Mutation.inviteMember":
+		if e.ComplexityRoot.Mutation.InviteMember == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_inviteMember_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InviteMember(childComplexity, args["channelId"].(string), args["identity"].(string), args["role"].(*models.MemberRole)), true
 	case "Mutation.joinChannel":
 		if e.ComplexityRoot.Mutation.JoinChannel == nil {
 			break
@@ -778,6 +907,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["input"].(model.SendMessageInput)), true
+	case "Mutation.setChannelState":
+		if e.ComplexityRoot.Mutation.SetChannelState == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setChannelState_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetChannelState(childComplexity, args["id"].(string), args["state"].(models.ChannelState)), true
+	case "Mutation.setMemberState":
+		if e.ComplexityRoot.Mutation.SetMemberState == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setMemberState_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetMemberState(childComplexity, args["channelIds"].([]string), args["state"].(models.JSON)), true
 	case "Mutation.startTyping":
 		if e.ComplexityRoot.Mutation.StartTyping == nil {
 			break
@@ -822,6 +973,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateMe(childComplexity, args["input"].(model.UpdateMeInput)), true
+	case "Mutation.updateMember":
+		if e.ComplexityRoot.Mutation.UpdateMember == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateMember_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateMember(childComplexity, args["channelId"].(string), args["identity"].(string), args["input"].(model.UpdateMemberInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -912,7 +1074,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Members(childComplexity, args["channelId"].(string), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.Members(childComplexity, args["channelId"].(string), args["first"].(*int), args["after"].(*string), args["status"].(*models.MemberStatus)), true
 	case "Query.messages":
 		if e.ComplexityRoot.Query.Messages == nil {
 			break
@@ -934,7 +1096,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.MyChannels(childComplexity, args["first"].(*int), args["after"].(*string), args["orderBy"].(*model.ChannelOrder)), true
+		return e.ComplexityRoot.Query.MyChannels(childComplexity, args["first"].(*int), args["after"].(*string), args["orderBy"].(*model.ChannelOrder), args["filter"].(*model.ChannelFilter)), true
 	case "Query.myPushRegistrations":
 		if e.ComplexityRoot.Query.MyPushRegistrations == nil {
 			break
@@ -1150,6 +1312,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Online(childComplexity), true
+	case "User.photoUrl":
+		if e.ComplexityRoot.User.PhotoURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.PhotoURL(childComplexity), true
 	case "User.updatedAt":
 		if e.ComplexityRoot.User.UpdatedAt == nil {
 			break
@@ -1179,11 +1347,14 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AddMemberInput", ec.unmarshalInputAddMemberInput),
+			graphql.NewInputUnmarshaler("ChannelFilter", ec.unmarshalInputChannelFilter),
 			graphql.NewInputUnmarshaler("ChannelOrder", ec.unmarshalInputChannelOrder),
 			graphql.NewInputUnmarshaler("CreateChannelInput", ec.unmarshalInputCreateChannelInput),
 			graphql.NewInputUnmarshaler("SendMessageInput", ec.unmarshalInputSendMessageInput),
 			graphql.NewInputUnmarshaler("UpdateChannelInput", ec.unmarshalInputUpdateChannelInput),
 			graphql.NewInputUnmarshaler("UpdateMeInput", ec.unmarshalInputUpdateMeInput),
+			graphql.NewInputUnmarshaler("UpdateMemberInput", ec.unmarshalInputUpdateMemberInput),
 		)
 	}
 	first := true
@@ -1314,6 +1485,12 @@ func (ec *executionContext) childFields_Channel(ctx context.Context, field graph
 		return ec.fieldContext_Channel_type(ctx, field)
 	case "attributes":
 		return ec.fieldContext_Channel_attributes(ctx, field)
+	case "photoUrl":
+		return ec.fieldContext_Channel_photoUrl(ctx, field)
+	case "state":
+		return ec.fieldContext_Channel_state(ctx, field)
+	case "status":
+		return ec.fieldContext_Channel_status(ctx, field)
 	case "createdBy":
 		return ec.fieldContext_Channel_createdBy(ctx, field)
 	case "createdAt":
@@ -1362,6 +1539,8 @@ func (ec *executionContext) childFields_ChannelEvent(ctx context.Context, field 
 		return ec.fieldContext_ChannelEvent_type(ctx, field)
 	case "channel":
 		return ec.fieldContext_ChannelEvent_channel(ctx, field)
+	case "reasons":
+		return ec.fieldContext_ChannelEvent_reasons(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChannelEvent", field.Name)
 }
@@ -1390,6 +1569,12 @@ func (ec *executionContext) childFields_Member(ctx context.Context, field graphq
 		return ec.fieldContext_Member_user(ctx, field)
 	case "role":
 		return ec.fieldContext_Member_role(ctx, field)
+	case "status":
+		return ec.fieldContext_Member_status(ctx, field)
+	case "access":
+		return ec.fieldContext_Member_access(ctx, field)
+	case "displayName":
+		return ec.fieldContext_Member_displayName(ctx, field)
 	case "lastReadIndex":
 		return ec.fieldContext_Member_lastReadIndex(ctx, field)
 	case "lastReadAt":
@@ -1398,6 +1583,8 @@ func (ec *executionContext) childFields_Member(ctx context.Context, field graphq
 		return ec.fieldContext_Member_joinedAt(ctx, field)
 	case "attributes":
 		return ec.fieldContext_Member_attributes(ctx, field)
+	case "shareHistoryFrom":
+		return ec.fieldContext_Member_shareHistoryFrom(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Member", field.Name)
 }
@@ -1538,6 +1725,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_friendlyName(ctx, field)
 	case "attributes":
 		return ec.fieldContext_User_attributes(ctx, field)
+	case "photoUrl":
+		return ec.fieldContext_User_photoUrl(ctx, field)
 	case "online":
 		return ec.fieldContext_User_online(ctx, field)
 	case "createdAt":
@@ -1674,6 +1863,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_acceptInvite_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelId"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_addMember_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1704,6 +1907,28 @@ func (ec *executionContext) field_Mutation_addMember_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_addMembers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "members",
+		func(ctx context.Context, v any) ([]*model.AddMemberInput, error) {
+			return ec.unmarshalNAddMemberInput2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐAddMemberInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["members"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createChannel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1715,6 +1940,20 @@ func (ec *executionContext) field_Mutation_createChannel_args(ctx context.Contex
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_declineInvite_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelId"] = arg0
 	return args, nil
 }
 
@@ -1743,6 +1982,20 @@ func (ec *executionContext) field_Mutation_deleteMessage_args(ctx context.Contex
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_directChannel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "identity",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["identity"] = arg0
 	return args, nil
 }
 
@@ -1787,6 +2040,36 @@ func (ec *executionContext) field_Mutation_getOrCreateChannel_args(ctx context.C
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_inviteMember_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "identity",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["identity"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "role",
+		func(ctx context.Context, v any) (*models.MemberRole, error) {
+			return ec.unmarshalOMemberRole2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberRole(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["role"] = arg2
 	return args, nil
 }
 
@@ -1912,6 +2195,50 @@ func (ec *executionContext) field_Mutation_sendMessage_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setChannelState_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "state",
+		func(ctx context.Context, v any) (models.ChannelState, error) {
+			return ec.unmarshalNChannelState2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["state"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setMemberState_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelIds",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelIds"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "state",
+		func(ctx context.Context, v any) (models.JSON, error) {
+			return ec.unmarshalNJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["state"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_startTyping_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1984,6 +2311,36 @@ func (ec *executionContext) field_Mutation_updateMe_args(ctx context.Context, ra
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_updateMember_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "identity",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["identity"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateMemberInput, error) {
+			return ec.unmarshalNUpdateMemberInput2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpdateMemberInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2053,6 +2410,14 @@ func (ec *executionContext) field_Query_members_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*models.MemberStatus, error) {
+			return ec.unmarshalOMemberStatus2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg3
 	return args, nil
 }
 
@@ -2129,6 +2494,14 @@ func (ec *executionContext) field_Query_myChannels_args(ctx context.Context, raw
 		return nil, err
 	}
 	args["orderBy"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.ChannelFilter, error) {
+			return ec.unmarshalOChannelFilter2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg3
 	return args, nil
 }
 
@@ -2489,6 +2862,75 @@ func (ec *executionContext) _Channel_attributes(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_Channel_attributes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Channel", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Channel_photoUrl(ctx context.Context, field graphql.CollectedField, obj *models.Channel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Channel_photoUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PhotoURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Channel_photoUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Channel", field, false, false, "String")
+}
+
+func (ec *executionContext) _Channel_state(ctx context.Context, field graphql.CollectedField, obj *models.Channel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Channel_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.ChannelState) graphql.Marshaler {
+			return ec.marshalNChannelState2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Channel_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Channel", field, false, false, "ChannelState")
+}
+
+func (ec *executionContext) _Channel_status(ctx context.Context, field graphql.CollectedField, obj *models.Channel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Channel_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Channel().Status(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.ChannelStatus) graphql.Marshaler {
+			return ec.marshalNChannelStatus2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Channel_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Channel", field, true, true, "ChannelStatus")
 }
 
 func (ec *executionContext) _Channel_createdBy(ctx context.Context, field graphql.CollectedField, obj *models.Channel) (ret graphql.Marshaler) {
@@ -2899,6 +3341,29 @@ func (ec *executionContext) fieldContext_ChannelEvent_channel(_ context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _ChannelEvent_reasons(ctx context.Context, field graphql.CollectedField, obj *model.ChannelEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChannelEvent_reasons(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reasons, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.ChannelUpdateReason) graphql.Marshaler {
+			return ec.marshalNChannelUpdateReason2ᚕgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelUpdateReasonᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChannelEvent_reasons(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChannelEvent", field, false, false, "ChannelUpdateReason")
+}
+
 func (ec *executionContext) _ChannelGrant_channel(ctx context.Context, field graphql.CollectedField, obj *model.ChannelGrant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3110,6 +3575,75 @@ func (ec *executionContext) fieldContext_Member_role(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("Member", field, false, false, "MemberRole")
 }
 
+func (ec *executionContext) _Member_status(ctx context.Context, field graphql.CollectedField, obj *models.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.MemberStatus) graphql.Marshaler {
+			return ec.marshalNMemberStatus2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Member_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, false, false, "MemberStatus")
+}
+
+func (ec *executionContext) _Member_access(ctx context.Context, field graphql.CollectedField, obj *models.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_access(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Access, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.MemberAccess) graphql.Marshaler {
+			return ec.marshalNMemberAccess2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberAccess(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Member_access(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, false, false, "MemberAccess")
+}
+
+func (ec *executionContext) _Member_displayName(ctx context.Context, field graphql.CollectedField, obj *models.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_displayName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DisplayName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Member_displayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, false, false, "String")
+}
+
 func (ec *executionContext) _Member_lastReadIndex(ctx context.Context, field graphql.CollectedField, obj *models.Member) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3200,6 +3734,29 @@ func (ec *executionContext) _Member_attributes(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_Member_attributes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Member", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Member_shareHistoryFrom(ctx context.Context, field graphql.CollectedField, obj *models.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_shareHistoryFrom(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ShareHistoryFrom, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalODateTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Member_shareHistoryFrom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, false, false, "DateTime")
 }
 
 func (ec *executionContext) _MemberConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.MemberConnection) (ret graphql.Marshaler) {
@@ -3852,6 +4409,50 @@ func (ec *executionContext) fieldContext_Mutation_getOrCreateChannel(ctx context
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_directChannel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_directChannel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DirectChannel(ctx, fc.Args["identity"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Channel) graphql.Marshaler {
+			return ec.marshalNChannel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_directChannel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Channel(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_directChannel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_updateChannel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3890,6 +4491,50 @@ func (ec *executionContext) fieldContext_Mutation_updateChannel(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateChannel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setChannelState(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setChannelState(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetChannelState(ctx, fc.Args["id"].(string), fc.Args["state"].(models.ChannelState))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Channel) graphql.Marshaler {
+			return ec.marshalNChannel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setChannelState(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Channel(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setChannelState_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4066,6 +4711,270 @@ func (ec *executionContext) fieldContext_Mutation_addMember(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_addMember_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addMembers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addMembers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddMembers(ctx, fc.Args["channelId"].(string), fc.Args["members"].([]*model.AddMemberInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.Member) graphql.Marshaler {
+			return ec.marshalNMember2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addMembers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addMembers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_inviteMember(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_inviteMember(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().InviteMember(ctx, fc.Args["channelId"].(string), fc.Args["identity"].(string), fc.Args["role"].(*models.MemberRole))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Member) graphql.Marshaler {
+			return ec.marshalNMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_inviteMember(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_inviteMember_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_acceptInvite(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_acceptInvite(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AcceptInvite(ctx, fc.Args["channelId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Member) graphql.Marshaler {
+			return ec.marshalNMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_acceptInvite(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_acceptInvite_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_declineInvite(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_declineInvite(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeclineInvite(ctx, fc.Args["channelId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_declineInvite(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_declineInvite_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateMember(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateMember(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateMember(ctx, fc.Args["channelId"].(string), fc.Args["identity"].(string), fc.Args["input"].(model.UpdateMemberInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Member) graphql.Marshaler {
+			return ec.marshalNMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateMember(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateMember_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setMemberState(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setMemberState(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetMemberState(ctx, fc.Args["channelIds"].([]string), fc.Args["state"].(models.JSON))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.Member) graphql.Marshaler {
+			return ec.marshalNMember2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setMemberState(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setMemberState_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4849,7 +5758,7 @@ func (ec *executionContext) _Query_myChannels(ctx context.Context, field graphql
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().MyChannels(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["orderBy"].(*model.ChannelOrder))
+			return ec.Resolvers.Query().MyChannels(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["orderBy"].(*model.ChannelOrder), fc.Args["filter"].(*model.ChannelFilter))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ChannelConnection) graphql.Marshaler {
@@ -4937,7 +5846,7 @@ func (ec *executionContext) _Query_members(ctx context.Context, field graphql.Co
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Members(ctx, fc.Args["channelId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().Members(ctx, fc.Args["channelId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*models.MemberStatus))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.MemberConnection) graphql.Marshaler {
@@ -5838,6 +6747,29 @@ func (ec *executionContext) _User_attributes(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_User_attributes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _User_photoUrl(ctx context.Context, field graphql.CollectedField, obj *models.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_photoUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PhotoURL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_photoUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, "String")
 }
 
 func (ec *executionContext) _User_online(ctx context.Context, field graphql.CollectedField, obj *models.User) (ret graphql.Marshaler) {
@@ -7037,6 +7969,146 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAddMemberInput(ctx context.Context, obj any) (model.AddMemberInput, error) {
+	var it model.AddMemberInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"identity", "role", "access", "displayName", "shareHistoryFrom"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "identity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("identity"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Identity = data
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalOMemberRole2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberRole(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
+		case "access":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("access"))
+			data, err := ec.unmarshalOMemberAccess2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberAccess(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Access = data
+		case "displayName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("displayName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DisplayName = data
+		case "shareHistoryFrom":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("shareHistoryFrom"))
+			data, err := ec.unmarshalODateTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ShareHistoryFrom = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAddMemberInput unmarshals raw into the AddMemberInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAddMemberInput(ctx context.Context, raw any) (model.AddMemberInput, error) {
+	var out model.AddMemberInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AddMemberInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputChannelFilter(ctx context.Context, obj any) (model.ChannelFilter, error) {
+	var it model.ChannelFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"types", "statuses", "states", "hasUnread", "attributes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "types":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
+			data, err := ec.unmarshalOChannelType2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelTypeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Types = data
+		case "statuses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statuses"))
+			data, err := ec.unmarshalOChannelStatus2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Statuses = data
+		case "states":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("states"))
+			data, err := ec.unmarshalOChannelState2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStateᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.States = data
+		case "hasUnread":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasUnread"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasUnread = data
+		case "attributes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributes"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Attributes = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalChannelFilter unmarshals raw into the ChannelFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalChannelFilter(ctx context.Context, raw any) (model.ChannelFilter, error) {
+	var out model.ChannelFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ChannelFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputChannelOrder(ctx context.Context, obj any) (model.ChannelOrder, error) {
 	var it model.ChannelOrder
 	if obj == nil {
@@ -7105,7 +8177,7 @@ func (ec *executionContext) unmarshalInputCreateChannelInput(ctx context.Context
 		asMap["type"] = "PRIVATE"
 	}
 
-	fieldsInOrder := [...]string{"uniqueName", "friendlyName", "type", "attributes", "members"}
+	fieldsInOrder := [...]string{"uniqueName", "friendlyName", "type", "attributes", "photoUrl", "members"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7140,6 +8212,13 @@ func (ec *executionContext) unmarshalInputCreateChannelInput(ctx context.Context
 				return it, err
 			}
 			it.Attributes = data
+		case "photoUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("photoUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PhotoURL = data
 		case "members":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("members"))
 			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
@@ -7231,7 +8310,7 @@ func (ec *executionContext) unmarshalInputUpdateChannelInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"friendlyName", "uniqueName", "attributes", "attributesPatch"}
+	fieldsInOrder := [...]string{"friendlyName", "uniqueName", "attributes", "attributesPatch", "photoUrl"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7266,6 +8345,13 @@ func (ec *executionContext) unmarshalInputUpdateChannelInput(ctx context.Context
 				return it, err
 			}
 			it.AttributesPatch = graphql.OmittableOf(data)
+		case "photoUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("photoUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PhotoURL = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -7294,7 +8380,7 @@ func (ec *executionContext) unmarshalInputUpdateMeInput(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"friendlyName", "attributes", "attributesPatch"}
+	fieldsInOrder := [...]string{"friendlyName", "attributes", "attributesPatch", "photoUrl"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7322,6 +8408,13 @@ func (ec *executionContext) unmarshalInputUpdateMeInput(ctx context.Context, obj
 				return it, err
 			}
 			it.AttributesPatch = graphql.OmittableOf(data)
+		case "photoUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("photoUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PhotoURL = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil
@@ -7336,6 +8429,76 @@ func (ec *executionContext) unmarshalInputUpdateMeInput(ctx context.Context, obj
 func UnmarshalUpdateMeInput(ctx context.Context, raw any) (model.UpdateMeInput, error) {
 	var out model.UpdateMeInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateMeInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpdateMemberInput(ctx context.Context, obj any) (model.UpdateMemberInput, error) {
+	var it model.UpdateMemberInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"role", "access", "displayName", "attributes", "attributesPatch"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalOMemberRole2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberRole(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
+		case "access":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("access"))
+			data, err := ec.unmarshalOMemberAccess2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberAccess(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Access = data
+		case "displayName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("displayName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DisplayName = graphql.OmittableOf(data)
+		case "attributes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributes"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Attributes = graphql.OmittableOf(data)
+		case "attributesPatch":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributesPatch"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AttributesPatch = graphql.OmittableOf(data)
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateMemberInput unmarshals raw into the UpdateMemberInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateMemberInput(ctx context.Context, raw any) (model.UpdateMemberInput, error) {
+	var out model.UpdateMemberInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateMemberInput", raw, &out)
 	return out, err
 }
 
@@ -7383,6 +8546,22 @@ func (ec *executionContext) _Channel(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "photoUrl":
+			out.Values[i] = ec._Channel_photoUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "state":
+			out.Values[i] = ec._Channel_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Channel_status(ctx, field, obj)
+				})
 		case "createdBy":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -7546,6 +8725,11 @@ func (ec *executionContext) _ChannelEvent(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "reasons":
+			out.Values[i] = ec._ChannelEvent_reasons(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7645,6 +8829,21 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "status":
+			out.Values[i] = ec._Member_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "access":
+			out.Values[i] = ec._Member_access(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "displayName":
+			out.Values[i] = ec._Member_displayName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "lastReadIndex":
 			out.Values[i] = ec._Member_lastReadIndex(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -7662,6 +8861,11 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "attributes":
 			out.Values[i] = ec._Member_attributes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "shareHistoryFrom":
+			out.Values[i] = ec._Member_shareHistoryFrom(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -7987,9 +9191,23 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "directChannel":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_directChannel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "updateChannel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateChannel(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setChannelState":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setChannelState(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -8018,6 +9236,48 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "addMember":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_addMember(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addMembers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addMembers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inviteMember":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_inviteMember(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "acceptInvite":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_acceptInvite(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "declineInvite":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_declineInvite(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateMember":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateMember(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setMemberState":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setMemberState(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -8470,6 +9730,11 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "photoUrl":
+			out.Values[i] = ec._User_photoUrl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "online":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -8903,6 +10168,25 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAddMemberInput2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐAddMemberInputᚄ(ctx context.Context, v any) ([]*model.AddMemberInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.AddMemberInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAddMemberInput2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐAddMemberInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNAddMemberInput2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐAddMemberInput(ctx context.Context, v any) (*model.AddMemberInput, error) {
+	res, err := ec.unmarshalInputAddMemberInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8993,6 +10277,26 @@ func (ec *executionContext) marshalNChannelOrderField2githubᚗcomᚋparleychat�
 	return v
 }
 
+func (ec *executionContext) unmarshalNChannelState2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx context.Context, v any) (models.ChannelState, error) {
+	var res models.ChannelState
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChannelState2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx context.Context, sel ast.SelectionSet, v models.ChannelState) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNChannelStatus2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatus(ctx context.Context, v any) (models.ChannelStatus, error) {
+	var res models.ChannelStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChannelStatus2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatus(ctx context.Context, sel ast.SelectionSet, v models.ChannelStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNChannelType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelType(ctx context.Context, v any) (models.ChannelType, error) {
 	var res models.ChannelType
 	err := res.UnmarshalGQL(v)
@@ -9001,6 +10305,46 @@ func (ec *executionContext) unmarshalNChannelType2githubᚗcomᚋparleychatᚋpa
 
 func (ec *executionContext) marshalNChannelType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelType(ctx context.Context, sel ast.SelectionSet, v models.ChannelType) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNChannelUpdateReason2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelUpdateReason(ctx context.Context, v any) (model.ChannelUpdateReason, error) {
+	var res model.ChannelUpdateReason
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChannelUpdateReason2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelUpdateReason(ctx context.Context, sel ast.SelectionSet, v model.ChannelUpdateReason) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNChannelUpdateReason2ᚕgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelUpdateReasonᚄ(ctx context.Context, v any) ([]model.ChannelUpdateReason, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.ChannelUpdateReason, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNChannelUpdateReason2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelUpdateReason(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNChannelUpdateReason2ᚕgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelUpdateReasonᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ChannelUpdateReason) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChannelUpdateReason2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelUpdateReason(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNCreateChannelInput2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐCreateChannelInput(ctx context.Context, v any) (model.CreateChannelInput, error) {
@@ -9036,6 +10380,35 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 	return res
 }
 
+func (ec *executionContext) unmarshalNID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
 	res, err := graphql.UnmarshalInt(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9050,12 +10423,52 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 	return res
 }
 
+func (ec *executionContext) unmarshalNJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx context.Context, v any) (models.JSON, error) {
+	var res models.JSON
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx context.Context, sel ast.SelectionSet, v models.JSON) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "JSON!")
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalNMember2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*models.Member) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx context.Context, sel ast.SelectionSet, v *models.Member) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Member!")
 		return graphql.Null
 	}
 	return ec._Member(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNMemberAccess2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberAccess(ctx context.Context, v any) (models.MemberAccess, error) {
+	var res models.MemberAccess
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMemberAccess2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberAccess(ctx context.Context, sel ast.SelectionSet, v models.MemberAccess) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNMemberConnection2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐMemberConnection(ctx context.Context, sel ast.SelectionSet, v *model.MemberConnection) graphql.Marshaler {
@@ -9105,6 +10518,16 @@ func (ec *executionContext) unmarshalNMemberRole2githubᚗcomᚋparleychatᚋpar
 }
 
 func (ec *executionContext) marshalNMemberRole2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberRole(ctx context.Context, sel ast.SelectionSet, v models.MemberRole) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNMemberStatus2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberStatus(ctx context.Context, v any) (models.MemberStatus, error) {
+	var res models.MemberStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMemberStatus2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberStatus(ctx context.Context, sel ast.SelectionSet, v models.MemberStatus) graphql.Marshaler {
 	return v
 }
 
@@ -9272,6 +10695,11 @@ func (ec *executionContext) unmarshalNUpdateChannelInput2githubᚗcomᚋparleych
 
 func (ec *executionContext) unmarshalNUpdateMeInput2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpdateMeInput(ctx context.Context, v any) (model.UpdateMeInput, error) {
 	res, err := ec.unmarshalInputUpdateMeInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpdateMemberInput2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpdateMemberInput(ctx context.Context, v any) (model.UpdateMemberInput, error) {
+	res, err := ec.unmarshalInputUpdateMemberInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -9510,6 +10938,14 @@ func (ec *executionContext) marshalOChannel2ᚖgithubᚗcomᚋparleychatᚋparle
 	return ec._Channel(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOChannelFilter2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelFilter(ctx context.Context, v any) (*model.ChannelFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputChannelFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOChannelGrant2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐChannelGrantᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChannelGrant) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -9535,6 +10971,114 @@ func (ec *executionContext) unmarshalOChannelOrder2ᚖgithubᚗcomᚋparleychat�
 	}
 	res, err := ec.unmarshalInputChannelOrder(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOChannelState2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStateᚄ(ctx context.Context, v any) ([]models.ChannelState, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]models.ChannelState, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNChannelState2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOChannelState2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStateᚄ(ctx context.Context, sel ast.SelectionSet, v []models.ChannelState) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChannelState2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOChannelStatus2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatusᚄ(ctx context.Context, v any) ([]models.ChannelStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]models.ChannelStatus, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNChannelStatus2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatus(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOChannelStatus2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatusᚄ(ctx context.Context, sel ast.SelectionSet, v []models.ChannelStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChannelStatus2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatus(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOChannelType2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelTypeᚄ(ctx context.Context, v any) ([]models.ChannelType, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]models.ChannelType, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNChannelType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelType(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOChannelType2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []models.ChannelType) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNChannelType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelType(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalODateTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
@@ -9614,6 +11158,22 @@ func (ec *executionContext) marshalOMember2ᚖgithubᚗcomᚋparleychatᚋparley
 	return ec._Member(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOMemberAccess2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberAccess(ctx context.Context, v any) (*models.MemberAccess, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(models.MemberAccess)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOMemberAccess2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberAccess(ctx context.Context, sel ast.SelectionSet, v *models.MemberAccess) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOMemberRole2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberRole(ctx context.Context, v any) (*models.MemberRole, error) {
 	if v == nil {
 		return nil, nil
@@ -9624,6 +11184,22 @@ func (ec *executionContext) unmarshalOMemberRole2ᚖgithubᚗcomᚋparleychatᚋ
 }
 
 func (ec *executionContext) marshalOMemberRole2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberRole(ctx context.Context, sel ast.SelectionSet, v *models.MemberRole) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOMemberStatus2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberStatus(ctx context.Context, v any) (*models.MemberStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(models.MemberStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOMemberStatus2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMemberStatus(ctx context.Context, sel ast.SelectionSet, v *models.MemberStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -14,6 +14,11 @@ import (
 	"github.com/parleychat/parley/models"
 )
 
+// Status is the resolver for the status field.
+func (r *channelResolver) Status(ctx context.Context, obj *models.Channel) (models.ChannelStatus, error) {
+	return r.Chat.ChannelStatus(ctx, obj)
+}
+
 // CreatedBy is the resolver for the createdBy field.
 func (r *channelResolver) CreatedBy(ctx context.Context, obj *models.Channel) (*models.User, error) {
 	return r.Chat.UserByID(ctx, obj.CreatedByID)
@@ -54,12 +59,23 @@ func (r *mutationResolver) GetOrCreateChannel(ctx context.Context, input model.C
 	return r.Chat.GetOrCreateChannel(ctx, newChannel(input))
 }
 
+// DirectChannel is the resolver for the directChannel field.
+func (r *mutationResolver) DirectChannel(ctx context.Context, identity string) (*models.Channel, error) {
+	return r.Chat.DirectChannel(ctx, identity)
+}
+
 // UpdateChannel is the resolver for the updateChannel field.
 func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, input model.UpdateChannelInput) (*models.Channel, error) {
 	return r.Chat.UpdateChannel(ctx, id, chat.ChannelPatch{
 		FriendlyName: optional(input.FriendlyName), UniqueName: optional(input.UniqueName),
 		Attributes: optional(input.Attributes), AttributesPatch: optional(input.AttributesPatch),
+		PhotoURL: optional(input.PhotoURL),
 	})
+}
+
+// SetChannelState is the resolver for the setChannelState field.
+func (r *mutationResolver) SetChannelState(ctx context.Context, id string, state models.ChannelState) (*models.Channel, error) {
+	return r.Chat.SetChannelState(ctx, id, state)
 }
 
 // DeleteChannel is the resolver for the deleteChannel field.
@@ -79,11 +95,40 @@ func (r *mutationResolver) LeaveChannel(ctx context.Context, channelID string) (
 
 // AddMember is the resolver for the addMember field.
 func (r *mutationResolver) AddMember(ctx context.Context, channelID string, identity string, role *models.MemberRole) (*models.Member, error) {
-	rl := models.RoleMember
-	if role != nil {
-		rl = *role
-	}
-	return r.Chat.AddMember(ctx, channelID, identity, rl)
+	return r.Chat.AddMember(ctx, channelID, identity, roleOrMember(role))
+}
+
+// AddMembers is the resolver for the addMembers field.
+func (r *mutationResolver) AddMembers(ctx context.Context, channelID string, members []*model.AddMemberInput) ([]*models.Member, error) {
+	return r.Chat.AddMembers(ctx, channelID, newMembers(members))
+}
+
+// InviteMember is the resolver for the inviteMember field.
+func (r *mutationResolver) InviteMember(ctx context.Context, channelID string, identity string, role *models.MemberRole) (*models.Member, error) {
+	return r.Chat.InviteMember(ctx, channelID, identity, roleOrMember(role))
+}
+
+// AcceptInvite is the resolver for the acceptInvite field.
+func (r *mutationResolver) AcceptInvite(ctx context.Context, channelID string) (*models.Member, error) {
+	return r.Chat.AcceptInvite(ctx, channelID)
+}
+
+// DeclineInvite is the resolver for the declineInvite field.
+func (r *mutationResolver) DeclineInvite(ctx context.Context, channelID string) (string, error) {
+	return r.Chat.DeclineInvite(ctx, channelID)
+}
+
+// UpdateMember is the resolver for the updateMember field.
+func (r *mutationResolver) UpdateMember(ctx context.Context, channelID string, identity string, input model.UpdateMemberInput) (*models.Member, error) {
+	return r.Chat.UpdateMember(ctx, channelID, identity, chat.MemberPatch{
+		Role: input.Role, Access: input.Access, DisplayName: optional(input.DisplayName),
+		Attributes: optional(input.Attributes), AttributesPatch: optional(input.AttributesPatch),
+	})
+}
+
+// SetMemberState is the resolver for the setMemberState field.
+func (r *mutationResolver) SetMemberState(ctx context.Context, channelIds []string, state models.JSON) ([]*models.Member, error) {
+	return r.Chat.SetMemberState(ctx, channelIds, state)
 }
 
 // RemoveMember is the resolver for the removeMember field.
@@ -107,7 +152,7 @@ func (r *queryResolver) ChannelByUniqueName(ctx context.Context, uniqueName stri
 }
 
 // MyChannels is the resolver for the myChannels field.
-func (r *queryResolver) MyChannels(ctx context.Context, first *int, after *string, orderBy *model.ChannelOrder) (*model.ChannelConnection, error) {
+func (r *queryResolver) MyChannels(ctx context.Context, first *int, after *string, orderBy *model.ChannelOrder, filter *model.ChannelFilter) (*model.ChannelConnection, error) {
 	order := chat.ChannelOrder{}
 	if orderBy != nil {
 		order.Field = channelOrderFields[orderBy.Field]
@@ -116,7 +161,11 @@ func (r *queryResolver) MyChannels(ctx context.Context, first *int, after *strin
 			order.Descending = &desc
 		}
 	}
-	p, err := r.Chat.MyChannels(ctx, pageArgs(first, after, nil, nil), order)
+	var f chat.ChannelFilter
+	if filter != nil {
+		f = chat.ChannelFilter{Types: filter.Types, Statuses: filter.Statuses, States: filter.States, HasUnread: filter.HasUnread, Attributes: filter.Attributes}
+	}
+	p, err := r.Chat.MyChannels(ctx, pageArgs(first, after, nil, nil), order, f)
 	if err != nil {
 		return nil, err
 	}
@@ -133,8 +182,12 @@ func (r *queryResolver) PublicChannels(ctx context.Context, first *int, after *s
 }
 
 // Members is the resolver for the members field.
-func (r *queryResolver) Members(ctx context.Context, channelID string, first *int, after *string) (*model.MemberConnection, error) {
-	p, err := r.Chat.Members(ctx, channelID, pageArgs(first, after, nil, nil))
+func (r *queryResolver) Members(ctx context.Context, channelID string, first *int, after *string, status *models.MemberStatus) (*model.MemberConnection, error) {
+	st := models.MemberJoined
+	if status != nil {
+		st = *status
+	}
+	p, err := r.Chat.Members(ctx, channelID, st, pageArgs(first, after, nil, nil))
 	if err != nil {
 		return nil, err
 	}

@@ -54,8 +54,31 @@ var channelOrderFields = map[model.ChannelOrderField]chat.ChannelOrderField{
 func newChannel(in model.CreateChannelInput) chat.NewChannel {
 	return chat.NewChannel{
 		UniqueName: in.UniqueName, FriendlyName: in.FriendlyName, Type: in.Type,
-		Attributes: in.Attributes, Members: in.Members,
+		Attributes: in.Attributes, PhotoURL: in.PhotoURL, Members: in.Members,
 	}
+}
+
+// roleOrMember is role, or MEMBER when it is null.
+func roleOrMember(role *models.MemberRole) models.MemberRole {
+	if role == nil {
+		return models.RoleMember
+	}
+	return *role
+}
+
+// newMembers converts addMembers' input.
+func newMembers(in []*model.AddMemberInput) []chat.NewMember {
+	out := make([]chat.NewMember, len(in))
+	for i, m := range in {
+		out[i] = chat.NewMember{Identity: m.Identity, DisplayName: m.DisplayName, ShareHistoryFrom: m.ShareHistoryFrom}
+		if m.Role != nil {
+			out[i].Role = *m.Role
+		}
+		if m.Access != nil {
+			out[i].Access = *m.Access
+		}
+	}
+	return out
 }
 
 // session converts a chat session; nil stays nil.

@@ -19,6 +19,7 @@ func (r *mutationResolver) UpdateMe(ctx context.Context, input model.UpdateMeInp
 	return r.Chat.UpdateMe(ctx, chat.UserPatch{
 		FriendlyName: optional(input.FriendlyName),
 		Attributes:   optional(input.Attributes), AttributesPatch: optional(input.AttributesPatch),
+		PhotoURL: optional(input.PhotoURL),
 	})
 }
 

@@ -151,7 +151,11 @@ func memberEvent(e *chat.MemberEvent) *model.MemberEvent {
 }
 
 func channelEvent(e *chat.ChannelEvent) *model.ChannelEvent {
-	return &model.ChannelEvent{Type: model.ChannelEventType(e.Type), Channel: e.Channel}
+	out := &model.ChannelEvent{Type: model.ChannelEventType(e.Type), Channel: e.Channel, Reasons: []model.ChannelUpdateReason{}}
+	for _, r := range e.Reasons {
+		out.Reasons = append(out.Reasons, model.ChannelUpdateReason(r))
+	}
+	return out
 }
 
 func userEvent(e *chat.UserEvent) *model.UserEvent {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/parleychat/parley/graph"
 	"github.com/parleychat/parley/graph/model"
+	"github.com/parleychat/parley/models"
 )
 
 // operationCost is op's complexity as gqlgen's complexity package computes
@@ -210,11 +211,18 @@ func setComplexity(c *graph.ComplexityRoot, defaultPage int) {
 	c.Query.Messages = func(child int, _ string, first *int, _ *string, last *int, _ *string) int {
 		return satAdd(1, satMul(child, size(first, last)))
 	}
-	c.Query.Members = func(child int, _ string, first *int, _ *string) int {
+	c.Query.Members = func(child int, _ string, first *int, _ *string, _ *models.MemberStatus) int {
 		return satAdd(1, satMul(child, size(first, nil)))
 	}
-	c.Query.MyChannels = func(child int, first *int, _ *string, _ *model.ChannelOrder) int {
+	c.Query.MyChannels = func(child int, first *int, _ *string, _ *model.ChannelOrder, _ *model.ChannelFilter) int {
 		return satAdd(1, satMul(child, size(first, nil)))
+	}
+	// Mutations that return one item per input item.
+	c.Mutation.AddMembers = func(child int, _ string, members []*model.AddMemberInput) int {
+		return satAdd(1, satMul(child, max(len(members), 1)))
+	}
+	c.Mutation.SetMemberState = func(child int, channelIDs []string, _ models.JSON) int {
+		return satAdd(1, satMul(child, max(len(channelIDs), 1)))
 	}
 	c.Query.PublicChannels = func(child int, first *int, _ *string) int {
 		return satAdd(1, satMul(child, size(first, nil)))

@@ -112,9 +112,9 @@ func operationKey(ctx context.Context, oc *graphql.OperationContext) (string, bo
 var viewerIndependentFields = map[string]map[string]bool{
 	"Subscription": {"messageAdded": true, "messageUpdated": true, "messageRemoved": true, "memberJoined": true, "memberLeft": true},
 	"Message":      {"id": true, "index": true, "body": true, "attributes": true, "createdAt": true, "editedAt": true, "deletedAt": true, "author": true, "channel": true},
-	"User":         {"id": true, "identity": true, "friendlyName": true, "attributes": true, "online": true, "createdAt": true, "updatedAt": true},
-	"Channel":      {"id": true, "uniqueName": true, "friendlyName": true, "type": true, "attributes": true, "createdBy": true, "createdAt": true, "updatedAt": true, "lastMessageIndex": true, "membersCount": true, "messagesCount": true},
-	"Member":       {"id": true, "channel": true, "user": true, "role": true, "lastReadIndex": true, "lastReadAt": true, "joinedAt": true, "attributes": true},
+	"User":         {"id": true, "identity": true, "friendlyName": true, "attributes": true, "photoUrl": true, "online": true, "createdAt": true, "updatedAt": true},
+	"Channel":      {"id": true, "uniqueName": true, "friendlyName": true, "type": true, "attributes": true, "photoUrl": true, "state": true, "createdBy": true, "createdAt": true, "updatedAt": true, "lastMessageIndex": true, "membersCount": true, "messagesCount": true},
+	"Member":       {"id": true, "channel": true, "user": true, "role": true, "status": true, "access": true, "displayName": true, "lastReadIndex": true, "lastReadAt": true, "joinedAt": true, "attributes": true, "shareHistoryFrom": true},
 }
 
 // viewerIndependent reports whether every field of set, through its

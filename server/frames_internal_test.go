@@ -9,7 +9,7 @@ import (
 // perViewerFields are the fields of the shared types whose value depends on
 // the caller: a subscription that selects one gets results of its own.
 var perViewerFields = map[string]map[string]bool{
-	"Channel": {"lastMessage": true, "myMembership": true, "unreadCount": true},
+	"Channel": {"lastMessage": true, "myMembership": true, "unreadCount": true, "status": true},
 }
 
 // TestViewerIndependentFieldsCoverSchema keeps viewerIndependentFields true

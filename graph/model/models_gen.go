@@ -13,6 +13,20 @@ import (
 	"github.com/parleychat/parley/models"
 )
 
+// One member of addMembers.
+type AddMemberInput struct {
+	Identity string `json:"identity"`
+	// Defaults to MEMBER; only the OWNER adds ADMINs or OWNERs.
+	Role *models.MemberRole `json:"role,omitempty"`
+	// Defaults to READ_WRITE.
+	Access      *models.MemberAccess `json:"access,omitempty"`
+	DisplayName *string              `json:"displayName,omitempty"`
+	// The member sees no message created before this time: not in messages, not
+	// in messageAdded's replay, not as lastMessage, not in unreadCount, not by
+	// id. A time in the future counts as now.
+	ShareHistoryFrom *time.Time `json:"shareHistoryFrom,omitempty"`
+}
+
 type ChannelConnection struct {
 	Edges    []*ChannelEdge `json:"edges"`
 	PageInfo *PageInfo      `json:"pageInfo"`
@@ -27,6 +41,23 @@ type ChannelEdge struct {
 type ChannelEvent struct {
 	Type    ChannelEventType `json:"type"`
 	Channel *models.Channel  `json:"channel"`
+	// What changed, for UPDATED; empty for the other types.
+	Reasons []ChannelUpdateReason `json:"reasons"`
+}
+
+// Narrows myChannels. Fields combine with AND, the values of one field with OR;
+// a field left out filters nothing.
+type ChannelFilter struct {
+	Types []models.ChannelType `json:"types,omitempty"`
+	// NOT_PARTICIPATING matches nothing here: myChannels lists memberships.
+	Statuses []models.ChannelStatus `json:"statuses,omitempty"`
+	States   []models.ChannelState  `json:"states,omitempty"`
+	// Channels with (true) or without (false) unread messages for the caller.
+	HasUnread *bool `json:"hasUnread,omitempty"`
+	// Channels whose attributes contain this object: every key it names,
+	// recursively, with an equal value; an array matches an array holding each
+	// of its values. Values: objects, scalars, arrays of scalars.
+	Attributes models.JSON `json:"attributes,omitempty"`
 }
 
 // One entry of a token's channels claim. A token with grants sees only the
@@ -49,10 +80,13 @@ type ChannelOrder struct {
 }
 
 type CreateChannelInput struct {
-	UniqueName   *string            `json:"uniqueName,omitempty"`
-	FriendlyName *string            `json:"friendlyName,omitempty"`
-	Type         models.ChannelType `json:"type"`
-	Attributes   models.JSON        `json:"attributes,omitempty"`
+	UniqueName   *string `json:"uniqueName,omitempty"`
+	FriendlyName *string `json:"friendlyName,omitempty"`
+	// PUBLIC or PRIVATE; directChannel makes DIRECT channels.
+	Type       models.ChannelType `json:"type"`
+	Attributes models.JSON        `json:"attributes,omitempty"`
+	// An http or https URL of at most 2 KiB.
+	PhotoURL *string `json:"photoUrl,omitempty"`
 	// Identities to add as MEMBERs; unknown identities are created.
 	Members []string `json:"members,omitempty"`
 }
@@ -137,6 +171,8 @@ type UpdateChannelInput struct {
 	// A JSON merge patch (RFC 7396) merged into the attributes: a key set to
 	// null is removed, keys left out stay. Not together with attributes.
 	AttributesPatch graphql.Omittable[models.JSON] `json:"attributesPatch,omitempty"`
+	// An http or https URL of at most 2 KiB.
+	PhotoURL graphql.Omittable[*string] `json:"photoUrl,omitempty"`
 }
 
 // Fields to change; a field left out stays as it is, an explicit null clears it.
@@ -147,6 +183,21 @@ type UpdateMeInput struct {
 	Attributes graphql.Omittable[models.JSON] `json:"attributes,omitempty"`
 	// A JSON merge patch (RFC 7396) merged into the attributes: a key set to
 	// null is removed, keys left out stay. Not together with attributes.
+	AttributesPatch graphql.Omittable[models.JSON] `json:"attributesPatch,omitempty"`
+	// An http or https URL of at most 2 KiB; null clears it.
+	PhotoURL graphql.Omittable[*string] `json:"photoUrl,omitempty"`
+}
+
+// A change to a member; a field left out stays as it is.
+type UpdateMemberInput struct {
+	// Only the OWNER grants or takes ADMIN; giving OWNER hands ownership over (the old OWNER becomes ADMIN).
+	Role   *models.MemberRole   `json:"role,omitempty"`
+	Access *models.MemberAccess `json:"access,omitempty"`
+	// At most 256 characters; null clears it.
+	DisplayName graphql.Omittable[*string] `json:"displayName,omitempty"`
+	// Replaces the attributes whole.
+	Attributes graphql.Omittable[models.JSON] `json:"attributes,omitempty"`
+	// A JSON merge patch (RFC 7396) merged into the attributes. Not together with attributes.
 	AttributesPatch graphql.Omittable[models.JSON] `json:"attributesPatch,omitempty"`
 }
 
@@ -167,8 +218,10 @@ const (
 	ChannelEventTypeRemoved ChannelEventType = "REMOVED"
 	// The caller joined the channel.
 	ChannelEventTypeJoined ChannelEventType = "JOINED"
-	// The caller left or was removed from the channel.
+	// The caller left or was removed from the channel, or their invitation was declined or taken back.
 	ChannelEventTypeLeft ChannelEventType = "LEFT"
+	// The caller was invited to the channel.
+	ChannelEventTypeInvited ChannelEventType = "INVITED"
 )
 
 var AllChannelEventType = []ChannelEventType{
@@ -177,11 +230,12 @@ var AllChannelEventType = []ChannelEventType{
 	ChannelEventTypeRemoved,
 	ChannelEventTypeJoined,
 	ChannelEventTypeLeft,
+	ChannelEventTypeInvited,
 }
 
 func (e ChannelEventType) IsValid() bool {
 	switch e {
-	case ChannelEventTypeAdded, ChannelEventTypeUpdated, ChannelEventTypeRemoved, ChannelEventTypeJoined, ChannelEventTypeLeft:
+	case ChannelEventTypeAdded, ChannelEventTypeUpdated, ChannelEventTypeRemoved, ChannelEventTypeJoined, ChannelEventTypeLeft, ChannelEventTypeInvited:
 		return true
 	}
 	return false
@@ -280,23 +334,98 @@ func (e ChannelOrderField) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// What changed in an UPDATED channel event.
+type ChannelUpdateReason string
+
+const (
+	ChannelUpdateReasonFriendlyName ChannelUpdateReason = "FRIENDLY_NAME"
+	ChannelUpdateReasonUniqueName   ChannelUpdateReason = "UNIQUE_NAME"
+	ChannelUpdateReasonAttributes   ChannelUpdateReason = "ATTRIBUTES"
+	ChannelUpdateReasonPhoto        ChannelUpdateReason = "PHOTO"
+	ChannelUpdateReasonState        ChannelUpdateReason = "STATE"
+	ChannelUpdateReasonStatus       ChannelUpdateReason = "STATUS"
+	ChannelUpdateReasonLastMessage  ChannelUpdateReason = "LAST_MESSAGE"
+	ChannelUpdateReasonLastRead     ChannelUpdateReason = "LAST_READ"
+)
+
+var AllChannelUpdateReason = []ChannelUpdateReason{
+	ChannelUpdateReasonFriendlyName,
+	ChannelUpdateReasonUniqueName,
+	ChannelUpdateReasonAttributes,
+	ChannelUpdateReasonPhoto,
+	ChannelUpdateReasonState,
+	ChannelUpdateReasonStatus,
+	ChannelUpdateReasonLastMessage,
+	ChannelUpdateReasonLastRead,
+}
+
+func (e ChannelUpdateReason) IsValid() bool {
+	switch e {
+	case ChannelUpdateReasonFriendlyName, ChannelUpdateReasonUniqueName, ChannelUpdateReasonAttributes, ChannelUpdateReasonPhoto, ChannelUpdateReasonState, ChannelUpdateReasonStatus, ChannelUpdateReasonLastMessage, ChannelUpdateReasonLastRead:
+		return true
+	}
+	return false
+}
+
+func (e ChannelUpdateReason) String() string {
+	return string(e)
+}
+
+func (e *ChannelUpdateReason) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ChannelUpdateReason(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ChannelUpdateReason", str)
+	}
+	return nil
+}
+
+func (e ChannelUpdateReason) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ChannelUpdateReason) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ChannelUpdateReason) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type MemberUpdateReason string
 
 const (
-	MemberUpdateReasonRole       MemberUpdateReason = "ROLE"
-	MemberUpdateReasonAttributes MemberUpdateReason = "ATTRIBUTES"
-	MemberUpdateReasonLastRead   MemberUpdateReason = "LAST_READ"
+	MemberUpdateReasonRole        MemberUpdateReason = "ROLE"
+	MemberUpdateReasonAttributes  MemberUpdateReason = "ATTRIBUTES"
+	MemberUpdateReasonLastRead    MemberUpdateReason = "LAST_READ"
+	MemberUpdateReasonAccess      MemberUpdateReason = "ACCESS"
+	MemberUpdateReasonDisplayName MemberUpdateReason = "DISPLAY_NAME"
+	// An invitation was accepted.
+	MemberUpdateReasonStatus MemberUpdateReason = "STATUS"
 )
 
 var AllMemberUpdateReason = []MemberUpdateReason{
 	MemberUpdateReasonRole,
 	MemberUpdateReasonAttributes,
 	MemberUpdateReasonLastRead,
+	MemberUpdateReasonAccess,
+	MemberUpdateReasonDisplayName,
+	MemberUpdateReasonStatus,
 }
 
 func (e MemberUpdateReason) IsValid() bool {
 	switch e {
-	case MemberUpdateReasonRole, MemberUpdateReasonAttributes, MemberUpdateReasonLastRead:
+	case MemberUpdateReasonRole, MemberUpdateReasonAttributes, MemberUpdateReasonLastRead, MemberUpdateReasonAccess, MemberUpdateReasonDisplayName, MemberUpdateReasonStatus:
 		return true
 	}
 	return false
@@ -398,17 +527,19 @@ const (
 	UserUpdateReasonFriendlyName UserUpdateReason = "FRIENDLY_NAME"
 	UserUpdateReasonAttributes   UserUpdateReason = "ATTRIBUTES"
 	UserUpdateReasonOnline       UserUpdateReason = "ONLINE"
+	UserUpdateReasonPhoto        UserUpdateReason = "PHOTO"
 )
 
 var AllUserUpdateReason = []UserUpdateReason{
 	UserUpdateReasonFriendlyName,
 	UserUpdateReasonAttributes,
 	UserUpdateReasonOnline,
+	UserUpdateReasonPhoto,
 }
 
 func (e UserUpdateReason) IsValid() bool {
 	switch e {
-	case UserUpdateReasonFriendlyName, UserUpdateReasonAttributes, UserUpdateReasonOnline:
+	case UserUpdateReasonFriendlyName, UserUpdateReasonAttributes, UserUpdateReasonOnline, UserUpdateReasonPhoto:
 		return true
 	}
 	return false
