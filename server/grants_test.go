@@ -79,6 +79,16 @@ func TestGrants(t *testing.T) {
 			t.Fatalf("myChannels after creating newroom = %v, want %v", got, want)
 		}
 
+		// A DIRECT channel has no uniqueName: a limited token reaches one
+		// that exists by its id, and cannot create one.
+		direct := mustDirect(t, alice, "bob").ID
+		limited.Fails("NOT_FOUND", directChannel, map[string]any{"i": "bob"})
+		limited.Fails("FORBIDDEN", directChannel, map[string]any{"i": "carol"})
+		byDirect := srv.ClientWithToken(srv.TokenWith("alice", map[string]auth.Access{direct: auth.Write}, time.Hour))
+		if got := mustDirect(t, byDirect, "bob"); got.ID != direct {
+			t.Fatalf("directChannel through a grant of its id = %s, want %s", got.ID, direct)
+		}
+
 		// A grant by id.
 		byID := srv.ClientWithToken(srv.TokenWith("alice", map[string]auth.Access{other: auth.Read}, time.Hour))
 		byID.Do(`query($c: ID!) { channel(id: $c) { id } }`, map[string]any{"c": other}, nil)
