@@ -38,7 +38,17 @@ func TestChannelState(t *testing.T) {
 			t.Fatalf("a new channel is %s", got.Channel.State)
 		}
 		member.Fails("FORBIDDEN", setState, vars("CLOSED"))
-		srv.Client("outsider").Fails("FORBIDDEN", setState, vars("CLOSED"))
+		outsider := srv.Client("outsider")
+		outsider.Fails("FORBIDDEN", setState, vars("CLOSED"))
+		var status struct{ Channel struct{ Status string } }
+		outsider.Do(`query($c: ID!) { channel(id: $c) { status } }`, map[string]any{"c": ch}, &status)
+		if status.Channel.Status != "NOT_PARTICIPATING" {
+			t.Fatalf("an outsider's status = %s", status.Channel.Status)
+		}
+		member.Do(`query($c: ID!) { channel(id: $c) { status } }`, map[string]any{"c": ch}, &status)
+		if status.Channel.Status != "JOINED" {
+			t.Fatalf("a member's status = %s", status.Channel.Status)
+		}
 
 		events := srv.Dial(t, "member").Subscribe(`subscription { channelEvents { type reasons channel { id state } } }`, nil)
 		settle()

@@ -133,6 +133,10 @@ func TestPhotoURL(t *testing.T) {
 			t.Fatalf("created %+v", created)
 		}
 		ch := created.CreateChannel.ID
+		// Alice connects first: her coming online is not the event below.
+		channelEvents := srv.Dial(t, "alice").Subscribe(`subscription { channelEvents { reasons channel { photoUrl } } }`, nil)
+		profile := srv.Dial(t, "bob").Subscribe(`subscription { userUpdated(identity: "alice") { reasons user { photoUrl } } }`, nil)
+		settle()
 		const updateChannel = `mutation($c: ID!, $p: String) { updateChannel(id: $c, input: {photoUrl: $p}) { photoUrl } }`
 		const updateMe = `mutation($p: String) { updateMe(input: {photoUrl: $p}) { photoUrl } }`
 		atLimit := "https://example.com/" + strings.Repeat("a", 2048-len("https://example.com/"))
@@ -144,6 +148,21 @@ func TestPhotoURL(t *testing.T) {
 			if c.UpdateChannel.PhotoURL == nil || *c.UpdateChannel.PhotoURL != ok || u.UpdateMe.PhotoURL == nil || *u.UpdateMe.PhotoURL != ok {
 				t.Fatalf("photoUrl %q: channel %v, user %v", ok, c.UpdateChannel.PhotoURL, u.UpdateMe.PhotoURL)
 			}
+		}
+		var userEv struct {
+			UserUpdated struct {
+				Reasons []string
+				User    struct{ PhotoURL string }
+			}
+		}
+		mustJSON(t, profile.Next(t, eventWait), &userEv)
+		if strings.Join(userEv.UserUpdated.Reasons, ",") != "PHOTO" || userEv.UserUpdated.User.PhotoURL != "http://example.com" {
+			t.Fatalf("userUpdated = %+v", userEv)
+		}
+		var chEv channelEventData
+		mustJSON(t, channelEvents.Next(t, eventWait), &chEv)
+		if strings.Join(chEv.ChannelEvents.Reasons, ",") != "PHOTO" {
+			t.Fatalf("channelEvents = %+v", chEv)
 		}
 		for _, bad := range []string{atLimit + "a", "ftp://example.com/a.png", "/relative.png", "example.com/a.png", "https://", "https://exa mple.com/a b", "javascript:alert(1)", ""} {
 			alice.Fails("BAD_USER_INPUT", updateChannel, map[string]any{"c": ch, "p": bad})
