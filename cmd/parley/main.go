@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -87,6 +88,11 @@ parley serve --help for the list, and parley COMMAND --help for a command's
 flags.
 `
 
+// buildVersion and buildCommit are set with -ldflags -X by builds whose
+// source has no version control information, such as the container image's
+// (see the Dockerfile); debug.ReadBuildInfo's values win when present.
+var buildVersion, buildCommit string
+
 // version describes this binary from its build information: the module
 // version, the commit and whether the tree had uncommitted changes, and the
 // Go version and platform.
@@ -99,10 +105,7 @@ func version() string {
 	for _, s := range info.Settings {
 		settings[s.Key] = s.Value
 	}
-	commit := settings["vcs.revision"]
-	if commit == "" {
-		commit = "unknown"
-	}
+	commit := cmp.Or(settings["vcs.revision"], buildCommit, "unknown")
 	if t := settings["vcs.time"]; t != "" {
 		commit += " " + t
 	}
@@ -110,8 +113,8 @@ func version() string {
 		commit += " (modified)"
 	}
 	v := info.Main.Version
-	if v == "" {
-		v = "(devel)"
+	if v == "" || v == "(devel)" {
+		v = cmp.Or(buildVersion, "(devel)")
 	}
 	return fmt.Sprintf("parley %s\ncommit %s\n%s %s/%s", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

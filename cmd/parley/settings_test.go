@@ -233,3 +233,14 @@ func TestJSONLogsCarryRequestID(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionFromBuildArguments: a build without version control
+// information (the container image's) reports the -X values it was given.
+func TestVersionFromBuildArguments(t *testing.T) {
+	defer func(v, c string) { buildVersion, buildCommit = v, c }(buildVersion, buildCommit)
+	buildVersion, buildCommit = "v1.2.3", "0123abc"
+	got := version()
+	if !strings.HasPrefix(got, "parley v1.2.3\ncommit 0123abc\n") {
+		t.Errorf("version:\n%s", got)
+	}
+}
