@@ -16,8 +16,9 @@ const mod = "github.com/parleychat/parley"
 // Two kinds of rule, both by import-path prefix:
 //   - what a package must never reach, directly or through others (go
 //     list -deps): the rules in chat know nothing of GraphQL or the
-//     transports, the brokers and presence know nothing of chat, models
-//     import nothing of ours;
+//     transports, the hub, the brokers and presence know nothing of chat,
+//     models import nothing of ours: data goes resolver → chat → store →
+//     broker → hub → transport with no step back up;
 //   - which packages may import a library directly: go-redis only in the
 //     Redis broker and presence, GORM only in chat, db and models, goose
 //     (migrations) only in db, the store only in chat and the wiring (and
@@ -27,7 +28,7 @@ func TestImportRules(t *testing.T) {
 	if !slices.Contains(pkgs[mod+"/chat"].Imports, "gorm.io/gorm") {
 		t.Fatalf("go list shows chat without its GORM import: %v", pkgs[mod+"/chat"].Imports)
 	}
-	for _, want := range []string{"/presence", "/presence/memory", "/presence/redis", "/pubsub", "/pubsub/memory", "/pubsub/redis"} {
+	for _, want := range []string{"/hub", "/presence", "/presence/memory", "/presence/redis", "/pubsub", "/pubsub/memory", "/pubsub/redis"} {
 		if _, ok := pkgs[mod+want]; !ok {
 			t.Fatalf("go list does not show %s%s", mod, want)
 		}
@@ -39,6 +40,9 @@ func TestImportRules(t *testing.T) {
 		{"/chat", []string{mod + "/graph", mod + "/resolvers", mod + "/server", "github.com/99designs/gqlgen"}},
 		{"/models", []string{mod + "/"}},
 		{"/mergepatch", []string{mod + "/"}},
+		// The hub moves topics and bytes to subscriptions: it knows
+		// neither the rules nor GraphQL nor the transports.
+		{"/hub", []string{mod + "/chat", mod + "/models", mod + "/db", mod + "/graph", mod + "/resolvers", mod + "/server", mod + "/presence", "github.com/99designs/gqlgen", "github.com/redis/go-redis/", "gorm.io/"}},
 		{"/apperr", []string{mod + "/"}},
 		{"/config", []string{mod + "/"}},
 		{"/logging", []string{mod + "/"}},

@@ -37,8 +37,8 @@ const (
 	// checked; real tokens are a few hundred bytes.
 	maxTokenLen = 8 << 10
 
-	// leeway is the clock skew tolerated on exp and iat.
-	leeway = 30 * time.Second
+	// DefaultLeeway is the clock skew tolerated on exp, iat and nbf.
+	DefaultLeeway = 30 * time.Second
 )
 
 // Principal is who the caller is, as established by a verified token.
@@ -129,25 +129,40 @@ func (c *claims) grants() (*Grants, *apperr.Error) {
 type Verifier struct {
 	secret []byte
 	parser *jwt.Parser
+	leeway time.Duration
 }
+
+// VerifierOption changes a Verifier.
+type VerifierOption func(*Verifier)
+
+// WithLeeway sets the clock skew tolerated on exp, iat and nbf (default
+// DefaultLeeway). A connection that outlives its token's exp closes when
+// exp plus this leeway passes, as a handshake would then refuse it.
+func WithLeeway(d time.Duration) VerifierOption { return func(v *Verifier) { v.leeway = d } }
+
+// Leeway is the clock skew the Verifier tolerates: a token is valid until
+// its exp plus Leeway.
+func (v *Verifier) Leeway() time.Duration { return v.leeway }
 
 // NewVerifier returns a Verifier for tokens signed with secret. It keeps its
 // own copy of secret. It panics if secret is empty, because an empty HMAC key
 // would let anyone mint tokens; that is a configuration error, not a runtime
 // condition.
-func NewVerifier(secret []byte) *Verifier {
+func NewVerifier(secret []byte, opts ...VerifierOption) *Verifier {
 	if len(secret) == 0 {
 		panic("auth: NewVerifier called with an empty secret")
 	}
-	return &Verifier{
-		secret: append([]byte(nil), secret...),
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(leeway),
-		),
+	v := &Verifier{secret: append([]byte(nil), secret...), leeway: DefaultLeeway}
+	for _, o := range opts {
+		o(v)
 	}
+	v.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(v.leeway),
+	)
+	return v
 }
 
 // Verify checks token's signature (HS256 only), expiry and subject and returns

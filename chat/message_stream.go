@@ -4,119 +4,142 @@ import (
 	"context"
 
 	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/models"
 )
-
-// replayBatch is how many stored messages one replay query reads.
-const replayBatch = 100
 
 // MessageAdded streams new messages of one channel (members only), or of
 // every channel the caller is a member of when channelID is nil, following
 // joins and leaves live.
 //
-// Every message is delivered once, in index order per channel. The stream
-// subscribes before it reads history, so nothing falls between the two.
-// Live events can arrive out of index order (two senders publish after
-// their commits, in either order), but a message is committed only after
-// every lower index of its channel is (they queue on the channel row), so a
-// gap is filled from the database and late duplicates are dropped.
+// Every message is delivered once, in index order per channel. The hub
+// follows the channel before history is read, so nothing falls between
+// the two; it orders each channel's messages once per node and fills a
+// gap (a message lost between nodes) with one query per node, and this
+// subscription drops what it has delivered already.
 //
 // With afterIndex (channelId required), stored messages with a greater
 // index come first.
-func (s *Service) MessageAdded(ctx context.Context, channelID *string, afterIndex *int) (*Stream[*models.Message], error) {
+func (s *Service) MessageAdded(ctx context.Context, channelID *string, afterIndex *int, emit func(*models.Message)) error {
 	if channelID == nil {
 		if afterIndex != nil {
-			return nil, apperr.New(apperr.BadUserInput, "afterIndex needs channelId")
+			return apperr.New(apperr.BadUserInput, "afterIndex needs channelId")
 		}
-		return s.allMessagesAdded(ctx)
+		return s.allMessagesAdded(ctx, emit)
 	}
 	if afterIndex != nil && *afterIndex < -1 {
-		return nil, apperr.New(apperr.BadUserInput, "afterIndex must be -1 or more")
+		return apperr.New(apperr.BadUserInput, "afterIndex must be -1 or more")
 	}
-	v, a, sub, err := s.subscribeChannel(ctx, *channelID)
+	v, a, err := s.authorizeChannel(ctx, *channelID)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	seq := &messageSequencer{s: s, ctx: ctx, last: map[string]int{}}
-	prelude := func(emit emitter[*models.Message]) error {
-		if afterIndex != nil {
-			// Never before the member's shared history.
-			seq.last[*channelID] = max(*afterIndex, a.me.HistoryStart-1)
-			return seq.catchUp(*channelID, emit)
-		}
-		return seq.startAtHead(*channelID)
-	}
-	return runStream(ctx, s, sub, prelude, func(_ string, ev *event, emit emitter[*models.Message]) error {
-		if ev.Kind == evMessageAdded {
-			if err := seq.deliver(ev.Message, emit); err != nil {
-				return err
+	seq := &messageSequencer{last: map[string]int{}}
+	id := *channelID
+	return s.register(ctx, hub.Spec{
+		Topics: []string{channelTopic(id)},
+		Emit:   func(x any) { emit(x.(*models.Message)) },
+		Fill:   s.fillMessages,
+		Start: func(ctx context.Context, out func(any) error) error {
+			if afterIndex == nil {
+				return s.startAtHead(ctx, seq, id)
 			}
-		}
-		return channelGuard(v, ev)
-	}), nil
+			// Never before the member's shared history.
+			seq.last[id] = max(*afterIndex, a.me.HistoryStart-1)
+			return s.replay(ctx, seq, id, out)
+		},
+		Pick: func(_ string, e any) hub.Verdict {
+			ev, ok := e.(*event)
+			if !ok {
+				return hub.Verdict{}
+			}
+			verdict := hub.Verdict{End: channelGuard(v, ev)}
+			if ev.Kind == evMessageAdded {
+				verdict.Value, verdict.Deliver = seq.admit(ev.Message)
+			}
+			return verdict
+		},
+	})
 }
 
-func (s *Service) allMessagesAdded(ctx context.Context) (*Stream[*models.Message], error) {
+func (s *Service) allMessagesAdded(ctx context.Context, emit func(*models.Message)) error {
 	v, err := s.viewer(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sub, ids, err := s.subscribeMine(ctx, v, false)
+	topics, ids, err := s.myTopics(ctx, v, false)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	seq := &messageSequencer{s: s, ctx: ctx, last: map[string]int{}}
-	prelude := func(emitter[*models.Message]) error {
-		for _, id := range ids {
-			if err := seq.startAtHead(id); err != nil {
-				return err
+	seq := &messageSequencer{last: map[string]int{}}
+	return s.register(ctx, hub.Spec{
+		Topics: topics,
+		Emit:   func(x any) { emit(x.(*models.Message)) },
+		Fill:   s.fillMessages,
+		Start: func(ctx context.Context, _ func(any) error) error {
+			for _, id := range ids {
+				if err := s.startAtHead(ctx, seq, id); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	}
-	return runStream(ctx, s, sub, prelude, func(_ string, ev *event, emit emitter[*models.Message]) error {
-		switch ev.Kind {
-		case evMessageAdded:
-			if _, following := seq.last[ev.Message.ChannelID]; following {
-				return seq.deliver(ev.Message, emit)
+			return nil
+		},
+		Pick: func(_ string, e any) hub.Verdict {
+			ev, ok := e.(*event)
+			if !ok {
+				return hub.Verdict{}
 			}
-		case evMyChannel:
-			if !v.sees(ev.Channel) || ev.ChannelEvent == ChannelInvited {
-				return nil
-			}
-			if err := followChannel(ctx, sub, ev); err != nil {
-				return err
-			}
-			switch ev.ChannelEvent {
-			case ChannelAdded, ChannelJoined:
-				// Messages sent between the join and the topic's
-				// subscription are read back from the database.
-				seq.last[ev.Channel.ID] = ev.Channel.NextMessageIndex - 1
-				return seq.catchUp(ev.Channel.ID, emit)
-			case ChannelLeft, ChannelRemoved:
+			switch ev.Kind {
+			case evMessageAdded:
+				if _, following := seq.last[ev.Message.ChannelID]; following {
+					value, deliver := seq.admit(ev.Message)
+					return hub.Verdict{Value: value, Deliver: deliver}
+				}
+			case evMyChannel:
+				if !v.sees(ev.Channel) || ev.ChannelEvent == ChannelInvited {
+					return hub.Verdict{}
+				}
+				follow, unfollow := follows(ev)
+				verdict := hub.Verdict{Follow: follow, Unfollow: unfollow}
+				switch ev.ChannelEvent {
+				case ChannelAdded, ChannelJoined:
+					// Messages sent between the join and the follow are
+					// read back from the database.
+					seq.last[ev.Channel.ID] = ev.Channel.NextMessageIndex - 1
+					verdict.CatchUp = &hub.CatchUp{Topic: channelTopic(ev.Channel.ID), Stream: ev.Channel.ID, After: ev.Channel.NextMessageIndex - 1}
+				case ChannelLeft, ChannelRemoved:
+					delete(seq.last, ev.Channel.ID)
+				}
+				return verdict
+			case evChannelRemoved:
 				delete(seq.last, ev.Channel.ID)
+				return hub.Verdict{Unfollow: []string{channelTopic(ev.Channel.ID)}}
 			}
-		case evChannelRemoved:
-			delete(seq.last, ev.Channel.ID)
-			return internal("unfollow channel", sub.Remove(ctx, channelTopic(ev.Channel.ID)))
-		}
-		return nil
-	}), nil
+			return hub.Verdict{}
+		},
+	})
 }
 
-// messageSequencer delivers each channel's messages once and in index
-// order. It belongs to one stream's goroutine.
+// messageSequencer is one subscription's last delivered index per followed
+// channel. The hub calls its subscription's Start and Pick one at a time.
 type messageSequencer struct {
-	s   *Service
-	ctx context.Context
-	// last is the last index delivered per followed channel.
 	last map[string]int
 }
 
+// admit returns m when it comes after the last message delivered of its
+// channel, and records it.
+func (q *messageSequencer) admit(m *models.Message) (*models.Message, bool) {
+	if m == nil || m.Index <= q.last[m.ChannelID] {
+		return nil, false
+	}
+	q.last[m.ChannelID] = m.Index
+	return m, true
+}
+
 // startAtHead follows a channel from its newest message on.
-func (q *messageSequencer) startAtHead(channelID string) error {
+func (s *Service) startAtHead(ctx context.Context, q *messageSequencer, channelID string) error {
 	var ch models.Channel
-	if err := q.s.store.DB(q.ctx).Select("next_message_index").Take(&ch, "id = ?", channelID).Error; err != nil {
+	if err := s.store.DB(ctx).Select("next_message_index").Take(&ch, "id = ?", channelID).Error; err != nil {
 		if isNotFound(err) {
 			return apperr.New(apperr.NotFound, "the channel was deleted")
 		}
@@ -126,45 +149,17 @@ func (q *messageSequencer) startAtHead(channelID string) error {
 	return nil
 }
 
-// deliver emits m after any stored messages between the last delivered
-// index and m's, and drops m if it was delivered already.
-func (q *messageSequencer) deliver(m *models.Message, emit emitter[*models.Message]) error {
-	last := q.last[m.ChannelID]
-	if m.Index <= last {
-		return nil
-	}
-	if m.Index > last+1 {
-		if err := q.fill(m.ChannelID, m.Index, emit); err != nil {
+// replay emits every stored message after the last delivered index, in
+// batches.
+func (s *Service) replay(ctx context.Context, q *messageSequencer, channelID string, out func(any) error) error {
+	for {
+		rows, err := s.messagesBetween(ctx, channelID, q.last[channelID], -1)
+		if err != nil {
 			return err
 		}
-	}
-	if !emit(m) {
-		return errStreamDone
-	}
-	q.last[m.ChannelID] = m.Index
-	return nil
-}
-
-// catchUp emits every stored message after the last delivered index.
-func (q *messageSequencer) catchUp(channelID string, emit emitter[*models.Message]) error {
-	return q.fill(channelID, -1, emit)
-}
-
-// fill emits stored messages after the last delivered index and before
-// until (no upper bound when until < 0), in batches.
-func (q *messageSequencer) fill(channelID string, until int, emit emitter[*models.Message]) error {
-	for {
-		query := q.s.store.DB(q.ctx).Where("channel_id = ? AND idx > ?", channelID, q.last[channelID])
-		if until >= 0 {
-			query = query.Where("idx < ?", until)
-		}
-		var rows []*models.Message
-		if err := query.Order("idx").Limit(replayBatch).Find(&rows).Error; err != nil {
-			return internal("replay messages", err)
-		}
 		for _, m := range rows {
-			if !emit(m) {
-				return errStreamDone
+			if err := out(m); err != nil {
+				return err
 			}
 			q.last[channelID] = m.Index
 		}
@@ -172,4 +167,38 @@ func (q *messageSequencer) fill(channelID string, until int, emit emitter[*model
 			return nil
 		}
 	}
+}
+
+// fillMessages reads the message.added events of a channel with index
+// after < i < before (no upper bound when before < 0), for the hub: the
+// events a node missed.
+func (s *Service) fillMessages(ctx context.Context, channelID string, after, before int) ([]any, error) {
+	var out []any
+	for {
+		rows, err := s.messagesBetween(ctx, channelID, after, before)
+		if err != nil {
+			return out, err
+		}
+		for _, m := range rows {
+			out = append(out, &event{ID: "fill:" + m.ID, Kind: evMessageAdded, Message: m})
+			after = m.Index
+		}
+		if len(rows) < replayBatch {
+			return out, nil
+		}
+	}
+}
+
+// messagesBetween reads up to replayBatch stored messages of a channel
+// with index after < i < before (no upper bound when before < 0).
+func (s *Service) messagesBetween(ctx context.Context, channelID string, after, before int) ([]*models.Message, error) {
+	query := s.store.DB(ctx).Where("channel_id = ? AND idx > ?", channelID, after)
+	if before >= 0 {
+		query = query.Where("idx < ?", before)
+	}
+	var rows []*models.Message
+	if err := query.Order("idx").Limit(replayBatch).Find(&rows).Error; err != nil {
+		return nil, internal("replay messages", err)
+	}
+	return rows, nil
 }

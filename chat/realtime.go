@@ -2,12 +2,26 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/models"
-	"github.com/parleychat/parley/pubsub"
 )
+
+// Live subscriptions. Each method authorizes the caller, then registers
+// with the node's hub a hub.Spec: the topics to follow and what each event
+// means for this subscriber (which values it gets, and when the rules end
+// the subscription). The hub applies it to every event, with no goroutine
+// per subscription; emit hands each value to the resolver, and must not
+// block. Registration needs the hub.Ticket of the transport's operation in
+// ctx (see package hub); a context without one is refused with INTERNAL.
+//
+// A subscription ends with an *apperr.Error when the rules end it:
+// FORBIDDEN when the caller leaves or is removed from the channel (after
+// memberLeft delivers their own departure), NOT_FOUND when the channel is
+// deleted.
 
 // TypingEvent is someone typing in a channel.
 type TypingEvent struct {
@@ -36,27 +50,54 @@ type UserEvent struct {
 	Reasons []string
 }
 
-// subscribeChannel authorizes a subscription to one channel's events and
-// starts it: members only, NOT_FOUND for a private channel the caller is
-// not in (as for queries).
-func (s *Service) subscribeChannel(ctx context.Context, channelID string) (viewer, *access, pubsub.Subscription, error) {
+// replayBatch is how many stored messages one replay query reads.
+const replayBatch = 100
+
+// DecodeEvent decodes a broker payload for the hub (hub.Options.Decode).
+// The event may be shared by every subscriber of the node: read-only.
+func DecodeEvent(_ string, data []byte) (any, error) { return decodeEvent(data) }
+
+// SequenceOf says which ordered stream an event belongs to, for the hub
+// (hub.Options.Sequence): a channel's messages, by index.
+func SequenceOf(ev any) (stream string, index int, ok bool) {
+	e, isEvent := ev.(*event)
+	if !isEvent || e.Kind != evMessageAdded || e.Message == nil {
+		return "", 0, false
+	}
+	return e.Message.ChannelID, e.Message.Index, true
+}
+
+// register hands spec to the hub for the operation of ctx.
+func (s *Service) register(ctx context.Context, spec hub.Spec) error {
+	if s.hub == nil {
+		return apperr.New(apperr.Internal, "live events are not configured on this server")
+	}
+	if _, err := s.hub.Subscribe(ctx, spec); err != nil {
+		if errors.Is(err, hub.ErrClosed) {
+			return apperr.New(apperr.Internal, "server is shutting down; subscribe again")
+		}
+		return internal("subscribe", err)
+	}
+	return nil
+}
+
+// authorizeChannel checks that the caller may follow one channel's events:
+// members only, NOT_FOUND for a private channel the caller is not in (as
+// for queries). It returns the caller's access, with their membership.
+func (s *Service) authorizeChannel(ctx context.Context, channelID string) (viewer, *access, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
-		return v, nil, nil, err
+		return v, nil, err
 	}
 	a, err := loadAccess(s.store.DB(ctx), v, channelID)
 	if err != nil {
-		return v, nil, nil, internal("subscribe", err)
+		return v, nil, internal("subscribe", err)
 	}
-	if err := a.requireMember(); err != nil {
-		return v, nil, nil, err
-	}
-	sub, err := s.subscribe(ctx, channelTopic(channelID))
-	return v, a, sub, err
+	return v, a, a.requireMember()
 }
 
 // channelGuard ends a channel subscription when the caller stops being a
-// member or the channel is deleted. It runs before each handler.
+// member or the channel is deleted.
 func channelGuard(v viewer, ev *event) error {
 	switch ev.Kind {
 	case evMemberLeft:
@@ -69,47 +110,59 @@ func channelGuard(v viewer, ev *event) error {
 	return nil
 }
 
-// channelStream is a subscription to one channel that forwards the events
-// pick returns a value for. Events about messages before the caller's
-// shared history are left out.
-func channelStream[T any](ctx context.Context, s *Service, channelID string, pick func(v viewer, ev *event) (T, bool)) (*Stream[T], error) {
-	v, a, sub, err := s.subscribeChannel(ctx, channelID)
-	if err != nil {
-		return nil, err
+// channelSpec follows one channel and delivers the values pick returns.
+func channelSpec[T any](v viewer, channelID string, emit func(T), pick func(ev *event) (T, bool)) hub.Spec {
+	return hub.Spec{
+		Topics: []string{channelTopic(channelID)},
+		Emit:   func(x any) { emit(x.(T)) },
+		Pick: func(_ string, e any) hub.Verdict {
+			ev, ok := e.(*event)
+			if !ok {
+				return hub.Verdict{}
+			}
+			out, deliver := pick(ev)
+			return hub.Verdict{Value: out, Deliver: deliver, End: channelGuard(v, ev)}
+		},
 	}
-	return runStream(ctx, s, sub, nil, func(_ string, ev *event, emit emitter[T]) error {
+}
+
+// channelStream authorizes and registers a subscription to one channel.
+// Events about messages before the caller's shared history are left out.
+func channelStream[T any](ctx context.Context, s *Service, channelID string, emit func(T), pick func(v viewer, ev *event) (T, bool)) error {
+	v, a, err := s.authorizeChannel(ctx, channelID)
+	if err != nil {
+		return err
+	}
+	return s.register(ctx, channelSpec(v, channelID, emit, func(ev *event) (T, bool) {
 		if ev.Message != nil && ev.Message.Index < a.me.HistoryStart {
-			return nil
+			var none T
+			return none, false
 		}
-		if val, ok := pick(v, ev); ok && !emit(val) {
-			return errStreamDone
-		}
-		return channelGuard(v, ev)
-	}), nil
+		return pick(v, ev)
+	}))
 }
 
 // MessageUpdated streams edits in a channel. Members only.
-func (s *Service) MessageUpdated(ctx context.Context, channelID string) (*Stream[*models.Message], error) {
-	return channelStream(ctx, s, channelID, func(_ viewer, ev *event) (*models.Message, bool) {
+func (s *Service) MessageUpdated(ctx context.Context, channelID string, emit func(*models.Message)) error {
+	return channelStream(ctx, s, channelID, emit, func(_ viewer, ev *event) (*models.Message, bool) {
 		return ev.Message, ev.Kind == evMessageUpdated
 	})
 }
 
 // MessageRemoved streams deletions in a channel, as tombstones. Members only.
-func (s *Service) MessageRemoved(ctx context.Context, channelID string) (*Stream[*models.Message], error) {
-	return channelStream(ctx, s, channelID, func(_ viewer, ev *event) (*models.Message, bool) {
+func (s *Service) MessageRemoved(ctx context.Context, channelID string, emit func(*models.Message)) error {
+	return channelStream(ctx, s, channelID, emit, func(_ viewer, ev *event) (*models.Message, bool) {
 		return ev.Message, ev.Kind == evMessageRemoved
 	})
 }
 
 // Typing streams other members' typingStarted (started) or typingEnded
 // events in a channel; the caller's own are not echoed. Members only.
-// A typingStarted for a user this stream already saw start, and not end,
-// is left out: it is another node taking the spell over (see
-// typingTimers).
-func (s *Service) Typing(ctx context.Context, channelID string, started bool) (*Stream[*TypingEvent], error) {
-	typing := map[string]bool{} // users whose typingStarted this stream saw, until their typingEnded
-	return channelStream(ctx, s, channelID, func(v viewer, ev *event) (*TypingEvent, bool) {
+// A typingStarted for a user this subscription saw start, and not end, is
+// left out: it is another node taking the spell over (see typingTimers).
+func (s *Service) Typing(ctx context.Context, channelID string, started bool, emit func(*TypingEvent)) error {
+	typing := map[string]bool{} // users whose typingStarted this subscription saw, until their typingEnded
+	return channelStream(ctx, s, channelID, emit, func(v viewer, ev *event) (*TypingEvent, bool) {
 		if ev.User == nil || ev.User.ID == v.UserID {
 			return nil, false
 		}
@@ -136,8 +189,8 @@ func (s *Service) Typing(ctx context.Context, channelID string, started bool) (*
 
 // MemberUpdated streams role, attribute and read-state changes of a
 // channel's members. Members only.
-func (s *Service) MemberUpdated(ctx context.Context, channelID string) (*Stream[*MemberEvent], error) {
-	return channelStream(ctx, s, channelID, func(_ viewer, ev *event) (*MemberEvent, bool) {
+func (s *Service) MemberUpdated(ctx context.Context, channelID string, emit func(*MemberEvent)) error {
+	return channelStream(ctx, s, channelID, emit, func(_ viewer, ev *event) (*MemberEvent, bool) {
 		if ev.Kind != evMemberUpdated {
 			return nil, false
 		}
@@ -146,16 +199,16 @@ func (s *Service) MemberUpdated(ctx context.Context, channelID string) (*Stream[
 }
 
 // MemberJoined streams members joining or being added. Members only.
-func (s *Service) MemberJoined(ctx context.Context, channelID string) (*Stream[*models.Member], error) {
-	return channelStream(ctx, s, channelID, func(_ viewer, ev *event) (*models.Member, bool) {
+func (s *Service) MemberJoined(ctx context.Context, channelID string, emit func(*models.Member)) error {
+	return channelStream(ctx, s, channelID, emit, func(_ viewer, ev *event) (*models.Member, bool) {
 		return ev.Member, ev.Kind == evMemberJoined
 	})
 }
 
 // MemberLeft streams members leaving or being removed. Members only; the
 // caller's own departure is delivered, then ends the subscription.
-func (s *Service) MemberLeft(ctx context.Context, channelID string) (*Stream[*models.Member], error) {
-	return channelStream(ctx, s, channelID, func(_ viewer, ev *event) (*models.Member, bool) {
+func (s *Service) MemberLeft(ctx context.Context, channelID string, emit func(*models.Member)) error {
+	return channelStream(ctx, s, channelID, emit, func(_ viewer, ev *event) (*models.Member, bool) {
 		return ev.Member, ev.Kind == evMemberLeft
 	})
 }
@@ -175,98 +228,85 @@ func (s *Service) myChannelIDs(ctx context.Context, v viewer, invited bool) ([]s
 	return ids, err
 }
 
-// subscribeMine subscribes to the user's private topic and the topics of
-// all their channels (with invited, also those they are invited to).
-func (s *Service) subscribeMine(ctx context.Context, v viewer, invited bool) (pubsub.Subscription, []string, error) {
-	sub, err := s.subscribe(ctx, userTopic(v.UserID))
-	if err != nil {
-		return nil, nil, err
-	}
+// myTopics is the user's private topic and the topics of their channels
+// (with invited, also those they are invited to).
+func (s *Service) myTopics(ctx context.Context, v viewer, invited bool) ([]string, []string, error) {
 	ids, err := s.myChannelIDs(ctx, v, invited)
-	if err == nil {
-		topics := make([]string, len(ids))
-		for i, id := range ids {
-			topics[i] = channelTopic(id)
-		}
-		err = sub.Add(ctx, topics...)
-	}
 	if err != nil {
-		sub.Close()
 		return nil, nil, internal("subscribe to my channels", err)
 	}
-	return sub, ids, nil
+	topics := []string{userTopic(v.UserID)}
+	for _, id := range ids {
+		topics = append(topics, channelTopic(id))
+	}
+	return topics, ids, nil
+}
+
+// follows is the topic change a my.channel event asks for.
+func follows(ev *event) (follow, unfollow []string) {
+	switch ev.ChannelEvent {
+	case ChannelAdded, ChannelJoined, ChannelInvited:
+		return []string{channelTopic(ev.Channel.ID)}, nil
+	case ChannelLeft, ChannelRemoved:
+		return nil, []string{channelTopic(ev.Channel.ID)}
+	}
+	return nil, nil
 }
 
 // ChannelEvents streams changes to the caller's channels, those they are
 // invited to included: added, invited, joined, left or removed, updated
 // (with what changed) and deleted.
-func (s *Service) ChannelEvents(ctx context.Context) (*Stream[*ChannelEvent], error) {
+func (s *Service) ChannelEvents(ctx context.Context, emit func(*ChannelEvent)) error {
 	v, err := s.viewer(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	sub, _, err := s.subscribeMine(ctx, v, true)
+	topics, _, err := s.myTopics(ctx, v, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return runStream(ctx, s, sub, nil, func(_ string, ev *event, emit emitter[*ChannelEvent]) error {
-		if ev.Channel == nil || !v.sees(ev.Channel) {
-			return nil
-		}
-		var out *ChannelEvent
-		switch ev.Kind {
-		case evMyChannel:
-			out = &ChannelEvent{Type: ev.ChannelEvent, Channel: ev.Channel}
-			if err := followChannel(ctx, sub, ev); err != nil {
-				return err
+	return s.register(ctx, hub.Spec{
+		Topics: topics,
+		Emit:   func(x any) { emit(x.(*ChannelEvent)) },
+		Pick: func(_ string, e any) hub.Verdict {
+			ev, ok := e.(*event)
+			if !ok || ev.Channel == nil || !v.sees(ev.Channel) {
+				return hub.Verdict{}
 			}
-		case evChannelUpdated:
-			out = &ChannelEvent{Type: ChannelUpdated, Channel: ev.Channel, Reasons: ev.Reasons}
-		case evChannelRemoved:
-			out = &ChannelEvent{Type: ChannelRemoved, Channel: ev.Channel}
-			if err := sub.Remove(ctx, channelTopic(ev.Channel.ID)); err != nil {
-				return internal("unfollow channel", err)
+			switch ev.Kind {
+			case evMyChannel:
+				follow, unfollow := follows(ev)
+				return hub.Verdict{Value: &ChannelEvent{Type: ev.ChannelEvent, Channel: ev.Channel}, Deliver: true, Follow: follow, Unfollow: unfollow}
+			case evChannelUpdated:
+				return hub.Verdict{Value: &ChannelEvent{Type: ChannelUpdated, Channel: ev.Channel, Reasons: ev.Reasons}, Deliver: true}
+			case evChannelRemoved:
+				return hub.Verdict{Value: &ChannelEvent{Type: ChannelRemoved, Channel: ev.Channel}, Deliver: true,
+					Unfollow: []string{channelTopic(ev.Channel.ID)}}
 			}
-		default:
-			return nil
-		}
-		if !emit(out) {
-			return errStreamDone
-		}
-		return nil
-	}), nil
-}
-
-// followChannel adds or removes a channel topic after a my.channel event.
-func followChannel(ctx context.Context, sub pubsub.Subscription, ev *event) error {
-	var err error
-	switch ev.ChannelEvent {
-	case ChannelAdded, ChannelJoined, ChannelInvited:
-		err = sub.Add(ctx, channelTopic(ev.Channel.ID))
-	case ChannelLeft, ChannelRemoved:
-		err = sub.Remove(ctx, channelTopic(ev.Channel.ID))
-	}
-	return internal("follow channel", err)
+			return hub.Verdict{}
+		},
+	})
 }
 
 // UserUpdated streams profile and presence changes of the user with that
 // identity. NOT_FOUND when there is none.
-func (s *Service) UserUpdated(ctx context.Context, identity string) (*Stream[*UserEvent], error) {
+func (s *Service) UserUpdated(ctx context.Context, identity string, emit func(*UserEvent)) error {
 	u, err := s.User(ctx, identity)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if u == nil {
-		return nil, apperr.New(apperr.NotFound, "user %q not found", identity)
+		return apperr.New(apperr.NotFound, "user %q not found", identity)
 	}
-	sub, err := s.subscribe(ctx, profileTopic(u.ID))
-	if err != nil {
-		return nil, err
-	}
-	return runStream(ctx, s, sub, nil, func(_ string, ev *event, emit emitter[*UserEvent]) error {
-		if ev.Kind == evUserUpdated && !emit(&UserEvent{User: ev.User, Reasons: ev.Reasons}) {
-			return errStreamDone
-		}
-		return nil
-	}), nil
+	return s.register(ctx, hub.Spec{
+		Topics: []string{profileTopic(u.ID)},
+		Emit:   func(x any) { emit(x.(*UserEvent)) },
+		Pick: func(_ string, e any) hub.Verdict {
+			ev, ok := e.(*event)
+			if !ok || ev.Kind != evUserUpdated {
+				return hub.Verdict{}
+			}
+			return hub.Verdict{Value: &UserEvent{User: ev.User, Reasons: ev.Reasons}, Deliver: true}
+		},
+	})
 }

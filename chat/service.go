@@ -17,6 +17,7 @@ import (
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/models"
 	"github.com/parleychat/parley/presence"
 	"github.com/parleychat/parley/pubsub"
@@ -57,9 +58,11 @@ type Options struct {
 	Limits Limits
 	// Logger receives internal errors; nil discards them.
 	Logger *slog.Logger
-	// Broker carries live events; nil publishes nothing and refuses
-	// subscriptions.
+	// Broker carries live events; nil publishes nothing.
 	Broker pubsub.Broker
+	// Hub is the node's realtime engine, on Broker, where subscriptions
+	// are registered; nil refuses subscriptions.
+	Hub *hub.Hub
 	// Presence counts users' live connections; nil means nobody is online.
 	Presence presence.Tracker
 	// TypingTimeout is how long after a user's last startTyping typingEnded
@@ -76,6 +79,7 @@ type Service struct {
 	log      *slog.Logger
 	users    userCache
 	broker   pubsub.Broker
+	hub      *hub.Hub
 	presence presence.Tracker
 	typing   *typingTimers
 	sends    sendBatcher
@@ -111,7 +115,7 @@ func New(store *db.Store, opts Options) *Service {
 	}
 	s := &Service{
 		store: store, limits: l, log: logger, users: userCache{ids: map[string]string{}},
-		broker: opts.Broker, presence: opts.Presence, typing: newTypingTimers(typingTimeout), verifier: opts.Verifier,
+		broker: opts.Broker, hub: opts.Hub, presence: opts.Presence, typing: newTypingTimers(typingTimeout), verifier: opts.Verifier,
 	}
 	if s.presence != nil {
 		s.presence.Watch(s.presenceLapsed)

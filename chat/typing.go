@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/models"
-	"github.com/parleychat/parley/pubsub"
 )
 
 // typingTimers tracks who is typing where, on this node. Typing is never
@@ -193,9 +192,9 @@ func (s *Service) watchTyping(ctx context.Context, channelID string) {
 		if !ok {
 			return
 		}
-		ev, err := pubsub.Decode(m, decodeEvent)
+		ev, err := decodeEvent(m.Data)
 		if err != nil {
-			continue // a subscriber of the same topic logs it
+			continue // the hub logs it
 		}
 		switch {
 		case ev.Kind == evMessageAdded && ev.Message != nil && ev.Message.AuthorID != nil:

@@ -29,6 +29,7 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/logging"
 	"github.com/parleychat/parley/presence"
 	presencememory "github.com/parleychat/parley/presence/memory"
@@ -129,6 +130,9 @@ type Options struct {
 	Presence presence.Tracker
 	// TypingTimeout overrides the chat service's typing timeout.
 	TypingTimeout time.Duration
+	// TokenLeeway overrides the clock skew tolerated on tokens, which
+	// also delays the end of a connection whose token expired.
+	TokenLeeway time.Duration
 }
 
 // Server is a running Parley server over a real HTTP listener.
@@ -145,6 +149,18 @@ type Server struct {
 	Presence presence.Tracker
 	Secret   []byte
 	t        testing.TB
+	ts       *httptest.Server
+	handler  *server.Handler
+}
+
+// Shutdown shuts the server down as the parley command does on SIGTERM:
+// it stops accepting, closes every WebSocket (1012) and ends every event
+// stream, and waits for them until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.ts.Config.Shutdown(ctx); err != nil {
+		return err
+	}
+	return s.handler.Shutdown(ctx)
 }
 
 // NewServer starts a server on backend b; it stops when the test ends.
@@ -181,33 +197,47 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	if presence == nil {
 		presence = presencememory.New()
 	}
-	verifier := auth.NewVerifier(secret)
+	var verifierOpts []auth.VerifierOption
+	if opts.TokenLeeway > 0 {
+		verifierOpts = append(verifierOpts, auth.WithLeeway(opts.TokenLeeway))
+	}
+	verifier := auth.NewVerifier(secret, verifierOpts...)
+	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log})
+	if err != nil {
+		t.Fatalf("hub: %v", err)
+	}
 	svc := chat.New(store, chat.Options{
-		Limits: opts.ChatLimits, Logger: log, Broker: broker, Presence: presence, TypingTimeout: opts.TypingTimeout,
+		Limits: opts.ChatLimits, Logger: log, Broker: broker, Hub: h, Presence: presence, TypingTimeout: opts.TypingTimeout,
 		Verifier: verifier,
 	})
 	hooks := opts.Realtime
 	if h, ok := any(svc).(server.RealtimeHooks); ok && hooks == nil {
 		hooks = h
 	}
-	h := server.NewHandler(server.Config{
-		Chat: svc, Verifier: verifier, Logger: log,
+	handler := server.NewHandler(server.Config{
+		Chat: svc, Hub: h, Verifier: verifier, Logger: log,
 		Limits: opts.ServerLimits, DisableIntrospection: opts.DisableIntrospection,
 		WebSocket: opts.WebSocket, Realtime: hooks,
 	})
-	ts := httptest.NewServer(h)
+	ts := httptest.NewUnstartedServer(handler)
+	ts.Config.RegisterOnShutdown(handler.BeginShutdown)
+	ts.Start()
 	t.Cleanup(func() {
+		handler.BeginShutdown()
 		ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
+		if err := handler.Shutdown(ctx); err != nil {
 			t.Errorf("close websockets: %v", err)
+		}
+		if err := h.Close(); err != nil {
+			t.Errorf("close hub: %v", err)
 		}
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, t: t}
+	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, t: t, ts: ts, handler: handler}
 }
 
 // redisBroker returns a Redis broker for one server (one node), closed

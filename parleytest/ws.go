@@ -544,6 +544,29 @@ func (ev event) String() string {
 	return ev.kind
 }
 
+// Wait returns the data of the next result; an error when the stream
+// ends, or nothing comes within timeout. A result with errors fails the
+// test.
+func (s *stream) Wait(timeout time.Duration) (json.RawMessage, error) {
+	ev, err := s.wait(timeout)
+	if err != nil {
+		return nil, err
+	}
+	if ev.kind != "next" || len(ev.errors) > 0 {
+		return nil, fmt.Errorf("got %v", ev)
+	}
+	return ev.data, nil
+}
+
+// Pending returns what arrived and has not been taken, without waiting;
+// an error when nothing did.
+func (s *stream) Pending() (fmt.Stringer, error) {
+	if ev, ok := s.pop(); ok {
+		return ev, nil
+	}
+	return nil, errors.New("nothing pending")
+}
+
 // Next returns the data of the next result. An error, a result with
 // errors, the end of the stream or nothing within timeout fails the test.
 func (s *stream) Next(t testing.TB, timeout time.Duration) json.RawMessage {

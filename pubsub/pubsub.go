@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 )
 
 // DefaultBuffer is the per-subscription buffer used when Options.Buffer is
@@ -26,43 +25,6 @@ const DefaultBuffer = 256
 type Message struct {
 	Topic string
 	Data  []byte
-	// decoded is shared by every copy of a message made by NewMessage.
-	decoded *decoded
-}
-
-// decoded holds the first Decode result of a message.
-type decoded struct {
-	once sync.Once
-	v    any
-	err  error
-}
-
-// NewMessage returns a message for the subscribers of topic. Brokers make
-// one per payload that reaches this node and hand copies of it to every
-// local subscriber, so that Decode runs once per node, not once per
-// subscriber.
-func NewMessage(topic string, data []byte) Message {
-	return Message{Topic: topic, Data: data, decoded: new(decoded)}
-}
-
-// Decode returns decode(m.Data). For a message made by NewMessage, the first
-// call's result is shared by every copy of the message, and later calls do
-// not run decode: every subscriber of a topic must then treat the value as
-// read-only. A call whose T differs from the first call's decodes afresh.
-func Decode[T any](m Message, decode func([]byte) (T, error)) (T, error) {
-	if m.decoded == nil {
-		return decode(m.Data)
-	}
-	d := m.decoded
-	d.once.Do(func() { d.v, d.err = decode(m.Data) })
-	if d.err != nil {
-		var zero T
-		return zero, d.err
-	}
-	if v, ok := d.v.(T); ok {
-		return v, nil
-	}
-	return decode(m.Data)
 }
 
 // Broker delivers published payloads to every current subscriber of the

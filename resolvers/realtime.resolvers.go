@@ -20,62 +20,62 @@ func (r *mutationResolver) StartTyping(ctx context.Context, channelID string) (b
 
 // MessageAdded is the resolver for the messageAdded field.
 func (r *subscriptionResolver) MessageAdded(ctx context.Context, channelID *string, afterIndex *int) (<-chan *models.Message, error) {
-	st, err := r.Chat.MessageAdded(streamContext(ctx), channelID, afterIndex)
-	return subscribe(ctx, st, err)
+	ch, emit := feed(same[*models.Message])
+	return subscribed(ch, r.Chat.MessageAdded(ctx, channelID, afterIndex, emit))
 }
 
 // MessageUpdated is the resolver for the messageUpdated field.
 func (r *subscriptionResolver) MessageUpdated(ctx context.Context, channelID string) (<-chan *models.Message, error) {
-	st, err := r.Chat.MessageUpdated(streamContext(ctx), channelID)
-	return subscribe(ctx, st, err)
+	ch, emit := feed(same[*models.Message])
+	return subscribed(ch, r.Chat.MessageUpdated(ctx, channelID, emit))
 }
 
 // MessageRemoved is the resolver for the messageRemoved field.
 func (r *subscriptionResolver) MessageRemoved(ctx context.Context, channelID string) (<-chan *models.Message, error) {
-	st, err := r.Chat.MessageRemoved(streamContext(ctx), channelID)
-	return subscribe(ctx, st, err)
+	ch, emit := feed(same[*models.Message])
+	return subscribed(ch, r.Chat.MessageRemoved(ctx, channelID, emit))
 }
 
 // TypingStarted is the resolver for the typingStarted field.
 func (r *subscriptionResolver) TypingStarted(ctx context.Context, channelID string) (<-chan *model.TypingEvent, error) {
-	st, err := r.Chat.Typing(streamContext(ctx), channelID, true)
-	return subscribeAs(ctx, typingEvent, st, err)
+	ch, emit := feed(typingEvent)
+	return subscribed(ch, r.Chat.Typing(ctx, channelID, true, emit))
 }
 
 // TypingEnded is the resolver for the typingEnded field.
 func (r *subscriptionResolver) TypingEnded(ctx context.Context, channelID string) (<-chan *model.TypingEvent, error) {
-	st, err := r.Chat.Typing(streamContext(ctx), channelID, false)
-	return subscribeAs(ctx, typingEvent, st, err)
+	ch, emit := feed(typingEvent)
+	return subscribed(ch, r.Chat.Typing(ctx, channelID, false, emit))
 }
 
 // MemberUpdated is the resolver for the memberUpdated field.
 func (r *subscriptionResolver) MemberUpdated(ctx context.Context, channelID string) (<-chan *model.MemberEvent, error) {
-	st, err := r.Chat.MemberUpdated(streamContext(ctx), channelID)
-	return subscribeAs(ctx, memberEvent, st, err)
+	ch, emit := feed(memberEvent)
+	return subscribed(ch, r.Chat.MemberUpdated(ctx, channelID, emit))
 }
 
 // MemberJoined is the resolver for the memberJoined field.
 func (r *subscriptionResolver) MemberJoined(ctx context.Context, channelID string) (<-chan *models.Member, error) {
-	st, err := r.Chat.MemberJoined(streamContext(ctx), channelID)
-	return subscribe(ctx, st, err)
+	ch, emit := feed(same[*models.Member])
+	return subscribed(ch, r.Chat.MemberJoined(ctx, channelID, emit))
 }
 
 // MemberLeft is the resolver for the memberLeft field.
 func (r *subscriptionResolver) MemberLeft(ctx context.Context, channelID string) (<-chan *models.Member, error) {
-	st, err := r.Chat.MemberLeft(streamContext(ctx), channelID)
-	return subscribe(ctx, st, err)
+	ch, emit := feed(same[*models.Member])
+	return subscribed(ch, r.Chat.MemberLeft(ctx, channelID, emit))
 }
 
 // ChannelEvents is the resolver for the channelEvents field.
 func (r *subscriptionResolver) ChannelEvents(ctx context.Context) (<-chan *model.ChannelEvent, error) {
-	st, err := r.Chat.ChannelEvents(streamContext(ctx))
-	return subscribeAs(ctx, channelEvent, st, err)
+	ch, emit := feed(channelEvent)
+	return subscribed(ch, r.Chat.ChannelEvents(ctx, emit))
 }
 
 // UserUpdated is the resolver for the userUpdated field.
 func (r *subscriptionResolver) UserUpdated(ctx context.Context, identity string) (<-chan *model.UserEvent, error) {
-	st, err := r.Chat.UserUpdated(streamContext(ctx), identity)
-	return subscribeAs(ctx, userEvent, st, err)
+	ch, emit := feed(userEvent)
+	return subscribed(ch, r.Chat.UserUpdated(ctx, identity, emit))
 }
 
 // Subscription returns graph.SubscriptionResolver implementation.

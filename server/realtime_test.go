@@ -3,7 +3,6 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -13,8 +12,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/parleytest"
-	"github.com/parleychat/parley/pubsub"
-	"github.com/parleychat/parley/pubsub/memory"
+	"github.com/parleychat/parley/server"
 )
 
 // eventWait bounds how long a test waits for an event that must come.
@@ -426,26 +424,27 @@ func mustJSON(t *testing.T, data json.RawMessage, out any) {
 	}
 }
 
-// TestSlowSubscriber: a subscriber that stops reading is ended with
-// RATE_LIMITED once its buffer overflows, after the messages it had; the
-// publisher and the other subscribers are not held up, and the slow one
-// resumes with afterIndex without a gap. It runs on SQLite only: it moves
-// megabytes, slow under the race detector, and what it tests (the broker
-// buffer, given here, and the transport) does not depend on the database.
+// TestSlowSubscriber: a connection that stops reading is closed with 1013
+// (try again later) once its queue overflows, after the messages it had;
+// the publisher and the other subscribers are not held up, and the slow
+// one reconnects and resumes with afterIndex without a gap. It runs on
+// SQLite only: it moves megabytes, slow under the race detector, and what
+// it tests (the transport's queue, given here) does not depend on the
+// database.
 func TestSlowSubscriber(t *testing.T) {
 	// The messages must overflow the socket buffers between server and
-	// client, then the subscription's buffer of 4.
+	// client, then the connection's queue of 4.
 	const bodySize = 400_000
 	messages := stallingMessages(t, bodySize)
 	b := parleytest.Backends()[0]
 	t.Run(b.Name, func(t *testing.T) {
-		broker := memory.New(pubsub.Options{Buffer: 4, Logger: slog.New(slog.DiscardHandler)})
-		t.Cleanup(func() {
-			if err := broker.Close(); err != nil {
-				t.Errorf("close broker: %v", err)
-			}
+		srv := parleytest.NewServer(t, b, parleytest.Options{
+			ChatLimits: chat.Limits{MaxBodyBytes: 1 << 20},
+			// A write that stalls this long would end the connection
+			// without a close frame (TestWriteTimeout); here the queue
+			// overflows first.
+			WebSocket: server.WebSocketOptions{QueueLength: 4, WriteTimeout: 5 * time.Minute},
 		})
-		srv := parleytest.NewServer(t, b, parleytest.Options{Broker: broker, ChatLimits: chat.Limits{MaxBodyBytes: 1 << 20}})
 		alice := srv.Client("alice")
 		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob", "carol"}})
 		fast := srv.Dial(t, "carol").Subscribe(messageAddedSub, map[string]any{"c": ch})
@@ -456,8 +455,6 @@ func TestSlowSubscriber(t *testing.T) {
 		body := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", bodySize) }
 		for i := range messages {
 			mustSend(t, alice, ch, body(i))
-		}
-		for i := range messages {
 			if ev := nextAdded(t, fast); ev.MessageAdded.Index != i || ev.MessageAdded.Body != body(i) {
 				t.Fatalf("fast subscriber: message %d is index %d", i, ev.MessageAdded.Index)
 			}
@@ -466,25 +463,25 @@ func TestSlowSubscriber(t *testing.T) {
 		slowConn.Resume()
 		last := -1
 		for {
-			data, errs := slow.Result(t, eventWait)
-			if errs != nil {
-				if errs[0].Code() != "RATE_LIMITED" {
-					t.Fatalf("slow subscriber ended with %+v, want RATE_LIMITED", errs)
-				}
-				break
+			ev, err := slow.Wait(eventWait)
+			if err != nil {
+				break // the connection closed
 			}
-			var ev addedEvent
-			mustJSON(t, data, &ev)
-			if ev.MessageAdded.Index != last+1 {
-				t.Fatalf("slow subscriber got index %d after %d", ev.MessageAdded.Index, last)
+			var added addedEvent
+			mustJSON(t, ev, &added)
+			if added.MessageAdded.Index != last+1 {
+				t.Fatalf("slow subscriber got index %d after %d", added.MessageAdded.Index, last)
 			}
-			last = ev.MessageAdded.Index
-			if last == messages-1 {
-				t.Fatalf("slow subscriber got all %d messages: its socket never stalled, so this test proves nothing", messages)
-			}
+			last = added.MessageAdded.Index
 		}
-		t.Logf("the slow subscriber received %d of %d messages, then RATE_LIMITED", last+1, messages)
-		resumed := slowConn.Subscribe(messageAddedSub, map[string]any{"c": ch, "after": last})
+		if last == messages-1 {
+			t.Fatalf("slow subscriber got all %d messages: its socket never stalled, so this test proves nothing", messages)
+		}
+		if code := slowConn.CloseCode(t, eventWait); code != server.CloseTryAgainLater {
+			t.Fatalf("slow connection closed with %d, want %d", code, server.CloseTryAgainLater)
+		}
+		t.Logf("the slow subscriber received %d of %d messages, then its connection closed with 1013", last+1, messages)
+		resumed := srv.Dial(t, "bob").Subscribe(messageAddedSub, map[string]any{"c": ch, "after": last})
 		for want := last + 1; want < messages; want++ {
 			if ev := nextAdded(t, resumed); ev.MessageAdded.Index != want {
 				t.Fatalf("resumed subscriber got index %d, want %d", ev.MessageAdded.Index, want)
@@ -567,7 +564,7 @@ func stallingMessages(t *testing.T, size int) int {
 			}
 		}
 	}
-	const queued, inFlight, margin = 4, 2, 12
+	const queued, inFlight, margin = 4, 2, 12 // the queue, frames being written, a margin
 	n := (buffered+size-1)/size + queued + inFlight + margin
 	t.Logf("socket buffers hold up to %d bytes: sending %d messages of %d bytes", buffered, n, size)
 	return n

@@ -215,11 +215,17 @@ func TestWebSocketSubprotocolsAndTokenPlaces(t *testing.T) {
 	})
 }
 
-// The connection ends when its token expires, although auth still accepts
-// the token over HTTP for its 30 s leeway.
+// rtLeeway is the token leeway of the servers that test expiry: a
+// connection closes that long after its token's exp, as a handshake would
+// then refuse the token.
+const rtLeeway = time.Second
+
+// The connection ends when its token expires, with the same leeway as the
+// handshake, with 4403 and no complete for its subscriptions, so that
+// graphql-ws clients reconnect with a fresh token.
 func TestWebSocketTokenExpiry(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
-		s, _ := rtServer(t, b, parleytest.Options{})
+		s, _ := rtServer(t, b, parleytest.Options{TokenLeeway: rtLeeway})
 		for _, p := range rtProtocols {
 			t.Run(p.name, func(t *testing.T) {
 				tok, err := auth.Mint(s.Secret, "bob", "", 2*time.Second, time.Now())
@@ -232,14 +238,18 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 				}
 				ws := s.Dial(t, "", append([]parleytest.DialOption{parleytest.WithInitPayload(map[string]any{"token": tok})}, p.opts...)...)
 				// An open subscription does not keep the connection alive.
-				ws.Subscribe(rtUserUpdated, map[string]any{"id": "alice"}).NoEvent(t, 200*time.Millisecond)
+				sub := ws.Subscribe(rtUserUpdated, map[string]any{"id": "alice"})
+				sub.NoEvent(t, 200*time.Millisecond)
 				code := ws.CloseCode(t, rtWait)
 				closedAt := time.Now()
-				if code != server.CloseTokenExpired {
-					t.Fatalf("closed with %d, want %d", code, server.CloseTokenExpired)
+				if code != server.CloseForbidden {
+					t.Fatalf("closed with %d, want %d", code, server.CloseForbidden)
 				}
-				if closedAt.Before(pr.ExpiresAt) || closedAt.After(pr.ExpiresAt.Add(5*time.Second)) {
-					t.Fatalf("closed at %v, token expires at %v", closedAt, pr.ExpiresAt)
+				if deadline := pr.ExpiresAt.Add(rtLeeway); closedAt.Before(deadline) || closedAt.After(deadline.Add(5*time.Second)) {
+					t.Fatalf("closed at %v, token expires at %v with a leeway of %v", closedAt, pr.ExpiresAt, rtLeeway)
+				}
+				if ev, err := sub.Pending(); err == nil {
+					t.Fatalf("the subscription got %v before the close; want nothing (no complete)", ev)
 				}
 			})
 		}
@@ -250,7 +260,7 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 				t.Fatal(err)
 			}
 			msgs, code := rtRawSession(t, s, parleytest.ProtocolLegacy, `{"type":"connection_init","payload":{"token":"`+tok+`"}}`)
-			if code != server.CloseTokenExpired {
+			if code != server.CloseForbidden {
 				t.Fatalf("closed with %d", code)
 			}
 			if len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1], `"connection_error"`) || !strings.Contains(msgs[len(msgs)-1], "token expired") {
@@ -455,10 +465,10 @@ func TestSSESubscription(t *testing.T) {
 }
 
 // An SSE subscription, like a WebSocket connection, ends when the token
-// that opened it expires.
+// that opened it expires (with the same leeway).
 func TestSSETokenExpiry(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
-		s, _ := rtServer(t, b, parleytest.Options{})
+		s, _ := rtServer(t, b, parleytest.Options{TokenLeeway: rtLeeway})
 		tok, err := auth.Mint(s.Secret, "bob", "", 2*time.Second, time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -594,7 +604,7 @@ func (h *rtHooks) waitFor(t *testing.T, n int) []string {
 func TestRealtimeHooks(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		hooks := &rtHooks{}
-		s := parleytest.NewServer(t, b, parleytest.Options{Realtime: hooks})
+		s := parleytest.NewServer(t, b, parleytest.Options{Realtime: hooks, TokenLeeway: rtLeeway})
 
 		ws := s.Dial(t, "alice")
 		if got := hooks.events(); len(got) != 1 || got[0] != "connected alice true" {

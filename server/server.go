@@ -23,6 +23,7 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/graph"
+	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/playground"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/resolvers"
@@ -77,6 +78,9 @@ type Config struct {
 	Realtime RealtimeHooks
 	// Readiness lists conditions /readyz checks after the database answers.
 	Readiness []ReadinessCheck
+	// Hub is the node's realtime engine, the one Chat registers
+	// subscriptions with.
+	Hub *hub.Hub
 }
 
 // ReadinessCheck is one condition of /readyz, such as "the database schema
@@ -170,16 +174,18 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	setComplexity(&cfg.Complexity, svc.Limits().DefaultPageSize)
 	es := graph.NewExecutableSchema(cfg)
 	srv := handler.New(es)
+	present := presentError(log)
+	rt := &realtime{verifier: c.Verifier, hooks: c.Realtime, log: log}
 	// The first transport that supports a request serves it: WebSocket
 	// upgrades (GET with Upgrade) and SSE (POST with Accept:
-	// text/event-stream) come before plain GET and POST.
-	present := presentError(log)
+	// text/event-stream) come before plain GET and POST, which refuse
+	// subscriptions.
 	for _, t := range []graphql.Transport{
-		newWebsocket(c, log, ws, limits.MaxBodyBytes, conns),
-		transport.SSE{},
+		&wsTransport{rt: rt, hub: c.Hub, opts: ws, maxMessage: limits.MaxBodyBytes, conns: conns, present: present},
+		&sseTransport{rt: rt, hub: c.Hub, opts: ws, conns: conns, present: present},
 		transport.Options{},
-		transport.GET{},
-		transport.POST{},
+		plainHTTP{transport.GET{}},
+		plainHTTP{transport.POST{}},
 	} {
 		srv.AddTransport(presentedTransport{Transport: t, present: present})
 	}
@@ -197,10 +203,6 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	} else {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(subscriptionLimit{max: ws.MaxSubscriptions})
-	// Outside freshLoaders: an event answered from another subscription's
-	// response needs no loaders.
-	srv.Use(frameSharing{frames: newFrameCache()})
 	srv.AroundResponses(capErrors(present))
 	srv.AroundResponses(freshLoaders(svc))
 	return srv
@@ -214,6 +216,16 @@ func refuseIntrospection(ctx context.Context, next graphql.RootResolver) graphql
 		return graphql.Null
 	}
 	return next(ctx)
+}
+
+// freshLoaders gives every response its own loaders: a query's or
+// mutation's whole execution, or one subscription event. Loaders cache for
+// their lifetime, so loaders living as long as a WebSocket connection would
+// serve stale rows (and memberships of the past) to every later event.
+func freshLoaders(svc *chat.Service) graphql.ResponseMiddleware {
+	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		return next(chat.WithLoaders(ctx, svc.NewLoaders()))
+	}
 }
 
 // limitBody caps the request body. A body over the limit, with or without a

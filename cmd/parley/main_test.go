@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/parleychat/parley/db"
 )
 
@@ -389,5 +391,79 @@ func TestServeAdoptsAutoMigrateDatabase(t *testing.T) {
 	}
 	if want := `{"data":{"channelByUniqueName":{"friendlyName":"General","messagesCount":2},"me":{"friendlyName":"Alice"}}}`; string(got) != want {
 		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
+
+// TestShutdownWithRealtime: SIGTERM with a WebSocket subscription and an
+// SSE stream open closes the socket with 1012 (no complete), ends the
+// stream, and serve returns nil within PARLEY_SHUTDOWN_TIMEOUT.
+func TestShutdownWithRealtime(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":            "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+		"PARLEY_JWT_SECRET":       strings.Repeat("s", 32),
+		"PARLEY_SHUTDOWN_TIMEOUT": "5s",
+	}
+	token := mintToken(t, env, "--identity", "bob")
+	base, _, stop := startServe(t, env)
+	me(t, base, token) // bob exists
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	for _, m := range []string{
+		`{"type":"connection_init","payload":{"authorization":"Bearer ` + token + `"}}`,
+		`{"id":"1","type":"subscribe","payload":{"query":"subscription { userUpdated(identity: \"bob\") { reasons } }"}}`,
+	} {
+		if err := ws.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, data, err := ws.Read(ctx); err != nil || !strings.Contains(string(data), "connection_ack") {
+		t.Fatalf("connection_init: %s %v", data, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/graphql",
+		strings.NewReader(`{"query":"subscription { userUpdated(identity: \"bob\") { reasons } }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	sse, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sse.Body.Close()
+	time.Sleep(200 * time.Millisecond) // both subscriptions are live
+
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("shutdown took %v", took)
+	}
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != 1012 {
+				t.Fatalf("websocket closed with %v, want 1012", err)
+			}
+			break
+		}
+		if strings.Contains(string(data), `"complete"`) {
+			t.Fatalf("got %s before the close", data)
+		}
+	}
+	body, err := io.ReadAll(sse.Body)
+	if err != nil {
+		t.Fatalf("event stream: %v", err)
+	}
+	if strings.Contains(string(body), "complete") {
+		t.Fatalf("event stream completed: %q; want it ended", body)
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 
+	"github.com/parleychat/parley/chat"
+	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/presence"
 	presencememory "github.com/parleychat/parley/presence/memory"
 	presenceredis "github.com/parleychat/parley/presence/redis"
@@ -16,37 +19,49 @@ import (
 	"github.com/parleychat/parley/pubsub/redis"
 )
 
-// realtime is the broker and presence tracker the server runs with.
+// realtime is the broker, the hub on it and the presence tracker the
+// server runs with.
 type realtime struct {
 	broker   pubsub.Broker
+	hub      *hub.Hub
 	presence presence.Tracker
 }
+
+// brokerBuffer is the broker's queue for this node's one subscription,
+// the hub's: deep enough for a burst while the hub executes events.
+const brokerBuffer = 1 << 16
 
 // openRealtime picks the broker: Redis when REDIS_URL is set, so that
 // several nodes act as one; otherwise in-process.
 func openRealtime(ctx context.Context, url string, log *slog.Logger) (*realtime, error) {
+	opts := pubsub.Options{Logger: log, Buffer: brokerBuffer}
+	var (
+		broker  pubsub.Broker
+		tracker presence.Tracker
+	)
 	if url == "" {
-		return &realtime{broker: memory.New(pubsub.Options{Logger: log}), presence: presencememory.New()}, nil
+		broker, tracker = memory.New(opts), presencememory.New()
+	} else {
+		b, err := redis.NewFromURL(ctx, url, opts)
+		if err != nil {
+			return nil, fmt.Errorf("redis broker: %w", err)
+		}
+		broker = b
+		if tracker, err = presenceredis.NewFromURL(ctx, url, nodeID(), presenceredis.Options{}); err != nil {
+			return nil, errClose(fmt.Errorf("redis presence: %w", err), broker)
+		}
 	}
-	broker, err := redis.NewFromURL(ctx, url, pubsub.Options{Logger: log})
+	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("redis broker: %w", err)
+		return nil, errors.Join(err, tracker.Close(), broker.Close())
 	}
-	tracker, err := presenceredis.NewFromURL(ctx, url, nodeID(), presenceredis.Options{})
-	if err != nil {
-		return nil, errClose(fmt.Errorf("redis presence: %w", err), broker)
-	}
-	return &realtime{broker: broker, presence: tracker}, nil
+	return &realtime{broker: broker, hub: h, presence: tracker}, nil
 }
 
-// Close closes the presence tracker (removing this node's connections) and
-// the broker.
+// Close closes the hub, the presence tracker (removing this node's
+// connections) and the broker.
 func (r *realtime) Close() error {
-	perr := r.presence.Close()
-	if err := r.broker.Close(); err != nil {
-		return err
-	}
-	return perr
+	return errors.Join(r.hub.Close(), r.presence.Close(), r.broker.Close())
 }
 
 // nodeID names this process among the nodes sharing Redis.

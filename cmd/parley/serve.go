@@ -19,8 +19,10 @@ import (
 	"github.com/parleychat/parley/server"
 )
 
-// shutdownGrace is how long in-flight requests get to finish on shutdown.
-const shutdownGrace = 15 * time.Second
+// defaultShutdownTimeout is PARLEY_SHUTDOWN_TIMEOUT's default: how long
+// in-flight requests get to finish on shutdown, realtime connections
+// included.
+const defaultShutdownTimeout = 10 * time.Second
 
 // serveUsage heads `parley serve --help`; the settings follow.
 const serveUsage = `usage: parley serve [flags]
@@ -72,13 +74,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 	verifier := auth.NewVerifier(secret)
 	svc := chat.New(store, chat.Options{
-		Limits: cfg.chatLimits, Logger: log, Broker: rt.broker, Presence: rt.presence, TypingTimeout: cfg.typingTimeout,
+		Limits: cfg.chatLimits, Logger: log, Broker: rt.broker, Hub: rt.hub, Presence: rt.presence, TypingTimeout: cfg.typingTimeout,
 		Verifier: verifier,
 	})
 	handler := server.NewHandler(server.Config{
-		Chat: svc, Verifier: verifier, Logger: log,
+		Chat: svc, Hub: rt.hub, Verifier: verifier, Logger: log,
 		Limits: cfg.serverLimits, DisableIntrospection: !cfg.introspection,
-		WebSocket: server.WebSocketOptions{AllowedOrigins: cfg.allowedOrigins}, Realtime: svc,
+		WebSocket: server.WebSocketOptions{
+			AllowedOrigins: cfg.allowedOrigins, WriteTimeout: cfg.writeTimeout, InitTimeout: cfg.initTimeout,
+		},
+		Realtime:  svc,
 		Readiness: []server.ReadinessCheck{{Failure: "database schema behind", Check: schemaCurrent(store)}},
 	})
 
@@ -105,6 +110,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Shutdown closes every WebSocket (1012) and ends every event stream
+	// at once, so that they do not hold it up and clients reconnect.
+	srv.RegisterOnShutdown(handler.BeginShutdown)
 	broker := "memory"
 	if cfg.redisURL != "" {
 		broker = "redis"
@@ -119,13 +127,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	case <-ctx.Done():
 	}
 	log.Info("parley shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := handler.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("close websockets: %w", err)
+		return fmt.Errorf("close realtime connections: %w", err)
 	}
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)

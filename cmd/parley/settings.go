@@ -28,12 +28,17 @@ type settingsConfig struct {
 	redisURL       string
 	allowedOrigins []string
 	typingTimeout  time.Duration
-	pprofAddr      string
-	logLevel       slog.Level
-	logFormat      logging.Format
-	introspection  bool
-	chatLimits     chat.Limits
-	serverLimits   server.Limits
+	// writeTimeout, initTimeout and shutdownTimeout tune the realtime
+	// transports and shutdown.
+	writeTimeout    time.Duration
+	initTimeout     time.Duration
+	shutdownTimeout time.Duration
+	pprofAddr       string
+	logLevel        slog.Level
+	logFormat       logging.Format
+	introspection   bool
+	chatLimits      chat.Limits
+	serverLimits    server.Limits
 }
 
 // settings is THE table of Parley's settings: each is an environment
@@ -63,6 +68,12 @@ func settings(c *settingsConfig) []config.Setting {
 			WithUnset("`localhost`, `127.0.0.1` and `[::1]`, any port"),
 		config.Duration(&c.typingTimeout, "PARLEY_TYPING_TIMEOUT", chat.DefaultTypingTimeout,
 			"How long after a user's last `startTyping` `typingEnded` follows. A Go duration such as `3s`."),
+		config.Duration(&c.writeTimeout, "PARLEY_WRITE_TIMEOUT", server.DefaultWebSocketOptions.WriteTimeout,
+			"How long one write to a realtime client may stall before its WebSocket is closed (1013, try again later) or its event stream ended."),
+		config.Duration(&c.initTimeout, "PARLEY_INIT_TIMEOUT", server.DefaultWebSocketOptions.InitTimeout,
+			"How long a WebSocket client has to send `connection_init`; then the socket is closed with 4408 (1002 on the legacy `graphql-ws`)."),
+		config.Duration(&c.shutdownTimeout, "PARLEY_SHUTDOWN_TIMEOUT", defaultShutdownTimeout,
+			"On SIGINT or SIGTERM, how long running requests get to finish; WebSockets are closed (1012) and event streams ended at once."),
 		config.String(&c.pprofAddr, "PARLEY_PPROF_ADDR", "",
 			"When set, Go's profiling endpoints (`/debug/pprof/`) on this address, a listener of their own; bind it to loopback, e.g. `127.0.0.1:6060`.", checkAddr).
 			WithUnset("off"),

@@ -52,7 +52,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	msg := pubsub.NewMessage(topic, bytes.Clone(data))
+	msg := pubsub.Message{Topic: topic, Data: bytes.Clone(data)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {

@@ -56,7 +56,6 @@ func Run(t *testing.T, newBroker func(t *testing.T) pubsub.Broker) {
 		{"PublishSubscribe", testPublishSubscribe},
 		{"TopicsIsolated", testTopicsIsolated},
 		{"ManySubscribers", testManySubscribers},
-		{"DecodeOncePerNode", testDecodeOncePerNode},
 		{"AddRemove", testAddRemove},
 		{"OrderPerTopic", testOrderPerTopic},
 		{"ContextCancel", testContextCancel},
@@ -197,39 +196,6 @@ func testManySubscribers(t *testing.T, b pubsub.Broker) {
 			ExpectMessage(t, sub, topic, strconv.Itoa(i))
 		}
 		ExpectNone(t, sub)
-	}
-}
-
-// testDecodeOncePerNode checks that the subscribers of one node share the
-// decoding of a payload: each payload is decoded once, and every subscriber
-// gets the same value.
-func testDecodeOncePerNode(t *testing.T, b pubsub.Broker) {
-	topic := Unique("decode")
-	subs := []pubsub.Subscription{subscribe(t, b, topic), subscribe(t, b, topic), subscribe(t, b, topic)}
-	var calls atomic.Int32
-	decode := func(data []byte) (*string, error) {
-		calls.Add(1)
-		s := string(data)
-		return &s, nil
-	}
-	publish(t, b, topic, "one")
-	publish(t, b, topic, "two")
-	for _, want := range []string{"one", "two"} {
-		var first *string
-		for i, sub := range subs {
-			v, err := pubsub.Decode(Receive(t, sub), decode)
-			if err != nil || *v != want {
-				t.Fatalf("subscriber %d: Decode = %v, %v; want %q", i, v, err, want)
-			}
-			if first == nil {
-				first = v
-			} else if v != first {
-				t.Fatalf("subscriber %d decoded %q into a value of its own; want the one shared by the node", i, want)
-			}
-		}
-	}
-	if got := calls.Load(); got != 2 {
-		t.Fatalf("decode ran %d times for 2 payloads and %d subscribers; want once per payload", got, len(subs))
 	}
 }
 

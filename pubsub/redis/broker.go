@@ -427,7 +427,7 @@ func (b *Broker) fanOut(m *goredis.Message) {
 	if !ok {
 		return
 	}
-	msg := pubsub.NewMessage(topic, []byte(m.Payload))
+	msg := pubsub.Message{Topic: topic, Data: []byte(m.Payload)}
 	b.mu.Lock()
 	slow := b.local.Deliver(msg)
 	b.mu.Unlock()
