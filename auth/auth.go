@@ -352,7 +352,7 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			writeUnauthenticated(w, err.Message)
+			writeUnauthenticated(w, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
@@ -384,33 +384,10 @@ func isWebSocketUpgrade(r *http.Request) bool {
 	return false
 }
 
-// errorBody is the GraphQL-shaped body of a 401 response.
-type errorBody struct {
-	Errors []errorEntry `json:"errors"`
-}
-
-type errorEntry struct {
-	Message    string            `json:"message"`
-	Extensions map[string]string `json:"extensions"`
-}
-
-// writeUnauthenticated writes a 401 response carrying msg.
-func writeUnauthenticated(w http.ResponseWriter, msg string) {
-	body, err := json.Marshal(errorBody{Errors: []errorEntry{{
-		Message:    msg,
-		Extensions: map[string]string{"code": string(apperr.Unauthenticated)},
-	}}})
-	if err != nil {
-		http.Error(w, string(apperr.Unauthenticated), http.StatusUnauthorized)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusUnauthorized)
-	// A failed write means the client has gone; there is no one left to tell.
-	_, _ = w.Write(body)
+// writeUnauthenticated writes a 401 response carrying err.
+func writeUnauthenticated(w http.ResponseWriter, err *apperr.Error) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	apperr.WriteHTTP(w, http.StatusUnauthorized, err)
 }
 
 // FromInitPayload authenticates a WebSocket connection from its

@@ -133,6 +133,8 @@ type Options struct {
 	// TokenLeeway overrides the clock skew tolerated on tokens, which
 	// also delays the end of a connection whose token expired.
 	TokenLeeway time.Duration
+	// RequestTimeout overrides the server's HTTP request timeout.
+	RequestTimeout time.Duration
 }
 
 // Server is a running Parley server over a real HTTP listener.
@@ -217,7 +219,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	handler := server.NewHandler(server.Config{
 		Chat: svc, Hub: h, Verifier: verifier, Logger: log,
 		Limits: opts.ServerLimits, DisableIntrospection: opts.DisableIntrospection,
-		WebSocket: opts.WebSocket, Realtime: hooks,
+		WebSocket: opts.WebSocket, Realtime: hooks, RequestTimeout: opts.RequestTimeout,
 	})
 	ts := httptest.NewUnstartedServer(handler)
 	ts.Config.RegisterOnShutdown(handler.BeginShutdown)

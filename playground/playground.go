@@ -22,6 +22,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/parleychat/parley/apperr"
 )
 
 // assetPrefix is the path, relative to the mount point of the handler, under
@@ -155,7 +157,7 @@ type handler struct {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		apperr.WriteHTTP(w, http.StatusMethodNotAllowed, apperr.New(apperr.MethodNotAllowed, "%s takes GET and HEAD", r.URL.Path))
 		return
 	}
 	p := r.URL.Path
@@ -165,8 +167,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, assetPrefix):
 		h.serveAsset(w, r, strings.TrimPrefix(p, assetPrefix))
 	default:
-		http.NotFound(w, r)
+		notFound(w)
 	}
+}
+
+// notFound answers a path that serves nothing with a GraphQL-shaped
+// NOT_FOUND, as every refusal of the server is.
+func notFound(w http.ResponseWriter) {
+	apperr.WriteHTTP(w, http.StatusNotFound, apperr.New(apperr.NotFound, "not found"))
 }
 
 // servePage writes the HTML page.
@@ -201,11 +209,11 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 // serveAsset serves the embedded asset name with long cache headers.
 func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
 	if name == "" || strings.HasSuffix(name, "/") || !fs.ValidPath(name) {
-		http.NotFound(w, r) // no directory listings
+		notFound(w) // no directory listings
 		return
 	}
 	if _, ok := versions()[name]; !ok {
-		http.NotFound(w, r)
+		notFound(w)
 		return
 	}
 	hdr := w.Header()

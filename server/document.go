@@ -45,6 +45,7 @@ type documentLimit struct {
 var _ interface {
 	graphql.HandlerExtension
 	graphql.OperationParameterMutator
+	graphql.OperationContextMutator
 } = (*documentLimit)(nil)
 
 // ExtensionName names the extension in gqlgen's stats.
@@ -56,6 +57,9 @@ func (*documentLimit) Validate(graphql.ExecutableSchema) error { return nil }
 // MutateOperationParameters checks the raw query before gqlgen parses and
 // validates it.
 func (l *documentLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if ae := stopped(ctx); ae != nil {
+		return &gqlerror.Error{Message: ae.Message, Err: ae}
+	}
 	if p.Query == "" {
 		return nil
 	}
@@ -92,6 +96,16 @@ func parseMessage(err error) string {
 		return gerr.Message
 	}
 	return err.Error()
+}
+
+// MutateOperationContext stops, between validation and execution, an
+// operation whose request has ended (the client went away, or the
+// request's timeout passed).
+func (l *documentLimit) MutateOperationContext(ctx context.Context, _ *graphql.OperationContext) *gqlerror.Error {
+	if ae := stopped(ctx); ae != nil {
+		return &gqlerror.Error{Message: ae.Message, Err: ae}
+	}
+	return nil
 }
 
 // documentError is a refusal of the document, carried by an *apperr.Error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
@@ -235,6 +236,28 @@ func TestDocumentCostMatchesGqlgen(t *testing.T) {
 		got, _ := operationCost(context.Background(), es, fresh, fresh.Operations[0], raw, 1<<40)
 		if got != want {
 			t.Errorf("%s: cost %d, gqlgen computes %d", d.query, got, want)
+		}
+	}
+}
+
+// TestDocumentLimitStopsEndedRequests: a request whose client went away,
+// or whose timeout passed, is not parsed, validated or run.
+func TestDocumentLimitStopsEndedRequests(t *testing.T) {
+	l := &documentLimit{limits: DefaultLimits, es: testSchema(), docs: graphql.NoCache[*ast.QueryDocument]{}}
+	p := &graphql.RawParams{Query: `{ me { id } }`}
+	if err := l.MutateOperationParameters(context.Background(), p); err != nil {
+		t.Fatalf("a live request: %v", err)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	timedOut, cancel := context.WithTimeoutCause(context.Background(), 0, &timeoutError{after: time.Second})
+	defer cancel()
+	for ctx, want := range map[context.Context]apperr.Code{gone: apperr.Internal, timedOut: apperr.Timeout} {
+		if got := codeOf(l.MutateOperationParameters(ctx, p)); got != want {
+			t.Errorf("before parsing: %q, want %q", got, want)
+		}
+		if got := codeOf(l.MutateOperationContext(ctx, nil)); got != want {
+			t.Errorf("before running: %q, want %q", got, want)
 		}
 	}
 }

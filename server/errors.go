@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -36,7 +37,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			path, locations = gerr.Path, gerr.Locations
 		}
 		if ae, ok := errors.AsType[*apperr.Error](err); ok {
-			return &gqlerror.Error{Message: ae.Message, Path: path, Locations: locations, Err: ae, Extensions: extensions(ae)}
+			return &gqlerror.Error{Message: ae.Message, Path: path, Locations: locations, Err: ae, Extensions: ae.Extensions()}
 		}
 		if _, hidden := errors.AsType[*apperr.InternalError](err); isGQL && !hidden {
 			if errorCode(gerr) != "" {
@@ -47,17 +48,36 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 				code = apperr.BadUserInput
 			}
 			coded := *gerr
-			coded.Extensions = extensions(&apperr.Error{Code: code})
+			coded.Extensions = (&apperr.Error{Code: code}).Extensions()
 			return &coded
 		}
+		if ae := stopped(ctx); ae != nil {
+			// Whatever failed, it failed because the request was stopped.
+			log.DebugContext(ctx, "operation stopped", "path", path.String(), "err", err)
+			return &gqlerror.Error{Message: ae.Message, Path: path, Locations: locations, Err: ae, Extensions: ae.Extensions()}
+		}
 		log.ErrorContext(ctx, "internal error", "path", path.String(), "err", err)
-		return &gqlerror.Error{Message: "internal error", Path: path, Locations: locations, Extensions: extensions(&apperr.Error{Code: apperr.Internal})}
+		return &gqlerror.Error{Message: "internal error", Path: path, Locations: locations, Extensions: (&apperr.Error{Code: apperr.Internal}).Extensions()}
 	}
 }
 
-// extensions are the GraphQL error extensions of e.
-func extensions(e *apperr.Error) map[string]any {
-	return map[string]any{"code": string(e.Code)}
+// timeoutError ends a request that ran longer than its timeout.
+type timeoutError struct{ after time.Duration }
+
+func (e *timeoutError) Error() string { return fmt.Sprintf("request timeout after %v", e.after) }
+
+// stopped says why ctx ended, as a client sees it: TIMEOUT when the
+// request's timeout passed; INTERNAL when the client went away (or ended
+// the operation), since no one reads the answer. It is nil while ctx is
+// live.
+func stopped(ctx context.Context) *apperr.Error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	if te, ok := errors.AsType[*timeoutError](context.Cause(ctx)); ok {
+		return apperr.New(apperr.Timeout, "the request took longer than %v and was stopped", te.after)
+	}
+	return apperr.New(apperr.Internal, "the request was cancelled")
 }
 
 // errorCode is a presented error's extensions.code, or "".

@@ -5,6 +5,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -76,6 +77,10 @@ type Config struct {
 	// Realtime, when not nil, learns when WebSocket connections open and
 	// close.
 	Realtime RealtimeHooks
+	// RequestTimeout bounds an HTTP request's parsing, validation and
+	// execution (not WebSocket or SSE streams); zero is
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// Readiness lists conditions /readyz checks after the database answers.
 	Readiness []ReadinessCheck
 	// Hub is the node's realtime engine, the one Chat registers
@@ -93,6 +98,10 @@ type ReadinessCheck struct {
 	// concurrent use and honour ctx, which allows it 2 s.
 	Check func(ctx context.Context) error
 }
+
+// DefaultRequestTimeout is the RequestTimeout used where Config leaves it
+// zero.
+const DefaultRequestTimeout = 15 * time.Second
 
 // NewHandler returns Parley's HTTP handler:
 //
@@ -184,8 +193,7 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 		&wsTransport{rt: rt, hub: c.Hub, opts: ws, maxMessage: limits.MaxBodyBytes, conns: conns, present: present},
 		&sseTransport{rt: rt, hub: c.Hub, opts: ws, conns: conns, present: present},
 		transport.Options{},
-		plainHTTP{transport.GET{}},
-		plainHTTP{transport.POST{}},
+		httpTransport{timeout: cmp.Or(c.RequestTimeout, DefaultRequestTimeout), log: log},
 	} {
 		srv.AddTransport(presentedTransport{Transport: t, present: present})
 	}
@@ -239,7 +247,7 @@ func limitBody(n int64, next http.Handler) http.Handler {
 			return
 		}
 		tooLarge := func() {
-			writeGraphQLError(w, http.StatusRequestEntityTooLarge, string(apperr.BadUserInput), "request body is over the limit of %d bytes", n)
+			apperr.WriteHTTP(w, http.StatusRequestEntityTooLarge, apperr.New(apperr.BadUserInput, "request body is over the limit of %d bytes", n))
 		}
 		if r.ContentLength > n {
 			tooLarge()
@@ -251,7 +259,7 @@ func limitBody(n int64, next http.Handler) http.Handler {
 			return
 		}
 		if err != nil {
-			writeGraphQLError(w, http.StatusBadRequest, string(apperr.BadUserInput), "could not read the request body")
+			apperr.WriteHTTP(w, http.StatusBadRequest, apperr.New(apperr.BadRequest, "could not read the request body"))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/hub"
 )
@@ -56,11 +58,14 @@ func (t *sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	defer t.conns.leave()
-	var params graphql.RawParams
-	dec := json.NewDecoder(r.Body)
-	dec.UseNumber()
-	if err := dec.Decode(&params); err != nil {
-		writeGraphQLError(w, http.StatusBadRequest, "BAD_REQUEST", "the body must be a JSON object with a query")
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		apperr.WriteHTTP(w, http.StatusBadRequest, apperr.New(apperr.BadRequest, "could not read the request body"))
+		return
+	}
+	params, aerr := decodeBody(body)
+	if aerr != nil {
+		apperr.WriteHTTP(w, http.StatusBadRequest, aerr)
 		return
 	}
 	params.Headers = r.Header
@@ -77,7 +82,7 @@ func (t *sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	ctx = graphql.StartOperationTrace(ctx)
-	rc, errs := exec.CreateOperationContext(ctx, &params)
+	rc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		s.result(exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
 		s.complete()

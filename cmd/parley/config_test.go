@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,22 @@ func TestQueryLimitsFromEnvironment(t *testing.T) {
 	} {
 		if _, code := post(t, base, token, c.query); code != c.code {
 			t.Errorf("%s: code %q, want %q", c.query, code, c.code)
+		}
+	}
+}
+
+// TestInvalidHardeningVariables: each variable of the limits stops the
+// server at start when set to something it cannot use.
+func TestInvalidHardeningVariables(t *testing.T) {
+	for name, value := range map[string]string{
+		"PARLEY_MAX_QUERY_FIELDS":    "0",
+		"PARLEY_MAX_QUERY_FRAGMENTS": "many",
+		"PARLEY_REQUEST_TIMEOUT":     "-1s",
+	} {
+		env := map[string]string{name: value, "DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "p.db")}
+		err := run(t.Context(), []string{"serve"}, envOf(env), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: error %v, want it to name the variable", name, value, err)
 		}
 	}
 }

@@ -83,8 +83,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		WebSocket: server.WebSocketOptions{
 			AllowedOrigins: cfg.allowedOrigins, WriteTimeout: cfg.writeTimeout, InitTimeout: cfg.initTimeout,
 		},
-		Realtime:  svc,
-		Readiness: []server.ReadinessCheck{{Failure: "database schema behind", Check: schemaCurrent(store)}},
+		Realtime:       svc,
+		Readiness:      []server.ReadinessCheck{{Failure: "database schema behind", Check: schemaCurrent(store)}},
+		RequestTimeout: cfg.requestTimeout,
 	})
 
 	if cfg.pprofAddr != "" {

@@ -33,6 +33,7 @@ type settingsConfig struct {
 	writeTimeout    time.Duration
 	initTimeout     time.Duration
 	shutdownTimeout time.Duration
+	requestTimeout  time.Duration
 	pprofAddr       string
 	logLevel        slog.Level
 	logFormat       logging.Format
@@ -74,6 +75,8 @@ func settings(c *settingsConfig) []config.Setting {
 			"How long a WebSocket client has to send `connection_init`; then the socket is closed with 4408 (1002 on the legacy `graphql-ws`)."),
 		config.Duration(&c.shutdownTimeout, "PARLEY_SHUTDOWN_TIMEOUT", defaultShutdownTimeout,
 			"On SIGINT or SIGTERM, how long running requests get to finish; WebSockets are closed (1012) and event streams ended at once."),
+		config.Duration(&c.requestTimeout, "PARLEY_REQUEST_TIMEOUT", server.DefaultRequestTimeout,
+			"How long one HTTP request (`POST` or `GET` `/graphql`) may run: parsing, validation and execution stop at this point, or as soon as the client goes away, and the answer is `TIMEOUT`. WebSocket and server-sent-event streams are not bounded by it."),
 		config.String(&c.pprofAddr, "PARLEY_PPROF_ADDR", "",
 			"When set, Go's profiling endpoints (`/debug/pprof/`) on this address, a listener of their own; bind it to loopback, e.g. `127.0.0.1:6060`.", checkAddr).
 			WithUnset("off"),
