@@ -206,6 +206,7 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	// fill in.
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(&documentLimit{limits: limits, es: es, docs: docs})
+	srv.Use(textCheck{})
 	if c.DisableIntrospection {
 		srv.AroundRootFields(refuseIntrospection)
 	} else {
