@@ -10,6 +10,7 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -109,6 +111,49 @@ type claims struct {
 	jwt.RegisteredClaims
 }
 
+// numericClaims are the claims RFC 7519 defines as NumericDate: JSON
+// numbers of seconds since the epoch.
+var numericClaims = []string{"exp", "iat", "nbf"}
+
+// claimTypeError refuses a token whose claim has the wrong JSON type.
+type claimTypeError struct{ claim, want string }
+
+func (e *claimTypeError) Error() string { return "token " + e.claim + " must be " + e.want }
+
+// UnmarshalJSON decodes the payload, refusing exp, iat and nbf that are not
+// JSON numbers: the JWT library would take the string "1700000000" too.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	for _, name := range numericClaims {
+		if v, ok := raw[name]; ok && !isJSONNumber(v) {
+			return &claimTypeError{claim: name, want: "a number"}
+		}
+	}
+	type plain claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
+// isJSONNumber reports whether v, one encoded JSON value, is a number.
+func isJSONNumber(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
+}
+
+// textProblem says why s cannot be stored as text, or "": PostgreSQL
+// stores neither NUL nor invalid UTF-8.
+func textProblem(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "holds a NUL character"
+	}
+	return ""
+}
+
 // grants decodes the channels claim: nil when absent or null.
 func (c *claims) grants() (*Grants, *apperr.Error) {
 	if len(c.Channels) == 0 || string(c.Channels) == "null" {
@@ -191,11 +236,22 @@ func (v *Verifier) verify(token string) (Principal, *apperr.Error) {
 	if err != nil {
 		return Principal{}, unauthenticated(failureMessage(parsed, err))
 	}
+	if _, ok := parsed.Header["crit"]; ok {
+		// RFC 7515 4.1.11: a recipient must refuse critical extensions it
+		// does not understand, and Parley understands none.
+		return Principal{}, unauthenticated("token has a crit header; no extension is supported")
+	}
 	switch {
 	case c.Subject == "":
 		return Principal{}, unauthenticated("token is missing sub")
 	case len(c.Subject) > MaxIdentityLen:
 		return Principal{}, unauthenticated("token sub is too long")
+	}
+	if why := textProblem(c.Subject); why != "" {
+		return Principal{}, unauthenticated("token sub " + why)
+	}
+	if why := textProblem(c.Name); why != "" {
+		return Principal{}, unauthenticated("token name " + why)
 	}
 	grants, gerr := c.grants()
 	if gerr != nil {
@@ -206,6 +262,9 @@ func (v *Verifier) verify(token string) (Principal, *apperr.Error) {
 
 // failureMessage turns a jwt parse error into a client-safe message.
 func failureMessage(parsed *jwt.Token, err error) string {
+	if te, ok := errors.AsType[*claimTypeError](err); ok {
+		return te.Error()
+	}
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed token"

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,21 @@ func sign(t *testing.T, method jwt.SigningMethod, claims jwt.MapClaims, key any)
 	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
 	if err != nil {
 		t.Fatalf("sign %s: %v", method.Alg(), err)
+	}
+	return s
+}
+
+// signHeader signs claims with HS256 and the secret, with extra header
+// fields.
+func signHeader(t *testing.T, claims jwt.MapClaims, header map[string]any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	for k, v := range header {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return s
 }
@@ -94,6 +110,21 @@ func TestVerify(t *testing.T) {
 		{name: "garbage", token: "not a token", wantMsg: "malformed token"},
 		{name: "empty", token: "", wantMsg: "malformed token"},
 		{name: "oversized", token: strings.Repeat("a", 9000), wantMsg: "malformed token"},
+		// NumericDate claims are numbers (RFC 7519), not strings that hold one.
+		{name: "exp a string", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10)), secret), wantMsg: "token exp must be a number"},
+		{name: "iat a string", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "iat", strconv.FormatInt(now.Unix(), 10)), secret), wantMsg: "token iat must be a number"},
+		{name: "nbf a string", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "nbf", strconv.FormatInt(now.Unix(), 10)), secret), wantMsg: "token nbf must be a number"},
+		{name: "exp null", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "exp", nil), secret), wantMsg: "token exp must be a number"},
+		{name: "exp an object", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "exp", map[string]any{}), secret), wantMsg: "token exp must be a number"},
+		{name: "nbf a number", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "nbf", now.Unix()), secret), wantName: "Alice"},
+		{name: "exp a fraction", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "exp", float64(now.Add(time.Hour).Unix())+0.5), secret), wantName: "Alice"},
+		// A crit header names extensions the recipient must understand (RFC 7515).
+		{name: "crit header", token: signHeader(t, validClaims(), map[string]any{"crit": []string{"exp"}}), wantMsg: "token has a crit header; no extension is supported"},
+		{name: "empty crit header", token: signHeader(t, validClaims(), map[string]any{"crit": []string{}}), wantMsg: "token has a crit header; no extension is supported"},
+		{name: "other header", token: signHeader(t, validClaims(), map[string]any{"kid": "k1"}), wantName: "Alice"},
+		// Identities and names are stored: no NUL.
+		{name: "NUL in sub", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "sub", "ali\x00ce"), secret), wantMsg: "token sub holds a NUL character"},
+		{name: "NUL in name", token: sign(t, jwt.SigningMethodHS256, with(validClaims(), "name", "Ali\x00ce"), secret), wantMsg: "token name holds a NUL character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
