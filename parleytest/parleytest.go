@@ -119,6 +119,8 @@ type Options struct {
 	DisableIntrospection bool
 	// WebSocket tunes the WebSocket transport.
 	WebSocket server.WebSocketOptions
+	// CORSHeaders are the extra request headers CORS allows.
+	CORSHeaders []string
 	// Realtime receives the WebSocket connection hooks; nil uses the chat
 	// service when it implements server.RealtimeHooks (presence).
 	Realtime server.RealtimeHooks
@@ -219,7 +221,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	handler := server.NewHandler(server.Config{
 		Chat: svc, Hub: h, Verifier: verifier, Logger: log,
 		Limits: opts.ServerLimits, DisableIntrospection: opts.DisableIntrospection,
-		WebSocket: opts.WebSocket, Realtime: hooks, RequestTimeout: opts.RequestTimeout,
+		WebSocket: opts.WebSocket, CORSHeaders: opts.CORSHeaders, Realtime: hooks, RequestTimeout: opts.RequestTimeout,
 	})
 	ts := httptest.NewUnstartedServer(handler)
 	ts.Config.RegisterOnShutdown(handler.BeginShutdown)

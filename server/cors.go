@@ -4,18 +4,37 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/parleychat/parley/requestid"
 )
 
-// cors lets browser pages from the allowed origins (the same patterns that
-// may open WebSockets: WebSocketOptions.AllowedOrigins) call /graphql over
-// HTTP, as Apollo Client and urql front ends served from another origin do.
-// Credentials travel in the Authorization header, never in cookies, so no
-// Allow-Credentials is sent. Preflight requests are answered here. Pages may
-// send and read X-Request-Id.
-func cors(patterns []string, next http.Handler) http.Handler {
+// CORSAllowedHeaders are the request headers that pages from the allowed
+// origins may always send: those of a GraphQL request, X-Request-Id, and
+// those Apollo Client sends with client awareness and operation names on.
+var CORSAllowedHeaders = []string{
+	"Authorization", "Content-Type", "Accept", requestid.Header,
+	"apollographql-client-name", "apollographql-client-version", "x-apollo-operation-name",
+}
+
+// corsPolicy returns middleware that lets browser pages from the allowed
+// origins (the same patterns that may open WebSockets:
+// WebSocketOptions.AllowedOrigins) call the handler over HTTP, as Apollo
+// Client and urql front ends served from another origin do, sending
+// CORSAllowedHeaders and extra. Credentials travel in the Authorization
+// header, never in cookies, so no Allow-Credentials is sent. Preflight
+// requests are answered here. Pages may read X-Request-Id.
+func corsPolicy(patterns, extra []string) func(http.Handler) http.Handler {
+	allowHeaders := strings.Join(append(slices.Clone(CORSAllowedHeaders), extra...), ", ")
+	return func(next http.Handler) http.Handler {
+		return cors(patterns, allowHeaders, next)
+	}
+}
+
+// cors is corsPolicy's middleware, with the Access-Control-Allow-Headers
+// value.
+func cors(patterns []string, allowHeaders string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		if origin == "" || !originAllowed(patterns, origin) {
@@ -28,7 +47,7 @@ func cors(patterns []string, next http.Handler) http.Handler {
 		h.Add("Vary", "Origin")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, "+requestid.Header)
+			h.Set("Access-Control-Allow-Headers", allowHeaders)
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return

@@ -86,6 +86,9 @@ type Config struct {
 	// Hub is the node's realtime engine, the one Chat registers
 	// subscriptions with.
 	Hub *hub.Hub
+	// CORSHeaders are request headers that pages from the allowed origins
+	// may send to /graphql besides those always allowed (CORSAllowedHeaders).
+	CORSHeaders []string
 }
 
 // ReadinessCheck is one condition of /readyz, such as "the database schema
@@ -112,6 +115,7 @@ const DefaultRequestTimeout = 15 * time.Second
 //	/healthz   200 while the process is up
 //	/readyz    200 while the database answers and every Config.Readiness
 //	           check passes, 503 otherwise
+//	/query     404 NOT_FOUND with a pointer to /graphql
 //	/          the GraphQL playground
 //
 // Every request gets an id (package requestid): its own X-Request-Id when
@@ -127,8 +131,12 @@ func NewHandler(cfg Config) *Handler {
 	mux := http.NewServeMux()
 	conns := newConnections()
 	gql := newGraphQL(cfg, log, limits, conns)
-	origins := cfg.WebSocket.withDefaults().AllowedOrigins
-	mux.Handle("/graphql", cors(origins, limitBody(limits.MaxBodyBytes, cfg.Verifier.Middleware(gql))))
+	allowCORS := corsPolicy(cfg.WebSocket.withDefaults().AllowedOrigins, cfg.CORSHeaders)
+	mux.Handle("/graphql", allowCORS(limitBody(limits.MaxBodyBytes, cfg.Verifier.Middleware(gql))))
+	// gqlgen's examples serve /query: point clients that try it here.
+	mux.Handle("/query", allowCORS(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		apperr.WriteHTTP(w, http.StatusNotFound, apperr.New(apperr.NotFound, "Parley serves GraphQL at /graphql, not /query"))
+	})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
@@ -179,7 +187,8 @@ func withDefaults(l Limits) Limits {
 func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *handler.Server {
 	svc := c.Chat
 	ws := c.WebSocket.withDefaults()
-	cfg := graph.Config{Resolvers: &resolvers.Resolver{Chat: svc}}
+	// The public schema: what introspection shows has no gqlgen directives.
+	cfg := graph.Config{Resolvers: &resolvers.Resolver{Chat: svc}, Schema: graph.PublicSchema()}
 	setComplexity(&cfg.Complexity, svc.Limits().DefaultPageSize)
 	es := graph.NewExecutableSchema(cfg)
 	srv := handler.New(es)

@@ -5,6 +5,7 @@
 //	                                       print a signed access token
 //	parley migrate up|down|status          apply, roll back or list schema migrations
 //	parley version                         print the version and commit
+//	parley schema                          print the GraphQL schema (SDL) as clients see it
 //
 // Every setting is an environment variable and a flag; `parley serve
 // --help` lists them, and the README describes them.
@@ -21,6 +22,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/parleychat/parley/graph"
 )
 
 func main() {
@@ -58,6 +61,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		_, err := fmt.Fprintln(stdout, version())
 		return err
+	case "schema":
+		if len(args) > 0 {
+			return fmt.Errorf("schema takes no arguments")
+		}
+		_, err := io.WriteString(stdout, graph.PublicSDL())
+		return err
 	case "help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err
@@ -81,6 +90,7 @@ const usage = `usage:
                                                       print a signed access token
   parley migrate up|down|status                       apply, roll back or list schema migrations
   parley version                                      print the version and commit
+  parley schema                                       print the GraphQL schema as clients see it (schema.graphql)
   parley help                                         print this
 
 Every setting is an environment variable and a flag of parley serve; run

@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		WebSocket: server.WebSocketOptions{
 			AllowedOrigins: cfg.allowedOrigins, WriteTimeout: cfg.writeTimeout, InitTimeout: cfg.initTimeout,
 		},
-		Realtime:       svc,
+		CORSHeaders: cfg.corsHeaders, Realtime: svc,
 		Readiness:      []server.ReadinessCheck{{Failure: "database schema behind", Check: schemaCurrent(store)}},
 		RequestTimeout: cfg.requestTimeout,
 	})

@@ -27,6 +27,7 @@ type settingsConfig struct {
 	autoMigrate    bool
 	redisURL       string
 	allowedOrigins []string
+	corsHeaders    []string
 	typingTimeout  time.Duration
 	// writeTimeout, initTimeout and shutdownTimeout tune the realtime
 	// transports and shutdown.
@@ -67,6 +68,8 @@ func settings(c *settingsConfig) []config.Setting {
 		config.List(&c.allowedOrigins, "PARLEY_ALLOWED_ORIGINS",
 			"Comma-separated host patterns whose web pages may open a WebSocket, such as `app.example.com`, `*.example.com`, `app.example.com:8443` or, to match the scheme too, `https://app.example.com`. Setting it replaces the default. The server's own host, and clients that send no `Origin` header (non-browser clients), are always allowed; other origins get HTTP 403. The same origins may call `/graphql` over HTTP from the browser (CORS: preflight answered, `Access-Control-Allow-Origin` echoed; no cookies are used, so no credentials mode).", checkOrigin).
 			WithUnset("`localhost`, `127.0.0.1` and `[::1]`, any port"),
+		config.List(&c.corsHeaders, "PARLEY_CORS_HEADERS",
+			"Comma-separated request headers that pages from `PARLEY_ALLOWED_ORIGINS` may send to `/graphql`, besides those always allowed: `Authorization`, `Content-Type`, `Accept`, `X-Request-Id` and Apollo Client's `apollographql-client-name`, `apollographql-client-version` and `x-apollo-operation-name`.", checkHeaderName),
 		config.Duration(&c.typingTimeout, "PARLEY_TYPING_TIMEOUT", chat.DefaultTypingTimeout,
 			"How long after a user's last `startTyping` `typingEnded` follows. A Go duration such as `3s`."),
 		config.Duration(&c.writeTimeout, "PARLEY_WRITE_TIMEOUT", server.DefaultWebSocketOptions.WriteTimeout,
@@ -147,6 +150,16 @@ func checkAddr(v string) error {
 func checkSecret(v string) error {
 	if len(v) < minSecretBytes {
 		return fmt.Errorf("it is %d bytes; use at least %d random bytes", len(v), minSecretBytes)
+	}
+	return nil
+}
+
+// checkHeaderName accepts an HTTP header name (RFC 9110 token).
+func checkHeaderName(v string) error {
+	for _, c := range v {
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", c) && !('0' <= c && c <= '9') && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') {
+			return errors.New("want a header name such as X-Client-Version")
+		}
 	}
 	return nil
 }

@@ -119,6 +119,7 @@ func TestInvalidSettings(t *testing.T) {
 		"PARLEY_TYPING_TIMEOUT":  "soon",
 		"PARLEY_INTROSPECTION":   "maybe",
 		"PARLEY_ALLOWED_ORIGINS": "app.example.com, [bad",
+		"PARLEY_CORS_HEADERS":    "X-Ok,Bad Header",
 	}
 	err := run(context.Background(), []string{"serve", "--log-level", "loud", "--max-query-depth", "99999999999999999999"}, envOf(env), io.Discard, io.Discard)
 	if err == nil {
@@ -135,6 +136,7 @@ func TestInvalidSettings(t *testing.T) {
 		`invalid PARLEY_ALLOWED_ORIGINS="app.example.com, [bad": "[bad": want a host pattern`,
 		`invalid --log-level="loud": want debug, info, warn or error`,
 		`invalid REDIS_URL: redis url: redis: invalid database number`,
+		`invalid PARLEY_CORS_HEADERS="X-Ok,Bad Header": "Bad Header": want a header name`,
 		`invalid --max-query-depth="99999999999999999999": want a positive integer`,
 	} {
 		if !strings.Contains(msg, want) {
@@ -175,6 +177,32 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 	}
 	if _, code := post(t, base, token, `{ __schema { queryType { name } } }`); code == "" {
 		t.Errorf("introspection answered with --introspection false")
+	}
+}
+
+// TestCORSHeadersSetting: PARLEY_CORS_HEADERS (or --cors-headers) adds to
+// the headers a preflight allows.
+func TestCORSHeadersSetting(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL":        "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+		"PARLEY_JWT_SECRET":   strings.Repeat("s", 32),
+		"PARLEY_CORS_HEADERS": "X-From-Env",
+	}
+	base, _, _ := startServe(t, env, "--cors-headers", "X-Client-Build, X-Tenant")
+	req, err := http.NewRequest(http.MethodOptions, base+"/graphql", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "http://localhost:3000")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	allowed := resp.Header.Get("Access-Control-Allow-Headers")
+	if !strings.HasSuffix(allowed, ", x-apollo-operation-name, X-Client-Build, X-Tenant") || strings.Contains(allowed, "X-From-Env") {
+		t.Errorf("preflight allows %q", allowed)
 	}
 }
 
