@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -13,7 +14,13 @@ import (
 )
 
 func TestFanOut(t *testing.T) {
-	s, err := Start("127.0.0.1:0", Options{})
+	for _, coalesce := range []bool{false, true} {
+		t.Run(fmt.Sprintf("coalesce=%v", coalesce), func(t *testing.T) { testFanOut(t, Options{Coalesce: coalesce}) })
+	}
+}
+
+func testFanOut(t *testing.T, opts Options) {
+	s, err := Start("127.0.0.1:0", opts)
 	if err != nil {
 		t.Fatal(err)
 	}

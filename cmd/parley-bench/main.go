@@ -86,7 +86,9 @@ Scenarios:
              started in-process.
   rawserver  Serve that raw fan-out server on its own (--addr, default
              127.0.0.1:8090) until interrupted or --max-duration, so that
-             it can be pinned to the core Parley would use.
+             it can be pinned to the core Parley would use; with
+             --coalesce it writes everything queued for a socket in one
+             write instead of one write per message.
   idle       Hold N authenticated connections with one subscription each;
              server RSS and threads per connection (--server-pid).
   write      W writers send as fast as they can; mutations/s, latency, then
@@ -122,7 +124,7 @@ fanout, rawfanout:
   --raw-url URL  a rawserver to use for rawfanout and --baseline (default:
                  one in-process, sharing this process's CPU)
 rawserver:
-  --addr HOST:PORT (127.0.0.1:8090)  --max-duration D (10m)
+  --addr HOST:PORT (127.0.0.1:8090)  --max-duration D (10m)  --coalesce
 idle:
   --connections N (1000)  --rooms N (0: one per 100)  --duration D (30s)
   --server-pid PID  --pprof-url URL (a net/http/pprof base, if the server has one)

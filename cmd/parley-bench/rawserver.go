@@ -19,6 +19,7 @@ func runRawServer(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "127.0.0.1:8090", "")
 	maxDuration := fs.Duration("max-duration", 10*time.Minute, "")
+	coalesce := fs.Bool("coalesce", false, "")
 	if err := fs.Parse(args); err != nil {
 		return usageErr("rawserver: %v", err)
 	}
@@ -28,11 +29,15 @@ func runRawServer(ctx context.Context, args []string, stdout io.Writer) error {
 	if *maxDuration <= 0 {
 		return usageErr("--max-duration must be positive")
 	}
-	srv, err := rawserver.Start(*addr, rawserver.Options{})
+	srv, err := rawserver.Start(*addr, rawserver.Options{Coalesce: *coalesce})
 	if err != nil {
 		return fmt.Errorf("rawserver: %w", err)
 	}
-	_, err = fmt.Fprintf(stdout, "rawserver serving on %s (until interrupted or %v)\n", srv.URL, *maxDuration)
+	mode := "one write per frame"
+	if *coalesce {
+		mode = "one write per drained queue"
+	}
+	_, err = fmt.Fprintf(stdout, "rawserver serving on %s, %s (until interrupted or %v)\n", srv.URL, mode, *maxDuration)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, *maxDuration)
 		<-ctx.Done()
