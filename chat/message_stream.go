@@ -36,6 +36,7 @@ func (s *Service) MessageAdded(ctx context.Context, channelID *string, afterInde
 	}
 	seq := &messageSequencer{last: map[string]int{}}
 	id := *channelID
+	historyStart := a.me.HistoryStart // not a: the subscription keeps what it captures
 	return s.register(ctx, hub.Spec{
 		Topics: []string{channelTopic(id)},
 		Emit:   func(x any) { emit(x.(*models.Message)) },
@@ -45,7 +46,7 @@ func (s *Service) MessageAdded(ctx context.Context, channelID *string, afterInde
 				return s.startAtHead(ctx, seq, id)
 			}
 			// Never before the member's shared history.
-			seq.last[id] = max(*afterIndex, a.me.HistoryStart-1)
+			seq.last[id] = max(*afterIndex, historyStart-1)
 			return s.replay(ctx, seq, id, out)
 		},
 		Pick: func(_ string, e any) hub.Verdict {

@@ -133,8 +133,9 @@ func channelStream[T any](ctx context.Context, s *Service, channelID string, emi
 	if err != nil {
 		return err
 	}
+	historyStart := a.me.HistoryStart // not a: the subscription keeps what it captures
 	return s.register(ctx, channelSpec(v, channelID, emit, func(ev *event) (T, bool) {
-		if ev.Message != nil && ev.Message.Index < a.me.HistoryStart {
+		if ev.Message != nil && ev.Message.Index < historyStart {
 			var none T
 			return none, false
 		}

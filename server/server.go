@@ -199,7 +199,7 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	// text/event-stream) come before plain GET and POST, which refuse
 	// subscriptions.
 	for _, t := range []graphql.Transport{
-		&wsTransport{rt: rt, hub: c.Hub, opts: ws, maxMessage: limits.MaxBodyBytes, conns: conns, present: present},
+		&wsTransport{poller: newPoller(log), rt: rt, hub: c.Hub, opts: ws, maxMessage: limits.MaxBodyBytes, conns: conns, present: present},
 		&sseTransport{rt: rt, hub: c.Hub, opts: ws, conns: conns, present: present},
 		transport.Options{},
 		httpTransport{timeout: cmp.Or(c.RequestTimeout, DefaultRequestTimeout), log: log},

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -68,6 +69,8 @@ const (
 // while there is something to write, one that writes: everything queued
 // for the connection goes out in one write (writev), up to maxWriteBytes.
 type wsTransport struct {
+	// poller reads idle connections; nil gives each a reading goroutine.
+	poller     *poller
 	rt         *realtime
 	hub        *hub.Hub
 	opts       WebSocketOptions
@@ -117,9 +120,9 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		writeText(w, http.StatusServiceUnavailable, "server is shutting down")
 		return
 	}
-	defer t.conns.leave()
 	nc, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
+		t.conns.leave()
 		t.rt.log.DebugContext(r.Context(), "websocket upgrade refused", "err", err)
 		if nc != nil {
 			_ = nc.Close()
@@ -128,8 +131,7 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 	}
 	c := &wsConn{
 		t: t, exec: exec, nc: nc, legacy: protocol != protocolTransportWS,
-		ops: map[string]*operation{}, headers: r.Header.Clone(),
-		wakeup: make(chan struct{}, 1),
+		ops: map[string]*operation{}, wakeup: make(chan struct{}, 1),
 	}
 	c.br = rw.Reader
 	if rw.Reader.Buffered() == 0 {
@@ -140,7 +142,8 @@ func (t *wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Gr
 		c.headerPrincipal, c.hasHeaderPrincipal = p, true
 	}
 	t.conns.track(c)
-	defer t.conns.untrack(c)
+	// serve returns at once when the poller takes the connection over;
+	// finish, when the connection ends, untracks it and leaves.
 	c.serve()
 }
 
@@ -158,18 +161,30 @@ func sameHost(origin, host string) bool {
 
 // wsConn is one WebSocket connection.
 type wsConn struct {
-	t       *wsTransport
-	exec    graphql.GraphExecutor
-	nc      net.Conn
-	br      *bufio.Reader // buffered bytes left by the upgrade, or nil
-	legacy  bool
-	headers http.Header
-	ctx     context.Context // ends when the connection does
-	cancel  context.CancelFunc
-	wakeup  chan struct{} // wakes a replay waiting for room in the queue
+	t      *wsTransport
+	exec   graphql.GraphExecutor
+	nc     net.Conn
+	br     *bufio.Reader // buffered bytes left by the upgrade, or nil
+	legacy bool
+	ctx    context.Context // ends when the connection does
+	cancel context.CancelFunc
+	wakeup chan struct{} // wakes a replay waiting for room in the queue
 
 	headerPrincipal    auth.Principal
 	hasHeaderPrincipal bool
+
+	// Reading: a text message's fragments so far, and (when the poller
+	// reads the socket) bytes of a frame not whole yet. Used by one
+	// reader at a time.
+	readMu  sync.Mutex
+	message []byte
+	inbuf   []byte
+	// fd, raw and gen identify the socket to the poller.
+	fd  int
+	raw syscall.RawConn
+	gen uint32
+	// finished makes finish run once, whoever notices the end first.
+	finished sync.Once
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -198,26 +213,18 @@ type wsFrame struct {
 
 // serve reads the connection until it ends.
 func (c *wsConn) serve() {
+	if c.t.poller != nil && c.br == nil && c.t.poller.add(c) {
+		// The poller reads the socket from now on: no goroutine waits
+		// while the connection is idle.
+		c.armInitTimeout()
+		return
+	}
+	c.armInitTimeout()
 	defer c.finish()
-	initTimeout := c.t.opts.InitTimeout
-	c.after(initTimeout, func() {
-		c.mu.Lock()
-		seen := c.initSeen
-		c.mu.Unlock()
-		if seen {
-			return
-		}
-		if c.legacy {
-			c.close(ws.StatusProtocolError, "connection initialisation timeout")
-		} else {
-			c.close(CloseInitTimeout, "Connection initialisation timeout")
-		}
-	})
 	var src io.Reader = c.nc
 	if c.br != nil {
 		src = io.MultiReader(c.br, c.nc)
 	}
-	var message []byte
 	for {
 		h, err := ws.ReadHeader(src)
 		if err != nil {
@@ -231,43 +238,74 @@ func (c *wsConn) serve() {
 		if _, err := io.ReadFull(src, payload); err != nil {
 			return
 		}
-		if h.Masked {
-			ws.Cipher(payload, h.Mask, 0)
-		}
-		switch h.OpCode {
-		case ws.OpPing:
-			c.enqueue(wsFrame{head: controlFrame(ws.OpPong, payload)})
-			continue
-		case ws.OpPong:
-			continue
-		case ws.OpClose:
-			code, _ := ws.ParseCloseFrameData(payload)
-			if code == 0 {
-				code = ws.StatusNormalClosure
-			}
-			c.close(code, "")
-			return
-		case ws.OpBinary:
-			c.close(CloseBadMessage, "Binary messages are not supported")
+		if !c.frame(h, payload) {
 			return
 		}
-		if int64(len(message))+int64(len(payload)) > c.t.maxMessage {
-			c.close(ws.StatusMessageTooBig, "message too big")
-			return
-		}
-		message = append(message, payload...)
-		if !h.Fin {
-			continue
-		}
-		if !c.handle(message) {
-			return
-		}
-		message = nil
 	}
 }
 
-// finish releases the connection once reading stopped.
-func (c *wsConn) finish() {
+// armInitTimeout closes the connection if connection_init does not come
+// within WebSocketOptions.InitTimeout.
+func (c *wsConn) armInitTimeout() {
+	c.after(c.t.opts.InitTimeout, func() {
+		c.mu.Lock()
+		seen := c.initSeen
+		c.mu.Unlock()
+		if seen {
+			return
+		}
+		if c.legacy {
+			c.close(ws.StatusProtocolError, "connection initialisation timeout")
+		} else {
+			c.close(CloseInitTimeout, "Connection initialisation timeout")
+		}
+	})
+}
+
+// frame acts on one frame from the client (its payload still masked);
+// false ends the connection.
+func (c *wsConn) frame(h ws.Header, payload []byte) bool {
+	if h.Masked {
+		ws.Cipher(payload, h.Mask, 0)
+	}
+	switch h.OpCode {
+	case ws.OpPing:
+		c.enqueue(wsFrame{head: controlFrame(ws.OpPong, payload)})
+		return true
+	case ws.OpPong:
+		return true
+	case ws.OpClose:
+		code, _ := ws.ParseCloseFrameData(payload)
+		if code == 0 {
+			code = ws.StatusNormalClosure
+		}
+		c.close(code, "")
+		return false
+	case ws.OpBinary:
+		c.close(CloseBadMessage, "Binary messages are not supported")
+		return false
+	}
+	if int64(len(c.message))+int64(len(payload)) > c.t.maxMessage {
+		c.close(ws.StatusMessageTooBig, "message too big")
+		return false
+	}
+	c.message = append(c.message, payload...)
+	if !h.Fin {
+		return true
+	}
+	message := c.message
+	c.message = nil
+	return c.handle(message)
+}
+
+// finish releases the connection once reading stopped (or, for a polled
+// connection, once the socket is closed). It runs once.
+func (c *wsConn) finish() { c.finished.Do(c.release) }
+
+// release is finish's work.
+func (c *wsConn) release() {
+	defer c.t.conns.leave()
+	defer c.t.conns.untrack(c)
 	c.mu.Lock()
 	ops := c.ops
 	c.ops = map[string]*operation{}
@@ -544,7 +582,6 @@ func (c *wsConn) start(id string, params *graphql.RawParams) {
 	c.mu.Unlock()
 	ctx := graphql.StartOperationTrace(auth.WithPrincipal(c.ctx, p))
 	params.ReadTime = graphql.TraceTiming{Start: graphql.Now(), End: graphql.Now()}
-	params.Headers = c.headers
 	rc, errs := c.exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
@@ -840,6 +877,11 @@ func (c *wsConn) abort() {
 	c.mu.Unlock()
 	_ = c.nc.Close()
 	c.cancel()
+	if c.raw != nil {
+		// A polled socket gets no event once closed: end it here.
+		c.t.poller.remove(c)
+		go c.finish()
+	}
 }
 
 // close queues a close frame; the socket closes once it is written.
