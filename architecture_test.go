@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -120,5 +123,32 @@ func listPackages(t *testing.T) map[string]pkg {
 			t.Fatal(err)
 		}
 		pkgs[p.ImportPath] = p
+	}
+}
+
+// TestRequestLogsCarryContext: the packages that serve requests log with
+// the *Context methods of slog, so that every line of a request carries
+// what logging reads from its context (the request id).
+func TestRequestLogsCarryContext(t *testing.T) {
+	noContext := regexp.MustCompile(`\blog\.(Debug|Info|Warn|Error)\(`)
+	for _, dir := range []string{"server", "resolvers"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, line := range strings.Split(string(src), "\n") {
+				if noContext.MatchString(line) {
+					t.Errorf("%s:%d logs without a context: %s", f, i+1, strings.TrimSpace(line))
+				}
+			}
+		}
 	}
 }

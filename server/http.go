@@ -91,7 +91,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	rc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		resp := exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
-		t.write(w, media, refusedStatus(media, errs), resp)
+		t.write(ctx, w, media, refusedStatus(media, errs), resp)
 		return
 	}
 	if rc.Operation.Operation == ast.Subscription {
@@ -110,13 +110,13 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		status = http.StatusTooManyRequests
 		w.Header().Set("Retry-After", strconv.FormatInt(wait, 10))
 	}
-	t.write(w, media, status, resp)
+	t.write(ctx, w, media, status, resp)
 }
 
-func (t httpTransport) write(w http.ResponseWriter, media string, status int, resp *graphql.Response) {
+func (t httpTransport) write(ctx context.Context, w http.ResponseWriter, media string, status int, resp *graphql.Response) {
 	body, err := json.Marshal(resp)
 	if err != nil {
-		t.log.Error("encode response", "err", err)
+		t.log.ErrorContext(ctx, "encode response", "err", err)
 		apperr.WriteHTTP(w, http.StatusInternalServerError, apperr.New(apperr.Internal, "internal error"))
 		return
 	}

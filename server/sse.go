@@ -40,6 +40,7 @@ func (t *sseTransport) Supports(r *http.Request) bool {
 // sseStream is one event stream: the operation's client.
 type sseStream struct {
 	t      *sseTransport
+	ctx    context.Context // the request's, for its log lines
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	wakeup chan struct{}
@@ -76,7 +77,7 @@ func (t *sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	s := &sseStream{t: t, w: w, rc: http.NewResponseController(w), wakeup: make(chan struct{}, 1)}
+	s := &sseStream{t: t, ctx: r.Context(), w: w, rc: http.NewResponseController(w), wakeup: make(chan struct{}, 1)}
 	s.flush()
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -162,7 +163,7 @@ func (s *sseStream) flush() bool { return s.rc.Flush() == nil }
 func (s *sseStream) result(resp *graphql.Response) {
 	payload, err := json.Marshal(resp)
 	if err != nil {
-		s.t.rt.log.Error("encode response", "err", err)
+		s.t.rt.log.ErrorContext(s.ctx, "encode response", "err", err)
 		return
 	}
 	s.write([][]byte{payload})
@@ -186,7 +187,7 @@ func (s *sseStream) sendNext(_ string, payload []byte, replay bool) {
 	if len(s.queue) >= s.t.opts.QueueLength {
 		s.done, s.queue = true, nil
 		s.t.conns.slow.Add(1)
-		s.t.rt.log.Warn("event stream ended as slow", "queue", s.t.opts.QueueLength)
+		s.t.rt.log.WarnContext(s.ctx, "event stream ended as slow", "queue", s.t.opts.QueueLength)
 	} else {
 		s.queue = append(s.queue, payload)
 	}

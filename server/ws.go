@@ -694,7 +694,7 @@ func (c *wsConn) endOperation(id string, err error) {
 func (c *wsConn) sendResult(id string, resp *graphql.Response) {
 	payload, err := json.Marshal(resp)
 	if err != nil {
-		c.t.rt.log.Error("encode response", "err", err)
+		c.t.rt.log.ErrorContext(c.ctx, "encode response", "err", err)
 		return
 	}
 	c.sendNext(id, payload, false)
@@ -705,7 +705,7 @@ func (c *wsConn) sendResult(id string, resp *graphql.Response) {
 func (c *wsConn) sendErrors(id string, errs gqlerror.List) {
 	payload, err := json.Marshal(errs)
 	if err != nil {
-		c.t.rt.log.Error("encode errors", "err", err)
+		c.t.rt.log.ErrorContext(c.ctx, "encode errors", "err", err)
 		return
 	}
 	c.send(envelope("error", id, payload))
@@ -774,7 +774,7 @@ func (c *wsConn) enqueue(f wsFrame) {
 		c.queue = append(c.queue, closeFrame(CloseTryAgainLater, "try again later: connection fell behind"))
 		c.queued++
 		c.t.conns.slow.Add(1)
-		c.t.rt.log.Warn("websocket closed as slow", "identity", c.principal.Identity, "queue", c.t.opts.QueueLength)
+		c.t.rt.log.WarnContext(c.ctx, "websocket closed as slow", "identity", c.principal.Identity, "queue", c.t.opts.QueueLength)
 		c.wakeLocked()
 		return
 	}
@@ -856,7 +856,7 @@ func (c *wsConn) write() {
 		if _, err := toWrite.WriteTo(c.nc); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				c.t.conns.slow.Add(1)
-				c.t.rt.log.Warn("websocket write stalled; closing", "timeout", c.t.opts.WriteTimeout)
+				c.t.rt.log.WarnContext(c.ctx, "websocket write stalled; closing", "timeout", c.t.opts.WriteTimeout)
 			}
 			c.abort()
 			return
