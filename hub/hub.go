@@ -613,10 +613,13 @@ func (h *Hub) deliverLocked(subs []*Subscription, name string, ev any) {
 				groups = map[string][]delivery{}
 			}
 			key := s.op.Key()
-			if _, ok := groups[key]; !ok {
+			group, ok := groups[key]
+			if !ok {
 				order = append(order, key)
+				// Most events have one group: size it for everyone.
+				group = make([]delivery, 0, len(subs))
 			}
-			groups[key] = append(groups[key], delivery{s, v.Value})
+			groups[key] = append(group, delivery{s, v.Value})
 		}
 		if v.End != nil {
 			ending, errs = append(ending, s), append(errs, v.End)

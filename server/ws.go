@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -665,13 +666,18 @@ func (c *wsConn) sendNext(id string, payload []byte, replay bool) {
 	if c.legacy {
 		typ = "data"
 	}
-	head := make([]byte, 0, 48+len(id))
+	// One allocation per delivery: the frame header and the envelope up
+	// to the payload, which every subscriber of the group shares.
+	quoted := strconv.Quote(id)
+	envelope := len(`{"id":`) + len(quoted) + len(`,"type":"`) + len(typ) + len(`","payload":`)
+	head := make([]byte, 0, maxTextHeader+envelope)
+	head = appendTextHeader(head, envelope+len(payload)+len(closingBrace))
 	head = append(head, `{"id":`...)
-	head = strconv.AppendQuote(head, id)
+	head = append(head, quoted...)
 	head = append(head, `,"type":"`...)
 	head = append(head, typ...)
 	head = append(head, `","payload":`...)
-	f := wsFrame{head: textHeader(len(head)+len(payload)+1, head), body: payload, tail: closingBrace}
+	f := wsFrame{head: head, body: payload, tail: closingBrace}
 	if replay {
 		c.waitRoom()
 	}
@@ -738,19 +744,25 @@ func jsonError(msg string) json.RawMessage {
 
 // send queues one text message.
 func (c *wsConn) send(msg []byte) {
-	c.enqueue(wsFrame{head: textHeader(len(msg), nil), body: msg})
+	c.enqueue(wsFrame{head: appendTextHeader(make([]byte, 0, maxTextHeader), len(msg)), body: msg})
 }
 
-// textHeader returns the header of an unmasked final text frame of n
-// bytes, followed by prefix.
-func textHeader(n int, prefix []byte) []byte {
-	h := ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(n)}
-	var buf bytes.Buffer
-	buf.Grow(ws.HeaderSize(h) + len(prefix))
-	_ = ws.WriteHeader(&buf, h) // a bytes.Buffer does not fail
-	buf.Write(prefix)
-	return buf.Bytes()
+// appendTextHeader appends the header of an unmasked final text frame of
+// n bytes (RFC 6455, section 5.2).
+func appendTextHeader(dst []byte, n int) []byte {
+	const finText = 0x81 // FIN and opcode 1; a server's frames are not masked
+	switch {
+	case n < 126:
+		return append(dst, finText, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, finText, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, finText, 127), uint64(n))
+	}
 }
+
+// maxTextHeader is the largest frame header appendTextHeader writes.
+const maxTextHeader = 10
 
 // controlFrame returns a whole control frame.
 func controlFrame(op ws.OpCode, payload []byte) []byte {
