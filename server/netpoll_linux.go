@@ -39,7 +39,7 @@ func newPoller(log *slog.Logger) *poller {
 	sharedPollerOnce.Do(func() {
 		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
-			log.Warn("epoll unavailable: each WebSocket keeps a reading goroutine", "err", err)
+			log.Warn("epoll unavailable: each WebSocket keeps a reading goroutine", "err", err) // no request
 			return
 		}
 		sharedPoller = &poller{epfd: epfd, conns: map[int]*wsConn{}}
