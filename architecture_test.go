@@ -24,8 +24,10 @@ const mod = "github.com/parleychat/parley"
 //     broker → hub → transport with no step back up;
 //   - which packages may import a library directly: go-redis only in the
 //     Redis broker and presence, GORM only in chat, db and models, goose
-//     (migrations) only in db, the store only in chat and the wiring (and
-//     the test and load helpers).
+//     (migrations) only in db, River (the job queue) only in
+//     delivery/queue, each push protocol's library only in its provider,
+//     the store only in chat and the wiring (and the test and load
+//     helpers).
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
 	if !slices.Contains(pkgs[mod+"/chat"].Imports, "gorm.io/gorm") {
@@ -60,6 +62,11 @@ func TestImportRules(t *testing.T) {
 		{"/db", []string{mod + "/chat", mod + "/graph", mod + "/server"}},
 		{"/graph", []string{mod + "/resolvers", mod + "/server"}},
 		{"/resolvers", []string{mod + "/server"}},
+		{"/delivery", []string{mod + "/chat", mod + "/db", mod + "/auth", mod + "/pubsub", mod + "/presence", "github.com/riverqueue/"}},
+		{"/delivery/queue", []string{mod + "/chat", mod + "/db", mod + "/graph", mod + "/server"}},
+		{"/delivery/push/fcm", []string{mod + "/chat", mod + "/db", "github.com/riverqueue/"}},
+		{"/delivery/push/apns", []string{mod + "/chat", mod + "/db", "github.com/riverqueue/"}},
+		{"/delivery/webhook", []string{mod + "/chat", mod + "/db", "github.com/riverqueue/"}},
 	}
 	for _, rule := range never {
 		p, ok := pkgs[mod+rule.pkg]
@@ -82,6 +89,9 @@ func TestImportRules(t *testing.T) {
 		{"github.com/redis/go-redis/", []string{"/pubsub/redis", "/presence/redis", "/internal/redistest"}},
 		{"gorm.io/", []string{"/chat", "/db", "/models", "/parleytest"}},
 		{"github.com/pressly/goose/", []string{"/db"}},
+		{"github.com/riverqueue/", []string{"/delivery/queue"}},
+		{"github.com/sideshow/apns2", []string{"/delivery/push/apns"}},
+		{"golang.org/x/oauth2", []string{"/delivery/push/fcm"}},
 		{mod + "/db", []string{"/chat", "/cmd/parley", "/parleytest", "/bench/scenario"}},
 	}
 	for _, rule := range onlyIn {

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -93,6 +94,12 @@ type Store struct {
 	// latestMigration the newest version among them.
 	migrations      fs.FS
 	latestMigration int64
+	// rawURL is the PostgreSQL URL as given, for ListenerPool.
+	rawURL string
+	// queueDB is QueueDB's pool on SQLite, opened once.
+	queueOnce sync.Once
+	queueDB   *sql.DB
+	queueErr  error
 }
 
 // Open connects to the database that rawURL names and checks that it
@@ -148,6 +155,7 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 		if err != nil {
 			return nil, err
 		}
+		s.rawURL = target
 		s.gorm, s.sqlDB, err = openPostgres(ctx, target, s.target, cfg)
 	}
 	if err != nil {
@@ -355,7 +363,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connection pool, waiting for running queries to finish.
 // Call it once, after the last use of the Store.
 func (s *Store) Close() error {
-	if err := s.sqlDB.Close(); err != nil {
+	var errs []error
+	if s.queueDB != nil {
+		errs = append(errs, s.queueDB.Close())
+	}
+	errs = append(errs, s.sqlDB.Close())
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close %s %s: %w", s.dialect, s.target, err)
 	}
 	return nil
