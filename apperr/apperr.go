@@ -29,6 +29,11 @@ const (
 	RateLimited     Code = "RATE_LIMITED"
 	Internal        Code = "INTERNAL"
 
+	// Rejected refuses a message that the application's pre-send hook
+	// rejected (or could not check, when it fails closed); the message
+	// says why.
+	Rejected Code = "REJECTED"
+
 	// BadRequest refuses an HTTP request that is not a GraphQL request:
 	// a body that is not JSON, parameters of the wrong shape, a batch.
 	BadRequest Code = "BAD_REQUEST"

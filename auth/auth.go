@@ -54,6 +54,10 @@ type Principal struct {
 	// Grants, when not nil, are the only channels the token may use (the
 	// token's channels claim).
 	Grants *Grants
+	// Admin is the token's admin claim, for the application's backend: it
+	// may act on any channel as its OWNER and use the admin API. Always
+	// false when the Verifier ignores the claim (WithoutAdmin).
+	Admin bool
 }
 
 // Access is what a grant allows on one channel.
@@ -108,6 +112,8 @@ type claims struct {
 	// Channels is kept encoded so that a malformed claim gets a message of
 	// its own rather than "malformed token".
 	Channels json.RawMessage `json:"channels,omitempty"`
+	// Admin marks a token of the application's backend.
+	Admin bool `json:"admin,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -175,6 +181,8 @@ type Verifier struct {
 	secret []byte
 	parser *jwt.Parser
 	leeway time.Duration
+	// noAdmin ignores the admin claim.
+	noAdmin bool
 }
 
 // VerifierOption changes a Verifier.
@@ -184,6 +192,10 @@ type VerifierOption func(*Verifier)
 // DefaultLeeway). A connection that outlives its token's exp closes when
 // exp plus this leeway passes, as a handshake would then refuse it.
 func WithLeeway(d time.Duration) VerifierOption { return func(v *Verifier) { v.leeway = d } }
+
+// WithoutAdmin makes the Verifier ignore the admin claim: no principal is
+// an admin (PARLEY_ADMIN=false).
+func WithoutAdmin() VerifierOption { return func(v *Verifier) { v.noAdmin = true } }
 
 // Leeway is the clock skew the Verifier tolerates: a token is valid until
 // its exp plus Leeway.
@@ -257,7 +269,7 @@ func (v *Verifier) verify(token string) (Principal, *apperr.Error) {
 	if gerr != nil {
 		return Principal{}, gerr
 	}
-	return Principal{Identity: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt.Time, Grants: grants}, nil
+	return Principal{Identity: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt.Time, Grants: grants, Admin: c.Admin && !v.noAdmin}, nil
 }
 
 // failureMessage turns a jwt parse error into a client-safe message.
@@ -308,6 +320,18 @@ func Mint(secret []byte, identity, name string, ttl time.Duration, now time.Time
 // grants is nil). It also fails when a grant has an empty key or a value
 // other than Read and Write.
 func MintWithGrants(secret []byte, identity, name string, grants map[string]Access, ttl time.Duration, now time.Time) (string, error) {
+	return mint(secret, identity, name, grants, false, ttl, now)
+}
+
+// MintAdmin is Mint with the admin claim: a token for the application's
+// backend, which may act on any channel as its OWNER and use the admin API
+// (unless the server ignores the claim). Whoever holds secret can mint one.
+func MintAdmin(secret []byte, identity, name string, ttl time.Duration, now time.Time) (string, error) {
+	return mint(secret, identity, name, nil, true, ttl, now)
+}
+
+// mint signs a token with the given claims.
+func mint(secret []byte, identity, name string, grants map[string]Access, admin bool, ttl time.Duration, now time.Time) (string, error) {
 	var channels json.RawMessage
 	if grants != nil {
 		if msg := checkGrants(grants); msg != "" {
@@ -331,6 +355,7 @@ func MintWithGrants(secret []byte, identity, name string, grants map[string]Acce
 	c := claims{
 		Name:     name,
 		Channels: channels,
+		Admin:    admin,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   identity,
 			IssuedAt:  jwt.NewNumericDate(now),

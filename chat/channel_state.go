@@ -25,10 +25,10 @@ func (s *Service) SetChannelState(ctx context.Context, id string, state models.C
 		return nil, apperr.New(apperr.BadUserInput, "state must be ACTIVE, INACTIVE or CLOSED")
 	}
 	var (
-		ch      *models.Channel
-		changed bool
+		ch  *models.Channel
+		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, id)
 		if err != nil {
 			return err
@@ -36,15 +36,17 @@ func (s *Service) SetChannelState(ctx context.Context, id string, state models.C
 		if err := a.requireRole("change the channel's state", models.RoleOwner, models.RoleAdmin); err != nil {
 			return err
 		}
+		var changed bool
 		ch, changed, err = setChannelState(tx, id, state)
+		if changed {
+			out.add(channelTopic(id), &event{Kind: evChannelUpdated, Channel: ch, Reasons: []string{ReasonState}})
+		}
 		return err
 	})
 	if err != nil {
 		return nil, internal("set channel state", err)
 	}
-	if changed {
-		s.publish(ctx, channelTopic(id), &event{Kind: evChannelUpdated, Channel: ch, Reasons: []string{ReasonState}})
-	}
+	s.flush(ctx, out)
 	return ch, nil
 }
 

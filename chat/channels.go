@@ -70,7 +70,7 @@ func (s *Service) CreateChannel(ctx context.Context, in NewChannel) (*models.Cha
 		ch  *models.Channel
 		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		if err := checkUniqueNameFree(tx, in.UniqueName, ""); err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func (s *Service) GetOrCreateChannel(ctx context.Context, in NewChannel) (*model
 		ch  *models.Channel
 		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		var found models.Channel
 		err := tx.Select("id").Take(&found, "unique_name = ?", *in.UniqueName).Error
 		if isNotFound(err) {
@@ -178,7 +178,18 @@ func insertChannel(tx *gorm.DB, v viewer, in NewChannel, ifAbsent bool) (*models
 	if res.RowsAffected == 0 {
 		return nil, nil, nil
 	}
+	hookCreated(&out, ch, members)
 	return ch, out, tx.Create(members).Error
+}
+
+// hookCreated adds the webhooks of a new channel to out: channel.created,
+// and member.joined for each of its first members (no subscriber sees
+// those: the channel was not there to follow).
+func hookCreated(out *outbox, ch *models.Channel, members []*models.Member) {
+	out.hook(&event{Kind: evChannelCreated, Channel: ch})
+	for _, m := range members {
+		out.hook(&event{Kind: evMemberJoined, Member: m})
+	}
 }
 
 func (s *Service) checkNewChannel(in NewChannel) error {
@@ -283,8 +294,11 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 	if err := s.checkAttributesChange(attrs); err != nil {
 		return nil, err
 	}
-	var ch models.Channel
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	var (
+		ch  models.Channel
+		out outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, id)
 		if err != nil {
 			return err
@@ -322,12 +336,16 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 		if err := tx.Model(&models.Channel{}).Where("id = ?", id).UpdateColumns(changes).Error; err != nil {
 			return conflictOnDuplicate(err, "uniqueName %q is taken", deref(p.UniqueName.Value))
 		}
-		return tx.Take(&ch, "id = ?", id).Error
+		if err := tx.Take(&ch, "id = ?", id).Error; err != nil {
+			return err
+		}
+		out.add(channelTopic(ch.ID), &event{Kind: evChannelUpdated, Channel: &ch, Reasons: p.reasons()})
+		return nil
 	})
 	if err != nil {
 		return nil, internal("update channel", err)
 	}
-	s.publish(ctx, channelTopic(ch.ID), &event{Kind: evChannelUpdated, Channel: &ch, Reasons: p.reasons()})
+	s.flush(ctx, out)
 	return &ch, nil
 }
 
@@ -337,8 +355,8 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	var gone *models.Channel
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	var out outbox
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, id)
 		if err != nil {
 			return err
@@ -346,7 +364,7 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) 
 		if err := a.requireRole("delete the channel", models.RoleOwner); err != nil {
 			return err
 		}
-		gone = a.ch
+		out.add(channelTopic(id), &event{Kind: evChannelRemoved, Channel: a.ch})
 		for _, m := range []any{&models.Message{}, &models.Member{}} {
 			if err := tx.Where("channel_id = ?", id).Delete(m).Error; err != nil {
 				return err
@@ -357,7 +375,7 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) 
 	if err != nil {
 		return "", internal("delete channel", err)
 	}
-	s.publish(ctx, channelTopic(id), &event{Kind: evChannelRemoved, Channel: gone})
+	s.flush(ctx, out)
 	return id, nil
 }
 

@@ -41,7 +41,7 @@ func (s *Service) DirectChannel(ctx context.Context, identity string) (*models.C
 		ch  *models.Channel
 		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		other, err := ensureUser(tx, identity, nil)
 		if err != nil {
 			return err
@@ -101,5 +101,6 @@ func insertDirectChannel(tx *gorm.DB, v viewer, otherID, key string) (*models.Ch
 	if err := tx.Create(members).Error; err != nil {
 		return nil, nil, err
 	}
+	hookCreated(&out, ch, members)
 	return ch, out, nil
 }

@@ -26,6 +26,9 @@ const (
 	// joined, left or were removed from a channel.
 	evMyChannel   eventKind = "my.channel"
 	evUserUpdated eventKind = "user.updated"
+	// evChannelCreated is never published (subscribers learn of a new
+	// channel through evMyChannel); it is the channel.created webhook.
+	evChannelCreated eventKind = "channel.created"
 )
 
 // event is one realtime event: what happened, with the rows a subscriber
@@ -111,9 +114,14 @@ type outboxEntry struct {
 
 func (o *outbox) add(topic string, ev *event) { *o = append(*o, outboxEntry{topic, ev}) }
 
+// hook adds an event that is a webhook only, never published.
+func (o *outbox) hook(ev *event) { *o = append(*o, outboxEntry{"", ev}) }
+
 // flush publishes the outbox's events in order.
 func (s *Service) flush(ctx context.Context, o outbox) {
 	for _, e := range o {
-		s.publish(ctx, e.topic, e.ev)
+		if e.topic != "" {
+			s.publish(ctx, e.topic, e.ev)
+		}
 	}
 }

@@ -34,7 +34,7 @@ func (s *Service) InviteMember(ctx context.Context, channelID, identity string, 
 		m   *models.Member
 		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
 			return err
@@ -83,7 +83,7 @@ func (s *Service) AcceptInvite(ctx context.Context, channelID string) (*models.M
 		m   *models.Member
 		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		switch {
 		case err != nil:
@@ -146,7 +146,7 @@ func (s *Service) DeclineInvite(ctx context.Context, channelID string) (string, 
 	}
 	var out outbox
 	var id string
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
 			return err

@@ -24,6 +24,7 @@ type Loaders struct {
 	messages      *dataloadgen.Loader[string, *models.Message]
 	myMemberships *dataloadgen.Loader[string, *models.Member]
 	online        *dataloadgen.Loader[string, bool]
+	notifiable    *dataloadgen.Loader[string, bool]
 	grantChannels *dataloadgen.Loader[string, *models.Channel]
 }
 
@@ -66,6 +67,10 @@ func (l *Loaders) myMembershipLoader() *dataloadgen.Loader[string, *models.Membe
 
 func (l *Loaders) onlineLoader() *dataloadgen.Loader[string, bool] {
 	return lazyLoader(l, &l.online, l.s.onlineByIDs)
+}
+
+func (l *Loaders) notifiableLoader() *dataloadgen.Loader[string, bool] {
+	return lazyLoader(l, &l.notifiable, l.s.notifiableByIDs)
 }
 
 func (l *Loaders) grantChannelLoader() *dataloadgen.Loader[string, *models.Channel] {

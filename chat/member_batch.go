@@ -38,7 +38,7 @@ func (s *Service) SetMemberState(ctx context.Context, channelIDs []string, state
 		out  []*models.Member
 		pubs outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &pubs, func(tx *gorm.DB) error {
 		var mine []*models.Member
 		if err := tx.Where("user_id = ? AND channel_id IN ? AND status = ?", v.UserID, ids, models.MemberJoined).Find(&mine).Error; err != nil {
 			return err
@@ -123,7 +123,7 @@ func (s *Service) AddMembers(ctx context.Context, channelID string, in []NewMemb
 		added []*models.Member
 		out   outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
 			return err

@@ -47,7 +47,7 @@ func (s *Service) UpdateMember(ctx context.Context, channelID, identity string, 
 		m   *models.Member
 		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
 			return err
@@ -91,12 +91,21 @@ func (s *Service) UpdateMember(ctx context.Context, channelID, identity string, 
 		}
 		out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: m, Reasons: reasons})
 		if roleChange && *p.Role == models.RoleOwner {
-			// The hand-over: the old OWNER steps down to ADMIN.
-			old, err := updateMemberRow(tx, a.me.ID, map[string]any{"role": models.RoleAdmin})
+			// The hand-over: the old OWNER steps down to ADMIN (when an
+			// admin hands it over, the OWNER there was).
+			var owners []string
+			err := tx.Model(&models.Member{}).Where("channel_id = ? AND role = ? AND id <> ?", channelID, models.RoleOwner, target.ID).
+				Order("id").Pluck("id", &owners).Error
 			if err != nil {
 				return err
 			}
-			out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: old, Reasons: []string{ReasonRole}})
+			for _, id := range owners {
+				old, err := updateMemberRow(tx, id, map[string]any{"role": models.RoleAdmin})
+				if err != nil {
+					return err
+				}
+				out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: old, Reasons: []string{ReasonRole}})
+			}
 		}
 		return nil
 	})
@@ -124,7 +133,7 @@ func (s *Service) checkMemberPatch(p MemberPatch) error {
 // mayUpdateMember is FORBIDDEN unless the caller (a, joined) may make the
 // changes to target: see UpdateMember.
 func mayUpdateMember(a *access, target *models.Member, roleChange, accessChange bool, role *models.MemberRole) error {
-	if target.UserID == a.me.UserID {
+	if a.me != nil && target.UserID == a.me.UserID {
 		switch {
 		case roleChange:
 			return apperr.New(apperr.Forbidden, "you cannot change your own role; an OWNER hands ownership over by giving OWNER to another member")
@@ -136,8 +145,8 @@ func mayUpdateMember(a *access, target *models.Member, roleChange, accessChange 
 	if err := a.requireRole("change other members", models.RoleOwner, models.RoleAdmin); err != nil {
 		return err
 	}
-	if rank(target.Role) >= rank(a.me.Role) {
-		return apperr.New(apperr.Forbidden, "a %s cannot change a %s", a.me.Role, target.Role)
+	if rank(target.Role) >= rank(a.role()) {
+		return apperr.New(apperr.Forbidden, "a %s cannot change a %s", a.role(), target.Role)
 	}
 	if !roleChange {
 		return nil

@@ -25,7 +25,7 @@ func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Me
 		m   *models.Member
 		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
 			return err
@@ -64,7 +64,8 @@ func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Me
 func newMember(channelID, userID string, role models.MemberRole, status models.MemberStatus, t time.Time) *models.Member {
 	return &models.Member{
 		ID: newID(), ChannelID: channelID, UserID: userID, Role: role, Status: status, Access: models.AccessReadWrite,
-		JoinedAt: t, UpdatedAt: t,
+		NotificationLevel: models.LevelDefault,
+		JoinedAt:          t, UpdatedAt: t,
 	}
 }
 
@@ -129,7 +130,7 @@ func (s *Service) AddMember(ctx context.Context, channelID, identity string, rol
 		m   *models.Member
 		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
 			return err
@@ -184,7 +185,7 @@ func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) 
 		removed string
 		out     outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
 			return err
@@ -200,8 +201,8 @@ func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) 
 			if err := a.requireRole("remove members", models.RoleOwner, models.RoleAdmin); err != nil {
 				return err
 			}
-			if rank(target.Role) >= rank(a.me.Role) {
-				return apperr.New(apperr.Forbidden, "a %s cannot remove a %s", a.me.Role, target.Role)
+			if rank(target.Role) >= rank(a.role()) {
+				return apperr.New(apperr.Forbidden, "a %s cannot remove a %s", a.role(), target.Role)
 			}
 		}
 		res := tx.Delete(&models.Member{}, "id = ?", target.ID)
@@ -280,15 +281,15 @@ func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*m
 		return nil, err
 	}
 	var (
-		m     models.Member
-		moved bool
+		m   models.Member
+		out outbox
 	)
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadAccess(tx, v, channelID)
 		if err != nil {
 			return err
 		}
-		if err := a.requireMember(); err != nil {
+		if err := a.requireOwnMembership(); err != nil {
 			return err
 		}
 		if index < a.me.HistoryStart || index >= a.ch.NextMessageIndex {
@@ -300,15 +301,18 @@ func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*m
 		if res.Error != nil {
 			return res.Error
 		}
-		moved = res.RowsAffected == 1
-		return tx.Take(&m, "id = ?", a.me.ID).Error
+		if err := tx.Take(&m, "id = ?", a.me.ID).Error; err != nil {
+			return err
+		}
+		if res.RowsAffected == 1 {
+			out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: &m, Reasons: []string{ReasonLastRead}})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, internal("mark read", err)
 	}
-	if moved {
-		s.publish(ctx, channelTopic(channelID), &event{Kind: evMemberUpdated, Member: &m, Reasons: []string{ReasonLastRead}})
-	}
+	s.flush(ctx, out)
 	return &m, nil
 }
 

@@ -36,7 +36,7 @@ func (s *Service) MessageAdded(ctx context.Context, channelID *string, afterInde
 	}
 	seq := &messageSequencer{last: map[string]int{}}
 	id := *channelID
-	historyStart := a.me.HistoryStart // not a: the subscription keeps what it captures
+	historyStart := a.historyStart() // not a: the subscription keeps what it captures
 	return s.register(ctx, hub.Spec{
 		Topics: []string{channelTopic(id)},
 		Emit:   func(x any) { emit(x.(*models.Message)) },

@@ -34,6 +34,9 @@ func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Messa
 		return nil, err
 	}
 	msg := &models.Message{ID: newID(), ChannelID: in.ChannelID, AuthorID: &v.UserID, Body: in.Body, Attributes: in.Attributes, CreatedAt: now()}
+	if err := s.preSend(ctx, v, msg); err != nil {
+		return nil, err
+	}
 	if err := s.sends.send(ctx, s, v, msg); err != nil {
 		return nil, internal("send message", err)
 	}
@@ -54,8 +57,11 @@ func (s *Service) EditMessage(ctx context.Context, id, body string, attributes m
 		return nil, err
 	}
 	// out is reloaded fresh: GORM leaves a field as it was when it reads NULL.
-	var msg, out models.Message
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	var (
+		msg, edited models.Message
+		out         outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadMessageAccess(tx, v, id, &msg)
 		if err != nil {
 			return err
@@ -76,13 +82,17 @@ func (s *Service) EditMessage(ctx context.Context, id, body string, attributes m
 		if err := tx.Model(&msg).UpdateColumns(changes).Error; err != nil {
 			return err
 		}
-		return tx.Take(&out, "id = ?", id).Error
+		if err := tx.Take(&edited, "id = ?", id).Error; err != nil {
+			return err
+		}
+		out.add(channelTopic(edited.ChannelID), &event{Kind: evMessageUpdated, Message: &edited})
+		return nil
 	})
 	if err != nil {
 		return nil, internal("edit message", err)
 	}
-	s.publish(ctx, channelTopic(out.ChannelID), &event{Kind: evMessageUpdated, Message: &out})
-	return &out, nil
+	s.flush(ctx, out)
+	return &edited, nil
 }
 
 // DeleteMessage empties a message and marks it deleted; it keeps its index.
@@ -94,9 +104,11 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 		return nil, err
 	}
 	// out is reloaded fresh: GORM leaves a field as it was when it reads NULL.
-	var msg, out models.Message
-	removed := false
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	var (
+		msg, tomb models.Message
+		out       outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadMessageAccess(tx, v, id, &msg)
 		if err != nil {
 			return err
@@ -111,22 +123,25 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 			return res.Error
 		}
 		if res.RowsAffected == 1 {
-			removed = true
 			err = tx.Model(&models.Channel{}).Where("id = ?", msg.ChannelID).
 				UpdateColumn("messages_count", gorm.Expr("messages_count - 1")).Error
 			if err != nil {
 				return err
 			}
 		}
-		return tx.Take(&out, "id = ?", id).Error
+		if err := tx.Take(&tomb, "id = ?", id).Error; err != nil {
+			return err
+		}
+		if res.RowsAffected == 1 {
+			out.add(channelTopic(tomb.ChannelID), &event{Kind: evMessageRemoved, Message: &tomb})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, internal("delete message", err)
 	}
-	if removed {
-		s.publish(ctx, channelTopic(out.ChannelID), &event{Kind: evMessageRemoved, Message: &out})
-	}
-	return &out, nil
+	s.flush(ctx, out)
+	return &tomb, nil
 }
 
 // loadMessageAccess loads a message into msg and the caller's access to its
@@ -145,7 +160,7 @@ func loadMessageAccess(tx *gorm.DB, v viewer, id string, msg *models.Message) (*
 	if err != nil {
 		return nil, err
 	}
-	if !a.me.Joined() || msg.Index < a.me.HistoryStart {
+	if a.requireMember() != nil || msg.Index < a.historyStart() {
 		return nil, apperr.New(apperr.NotFound, "message not found")
 	}
 	return a, nil
@@ -179,7 +194,7 @@ func (s *Service) Messages(ctx context.Context, channelID string, args PageArgs)
 	if err := a.requireMember(); err != nil {
 		return nil, err
 	}
-	q = q.Where("channel_id = ? AND idx >= ?", channelID, a.me.HistoryStart)
+	q = q.Where("channel_id = ? AND idx >= ?", channelID, a.historyStart())
 	if after != nil {
 		q = q.Where("idx > ?", after.N)
 	}
@@ -199,7 +214,7 @@ func (s *Service) Messages(ctx context.Context, channelID string, args PageArgs)
 			rows[i], rows[j] = rows[j], rows[i]
 		}
 	}
-	return messagePage(rows, a.me.HistoryStart, a.ch.NextMessageIndex, after, before), nil
+	return messagePage(rows, a.historyStart(), a.ch.NextMessageIndex, after, before), nil
 }
 
 // messagePage builds a page of messages. The indexes a member sees run from

@@ -17,7 +17,9 @@ const maxPushTokenBytes = 512
 
 // RegisterPush registers a device token for the caller's notifications. The
 // same token twice is one registration; a token held by another user moves
-// to the caller (the device changed hands).
+// to the caller (the device changed hands). A user who gets their first
+// registration, or loses their last to another, is announced with
+// userUpdated(NOTIFIABLE).
 func (s *Service) RegisterPush(ctx context.Context, provider models.PushProvider, token string) (*models.PushRegistration, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -26,21 +28,37 @@ func (s *Service) RegisterPush(ctx context.Context, provider models.PushProvider
 	if err := checkPushToken(token); err != nil {
 		return nil, err
 	}
-	var reg models.PushRegistration
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	var (
+		reg models.PushRegistration
+		out outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
+		var holders []string
+		err := tx.Model(&models.PushRegistration{}).Where("provider = ? AND token = ?", provider, token).Pluck("user_id", &holders).Error
+		if err != nil {
+			return err
+		}
+		had, err := hasRegistrations(tx, append(holders, v.UserID)...)
+		if err != nil {
+			return err
+		}
 		row := models.PushRegistration{ID: newID(), UserID: v.UserID, Provider: provider, Token: token, CreatedAt: now()}
-		err := tx.Clauses(clause.OnConflict{
+		err = tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "provider"}, {Name: "token"}},
 			DoUpdates: clause.AssignmentColumns([]string{"user_id"}),
 		}).Create(&row).Error
 		if err != nil {
 			return err
 		}
-		return tx.Take(&reg, "provider = ? AND token = ?", provider, token).Error
+		if err := tx.Take(&reg, "provider = ? AND token = ?", provider, token).Error; err != nil {
+			return err
+		}
+		return notifiableFlips(tx, &out, had)
 	})
 	if err != nil {
 		return nil, internal("register push", err)
 	}
+	s.flush(ctx, out)
 	return &reg, nil
 }
 
@@ -51,8 +69,11 @@ func (s *Service) UnregisterPush(ctx context.Context, provider models.PushProvid
 	if err != nil {
 		return nil, err
 	}
-	var removed *string
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	var (
+		removed *string
+		out     outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		var reg models.PushRegistration
 		err := tx.Take(&reg, "provider = ? AND token = ? AND user_id = ?", provider, token, v.UserID).Error
 		if isNotFound(err) {
@@ -62,11 +83,15 @@ func (s *Service) UnregisterPush(ctx context.Context, provider models.PushProvid
 			return err
 		}
 		removed = &reg.ID
-		return tx.Delete(&reg).Error
+		if err := tx.Delete(&reg).Error; err != nil {
+			return err
+		}
+		return notifiableFlips(tx, &out, map[string]bool{v.UserID: true})
 	})
 	if err != nil {
 		return nil, internal("unregister push", err)
 	}
+	s.flush(ctx, out)
 	return removed, nil
 }
 
@@ -77,15 +102,25 @@ func (s *Service) ClearPushRegistrations(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	var (
+		n   int64
+		out outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		res := tx.Delete(&models.PushRegistration{}, "user_id = ?", v.UserID)
+		if res.Error != nil {
+			return res.Error
+		}
 		n = res.RowsAffected
-		return res.Error
+		if n == 0 {
+			return nil
+		}
+		return notifiableFlips(tx, &out, map[string]bool{v.UserID: true})
 	})
 	if err != nil {
 		return 0, internal("clear push registrations", err)
 	}
+	s.flush(ctx, out)
 	return int(n), nil
 }
 

@@ -133,7 +133,7 @@ func channelStream[T any](ctx context.Context, s *Service, channelID string, emi
 	if err != nil {
 		return err
 	}
-	historyStart := a.me.HistoryStart // not a: the subscription keeps what it captures
+	historyStart := a.historyStart() // not a: the subscription keeps what it captures
 	return s.register(ctx, channelSpec(v, channelID, emit, func(ev *event) (T, bool) {
 		if ev.Message != nil && ev.Message.Index < historyStart {
 			var none T

@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/parleychat/parley/delivery"
 	"github.com/parleychat/parley/models"
 )
 
@@ -124,25 +125,70 @@ func (s *Service) writeSendBatch(batch []*sendRequest) {
 	// The batch outlives any one sender's request; it keeps the first
 	// sender's context values (for logs) without its cancellation.
 	ctx := context.WithoutCancel(batch[0].ctx)
-	var activated []*models.Channel
+	var (
+		activated []*models.Channel
+		added     []*event
+	)
 	err := s.store.Write(ctx, func(tx *gorm.DB) (err error) {
-		activated, err = insertMessages(tx, batch)
-		return err
+		if activated, err = insertMessages(tx, batch); err != nil {
+			return err
+		}
+		added = added[:0]
+		for _, r := range batch {
+			if r.err == nil {
+				added = append(added, &event{Kind: evMessageAdded, Message: r.msg})
+			}
+		}
+		return s.enqueueSent(tx, added, activated)
 	})
 	for _, r := range batch {
-		switch {
-		case err != nil && r.err == nil:
+		if err != nil && r.err == nil {
 			r.err = err
-		case r.err == nil:
-			s.publish(r.ctx, channelTopic(r.msg.ChannelID), &event{Kind: evMessageAdded, Message: r.msg})
+		}
+	}
+	if err != nil {
+		return
+	}
+	for _, ev := range added {
+		s.publish(ctx, channelTopic(ev.Message.ChannelID), ev)
+	}
+	for _, r := range batch {
+		if r.err == nil {
 			s.endTyping(r.ctx, r.msg.ChannelID, r.v.UserID)
 		}
 	}
-	if err == nil {
-		for _, ch := range activated {
-			s.publish(ctx, channelTopic(ch.ID), &event{Kind: evChannelUpdated, Channel: ch, Reasons: []string{ReasonState}})
+	for _, ch := range activated {
+		s.publish(ctx, channelTopic(ch.ID), &event{Kind: evChannelUpdated, Channel: ch, Reasons: []string{ReasonState}})
+	}
+}
+
+// enqueueSent queues, in the send batch's transaction tx, a push job per
+// new message and the webhooks of the messages and of the channels the
+// batch made ACTIVE.
+func (s *Service) enqueueSent(tx *gorm.DB, added []*event, activated []*models.Channel) error {
+	var jobs delivery.Jobs
+	if s.pushesEnabled() {
+		for _, ev := range added {
+			jobs.Pushes = append(jobs.Pushes, ev.Message.ID)
 		}
 	}
+	var hooks []*event
+	if s.wantsWebhook(delivery.MessageCreated) {
+		hooks = append(hooks, added...)
+	}
+	if s.wantsWebhook(delivery.ChannelUpdated) {
+		for _, ch := range activated {
+			hooks = append(hooks, &event{Kind: evChannelUpdated, Channel: ch, Reasons: []string{ReasonState}})
+		}
+	}
+	if len(hooks) > 0 {
+		hookJobs, err := s.webhooksOf(tx, hooks)
+		if err != nil {
+			return err
+		}
+		jobs.Webhooks = hookJobs.Webhooks
+	}
+	return s.enqueue(tx, jobs)
 }
 
 // channelGroups yields the runs of batch, sorted by channel, that share a
@@ -234,7 +280,10 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 			r.msg.Index = snap.NextMessageIndex - 1
 			r.msg.Author, r.msg.Channel = authorOf[r.v.UserID], &snap
 			msgs = append(msgs, r.msg)
-			horizon[memberOf[[2]string{channelID, r.v.UserID}].ID] = r.msg
+			if me := memberOf[[2]string{channelID, r.v.UserID}]; me != nil {
+				// An admin who is not a member has no horizon.
+				horizon[me.ID] = r.msg
+			}
 		}
 	}
 	if len(msgs) == 0 {
@@ -333,6 +382,9 @@ func takeIndexes(tx *gorm.DB, runs [][]*sendRequest, at time.Time) (map[string]*
 // their message in horizon, by member ID, in one UPDATE. The read time is
 // at, the batch's last message.
 func moveReadHorizons(tx *gorm.DB, horizon map[string]*models.Message, at time.Time) error {
+	if len(horizon) == 0 {
+		return nil
+	}
 	ids := slices.Sorted(maps.Keys(horizon))
 	var index caseByID
 	for _, id := range ids {

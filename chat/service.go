@@ -70,6 +70,16 @@ type Options struct {
 	TypingTimeout time.Duration
 	// Verifier checks the tokens of refreshSession; nil refuses it.
 	Verifier *auth.Verifier
+	// Delivery queues push notifications and webhooks in the
+	// transactions of the writes that cause them; nil queues nothing.
+	Delivery Delivery
+	// PreSend, when not nil, is asked about every message a user sends
+	// before it is written.
+	PreSend PreSendHook
+	// PushAlways pushes a new message to every recipient with a
+	// registration; otherwise (PARLEY_PUSH_WHEN=offline) only to those
+	// with no live connection on any node.
+	PushAlways bool
 }
 
 // Service implements Parley's use cases. It is safe for concurrent use.
@@ -84,6 +94,10 @@ type Service struct {
 	typing   *typingTimers
 	sends    sendBatcher
 	verifier *auth.Verifier
+	delivery Delivery
+	presend  PreSendHook
+	// pushAlways is Options.PushAlways.
+	pushAlways bool
 }
 
 // New returns a Service on store.
@@ -114,8 +128,9 @@ func New(store *db.Store, opts Options) *Service {
 		typingTimeout = DefaultTypingTimeout
 	}
 	s := &Service{
-		store: store, limits: l, log: logger, users: userCache{ids: map[string]string{}},
+		store: store, limits: l, log: logger, users: userCache{ids: map[string]cachedUser{}},
 		broker: opts.Broker, hub: opts.Hub, presence: opts.Presence, typing: newTypingTimers(typingTimeout), verifier: opts.Verifier,
+		delivery: opts.Delivery, presend: opts.PreSend, pushAlways: opts.PushAlways,
 	}
 	if s.presence != nil {
 		s.presence.Watch(s.presenceLapsed)
@@ -140,22 +155,46 @@ type viewer struct {
 	// grants, when not nil, are the only channels the caller's token may
 	// use (see auth.Grants).
 	grants *auth.Grants
+	// admin is a token of the application's backend: it acts on any
+	// channel as its OWNER and may use the admin API.
+	admin bool
 }
 
 // userCacheCap bounds the identity → user id cache; it is cleared when full.
 const userCacheCap = 100_000
 
-// userCache maps identities to user ids, which never change once created.
+// userCacheTTL is how long an entry is trusted: a user deleted on another
+// node (deleteUser) is forgotten here within it.
+const userCacheTTL = time.Minute
+
+// userCache maps identities to user ids, which never change while the user
+// exists.
 type userCache struct {
 	mu  sync.RWMutex
-	ids map[string]string
+	ids map[string]cachedUser
+}
+
+// cachedUser is a user id and when it was read.
+type cachedUser struct {
+	id string
+	at time.Time
 }
 
 func (c *userCache) get(identity string) (string, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	id, ok := c.ids[identity]
-	return id, ok
+	u, ok := c.ids[identity]
+	if !ok || time.Since(u.at) > userCacheTTL {
+		return "", false
+	}
+	return u.id, true
+}
+
+// forget drops identity, whose user was deleted.
+func (c *userCache) forget(identity string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.ids, identity)
 }
 
 func (c *userCache) put(identity, id string) {
@@ -164,7 +203,7 @@ func (c *userCache) put(identity, id string) {
 	if len(c.ids) >= userCacheCap {
 		clear(c.ids)
 	}
-	c.ids[identity] = id
+	c.ids[identity] = cachedUser{id: id, at: time.Now()}
 }
 
 // viewer returns the caller, creating their user on first sight.
@@ -175,7 +214,7 @@ func (s *Service) viewer(ctx context.Context) (viewer, error) {
 		return viewer{}, apperr.New(apperr.Unauthenticated, "authentication required: send Authorization: Bearer <token>")
 	}
 	if id, ok := s.users.get(p.Identity); ok {
-		return viewer{UserID: id, Identity: p.Identity, grants: p.Grants}, nil
+		return viewer{UserID: id, Identity: p.Identity, grants: p.Grants, admin: p.Admin}, nil
 	}
 	var u models.User
 	err := s.store.DB(ctx).Take(&u, "identity = ?", p.Identity).Error
@@ -197,7 +236,7 @@ func (s *Service) viewer(ctx context.Context) (viewer, error) {
 		return viewer{}, internal("resolve caller", err)
 	}
 	s.users.put(p.Identity, u.ID)
-	return viewer{UserID: u.ID, Identity: p.Identity, grants: p.Grants}, nil
+	return viewer{UserID: u.ID, Identity: p.Identity, grants: p.Grants, admin: p.Admin}, nil
 }
 
 // now is the service clock, at the precision both databases keep.

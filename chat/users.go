@@ -74,8 +74,21 @@ func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, erro
 	if p.PhotoURL.Set {
 		changes["photo_url"] = p.PhotoURL.Value
 	}
-	var u models.User
-	err = s.store.Write(ctx, func(tx *gorm.DB) error {
+	var reasons []string
+	if p.FriendlyName.Set {
+		reasons = append(reasons, ReasonFriendlyName)
+	}
+	if attrs.Attributes.Set || attrs.Patch.Set {
+		reasons = append(reasons, ReasonAttributes)
+	}
+	if p.PhotoURL.Set {
+		reasons = append(reasons, ReasonPhoto)
+	}
+	var (
+		u   models.User
+		out outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		var current models.User
 		if attrs.Patch.Set {
 			if err := forUpdate(tx).Select("attributes").Take(&current, "id = ?", v.UserID).Error; err != nil {
@@ -95,24 +108,18 @@ func (s *Service) UpdateMe(ctx context.Context, p UserPatch) (*models.User, erro
 				return err
 			}
 		}
-		return tx.Take(&u, "id = ?", v.UserID).Error
+		if err := tx.Take(&u, "id = ?", v.UserID).Error; err != nil {
+			return err
+		}
+		if len(reasons) > 0 {
+			out.add(profileTopic(u.ID), &event{Kind: evUserUpdated, User: &u, Reasons: reasons})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, internal("update me", err)
 	}
-	var reasons []string
-	if p.FriendlyName.Set {
-		reasons = append(reasons, ReasonFriendlyName)
-	}
-	if attrs.Attributes.Set || attrs.Patch.Set {
-		reasons = append(reasons, ReasonAttributes)
-	}
-	if p.PhotoURL.Set {
-		reasons = append(reasons, ReasonPhoto)
-	}
-	if len(reasons) > 0 {
-		s.publish(ctx, profileTopic(u.ID), &event{Kind: evUserUpdated, User: &u, Reasons: reasons})
-	}
+	s.flush(ctx, out)
 	return &u, nil
 }
 

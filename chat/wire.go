@@ -90,6 +90,9 @@ type wireMember struct {
 	DisplayName      *string             `json:"displayName,omitempty"`
 	ShareHistoryFrom *time.Time          `json:"shareHistoryFrom,omitempty"`
 	HistoryStart     int                 `json:"historyStart,omitempty"`
+	// NotificationLevel is absent in payloads of nodes that predate it,
+	// and then empty, which means DEFAULT.
+	NotificationLevel models.NotificationLevel `json:"notificationLevel,omitempty"`
 }
 
 // wireMessage is a models.Message on the wire, with the snapshots of its
@@ -192,6 +195,7 @@ func toWireMember(m *models.Member) *wireMember {
 		ID: m.ID, ChannelID: m.ChannelID, UserID: m.UserID, Role: m.Role, LastReadIndex: m.LastReadIndex,
 		LastReadAt: m.LastReadAt, Attributes: m.Attributes, JoinedAt: m.JoinedAt, UpdatedAt: m.UpdatedAt,
 		Status: m.Status, Access: m.Access, DisplayName: m.DisplayName, ShareHistoryFrom: m.ShareHistoryFrom, HistoryStart: m.HistoryStart,
+		NotificationLevel: m.NotificationLevel,
 	}
 }
 
@@ -210,6 +214,7 @@ func (w *wireMember) model() *models.Member {
 		ID: w.ID, ChannelID: w.ChannelID, UserID: w.UserID, Role: w.Role, LastReadIndex: w.LastReadIndex,
 		LastReadAt: w.LastReadAt, Attributes: w.Attributes, JoinedAt: w.JoinedAt, UpdatedAt: w.UpdatedAt,
 		Status: status, Access: access, DisplayName: w.DisplayName, ShareHistoryFrom: w.ShareHistoryFrom, HistoryStart: w.HistoryStart,
+		NotificationLevel: w.NotificationLevel,
 	}
 }
 

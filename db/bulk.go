@@ -19,20 +19,27 @@ func (s *Store) ImportMessages(ctx context.Context, channelID string, msgs []*mo
 	if len(msgs) == 0 {
 		return nil
 	}
+	return s.Write(ctx, func(tx *gorm.DB) error { return ImportMessagesTx(tx, channelID, msgs, batch) })
+}
+
+// ImportMessagesTx is ImportMessages in tx, a transaction of Write, for a
+// caller that takes the indexes in the same transaction.
+func ImportMessagesTx(tx *gorm.DB, channelID string, msgs []*models.Message, batch int) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	last := msgs[len(msgs)-1]
-	return s.Write(ctx, func(tx *gorm.DB) error {
-		if err := tx.CreateInBatches(msgs, batch).Error; err != nil {
-			return err
-		}
-		res := tx.Model(&models.Channel{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
-			"next_message_index": last.Index + 1,
-			"messages_count":     gorm.Expr("messages_count + ?", len(msgs)),
-			"last_message_id":    last.ID,
-			"last_activity_us":   last.CreatedAt.UnixMicro(),
-		})
-		if res.Error == nil && res.RowsAffected == 0 {
-			return errors.New("import messages: no channel " + channelID)
-		}
-		return res.Error
+	if err := tx.CreateInBatches(msgs, batch).Error; err != nil {
+		return err
+	}
+	res := tx.Model(&models.Channel{}).Where("id = ?", channelID).UpdateColumns(map[string]any{
+		"next_message_index": last.Index + 1,
+		"messages_count":     gorm.Expr("messages_count + ?", len(msgs)),
+		"last_message_id":    last.ID,
+		"last_activity_us":   last.CreatedAt.UnixMicro(),
 	})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return errors.New("import messages: no channel " + channelID)
+	}
+	return res.Error
 }

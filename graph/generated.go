@@ -89,18 +89,19 @@ type ComplexityRoot struct {
 	}
 
 	Member struct {
-		Access           func(childComplexity int) int
-		Attributes       func(childComplexity int) int
-		Channel          func(childComplexity int) int
-		DisplayName      func(childComplexity int) int
-		ID               func(childComplexity int) int
-		JoinedAt         func(childComplexity int) int
-		LastReadAt       func(childComplexity int) int
-		LastReadIndex    func(childComplexity int) int
-		Role             func(childComplexity int) int
-		ShareHistoryFrom func(childComplexity int) int
-		Status           func(childComplexity int) int
-		User             func(childComplexity int) int
+		Access            func(childComplexity int) int
+		Attributes        func(childComplexity int) int
+		Channel           func(childComplexity int) int
+		DisplayName       func(childComplexity int) int
+		ID                func(childComplexity int) int
+		JoinedAt          func(childComplexity int) int
+		LastReadAt        func(childComplexity int) int
+		LastReadIndex     func(childComplexity int) int
+		NotificationLevel func(childComplexity int) int
+		Role              func(childComplexity int) int
+		ShareHistoryFrom  func(childComplexity int) int
+		Status            func(childComplexity int) int
+		User              func(childComplexity int) int
 	}
 
 	MemberConnection struct {
@@ -149,9 +150,11 @@ type ComplexityRoot struct {
 		DeclineInvite          func(childComplexity int, channelID string) int
 		DeleteChannel          func(childComplexity int, id string) int
 		DeleteMessage          func(childComplexity int, id string) int
+		DeleteUser             func(childComplexity int, identity string) int
 		DirectChannel          func(childComplexity int, identity string) int
 		EditMessage            func(childComplexity int, id string, body string, attributes models.JSON) int
 		GetOrCreateChannel     func(childComplexity int, input model.CreateChannelInput) int
+		ImportMessages         func(childComplexity int, channelID string, messages []*model.ImportMessageInput) int
 		InviteMember           func(childComplexity int, channelID string, identity string, role *models.MemberRole) int
 		JoinChannel            func(childComplexity int, channelID string) int
 		LeaveChannel           func(childComplexity int, channelID string) int
@@ -162,11 +165,13 @@ type ComplexityRoot struct {
 		SendMessage            func(childComplexity int, input model.SendMessageInput) int
 		SetChannelState        func(childComplexity int, id string, state models.ChannelState) int
 		SetMemberState         func(childComplexity int, channelIds []string, state models.JSON) int
+		SetNotificationLevel   func(childComplexity int, channelID string, level models.NotificationLevel) int
 		StartTyping            func(childComplexity int, channelID string) int
 		UnregisterPush         func(childComplexity int, provider models.PushProvider, token string) int
 		UpdateChannel          func(childComplexity int, id string, input model.UpdateChannelInput) int
 		UpdateMe               func(childComplexity int, input model.UpdateMeInput) int
 		UpdateMember           func(childComplexity int, channelID string, identity string, input model.UpdateMemberInput) int
+		UpsertUsers            func(childComplexity int, users []*model.UpsertUserInput) int
 	}
 
 	PageInfo struct {
@@ -227,6 +232,7 @@ type ComplexityRoot struct {
 		FriendlyName func(childComplexity int) int
 		ID           func(childComplexity int) int
 		Identity     func(childComplexity int) int
+		Notifiable   func(childComplexity int) int
 		Online       func(childComplexity int) int
 		PhotoURL     func(childComplexity int) int
 		UpdatedAt    func(childComplexity int) int
@@ -257,6 +263,8 @@ type ChannelGrantResolver interface {
 type MemberResolver interface {
 	Channel(ctx context.Context, obj *models.Member) (*models.Channel, error)
 	User(ctx context.Context, obj *models.Member) (*models.User, error)
+
+	NotificationLevel(ctx context.Context, obj *models.Member) (*models.NotificationLevel, error)
 }
 type MessageResolver interface {
 	Channel(ctx context.Context, obj *models.Message) (*models.Channel, error)
@@ -265,6 +273,9 @@ type MessageResolver interface {
 }
 type MutationResolver interface {
 	UpdateMe(ctx context.Context, input model.UpdateMeInput) (*models.User, error)
+	ImportMessages(ctx context.Context, channelID string, messages []*model.ImportMessageInput) (int, error)
+	UpsertUsers(ctx context.Context, users []*model.UpsertUserInput) ([]*models.User, error)
+	DeleteUser(ctx context.Context, identity string) (*string, error)
 	CreateChannel(ctx context.Context, input model.CreateChannelInput) (*models.Channel, error)
 	GetOrCreateChannel(ctx context.Context, input model.CreateChannelInput) (*models.Channel, error)
 	DirectChannel(ctx context.Context, identity string) (*models.Channel, error)
@@ -285,6 +296,7 @@ type MutationResolver interface {
 	SendMessage(ctx context.Context, input model.SendMessageInput) (*models.Message, error)
 	EditMessage(ctx context.Context, id string, body string, attributes models.JSON) (*models.Message, error)
 	DeleteMessage(ctx context.Context, id string) (*models.Message, error)
+	SetNotificationLevel(ctx context.Context, channelID string, level models.NotificationLevel) (*models.Member, error)
 	RegisterPush(ctx context.Context, provider models.PushProvider, token string) (*models.PushRegistration, error)
 	UnregisterPush(ctx context.Context, provider models.PushProvider, token string) (*string, error)
 	ClearPushRegistrations(ctx context.Context) (int, error)
@@ -317,6 +329,8 @@ type SubscriptionResolver interface {
 }
 type UserResolver interface {
 	Online(ctx context.Context, obj *models.User) (bool, error)
+
+	Notifiable(ctx context.Context, obj *models.User) (bool, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -558,6 +572,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Member.LastReadIndex(childComplexity), true
+	case "Member.notificationLevel":
+		if e.ComplexityRoot.Member.NotificationLevel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.NotificationLevel(childComplexity), true
 	case "Member.role":
 		if e.ComplexityRoot.Member.Role == nil {
 			break
@@ -786,6 +806,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteMessage(childComplexity, args["id"].(string)), true
+	case "Mutation.deleteUser":
+		if e.ComplexityRoot.Mutation.DeleteUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteUser(childComplexity, args["identity"].(string)), true
 	case "Mutation.directChannel":
 		if e.ComplexityRoot.Mutation.DirectChannel == nil {
 			break
@@ -819,6 +850,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.GetOrCreateChannel(childComplexity, args["input"].(model.CreateChannelInput)), true
+	case "Mutation.importMessages":
+		if e.ComplexityRoot.Mutation.ImportMessages == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importMessages_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportMessages(childComplexity, args["channelId"].(string), args["messages"].([]*model.ImportMessageInput)), true
 	case "Mutation.inviteMember":
 		if e.ComplexityRoot.Mutation.InviteMember == nil {
 			break
@@ -929,6 +971,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetMemberState(childComplexity, args["channelIds"].([]string), args["state"].(models.JSON)), true
+	case "Mutation.setNotificationLevel":
+		if e.ComplexityRoot.Mutation.SetNotificationLevel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setNotificationLevel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetNotificationLevel(childComplexity, args["channelId"].(string), args["level"].(models.NotificationLevel)), true
 	case "Mutation.startTyping":
 		if e.ComplexityRoot.Mutation.StartTyping == nil {
 			break
@@ -984,6 +1037,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateMember(childComplexity, args["channelId"].(string), args["identity"].(string), args["input"].(model.UpdateMemberInput)), true
+	case "Mutation.upsertUsers":
+		if e.ComplexityRoot.Mutation.UpsertUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertUsers(childComplexity, args["users"].([]*model.UpsertUserInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1306,6 +1370,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Identity(childComplexity), true
+	case "User.notifiable":
+		if e.ComplexityRoot.User.Notifiable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Notifiable(childComplexity), true
 	case "User.online":
 		if e.ComplexityRoot.User.Online == nil {
 			break
@@ -1351,10 +1421,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ChannelFilter", ec.unmarshalInputChannelFilter),
 			graphql.NewInputUnmarshaler("ChannelOrder", ec.unmarshalInputChannelOrder),
 			graphql.NewInputUnmarshaler("CreateChannelInput", ec.unmarshalInputCreateChannelInput),
+			graphql.NewInputUnmarshaler("ImportMessageInput", ec.unmarshalInputImportMessageInput),
 			graphql.NewInputUnmarshaler("SendMessageInput", ec.unmarshalInputSendMessageInput),
 			graphql.NewInputUnmarshaler("UpdateChannelInput", ec.unmarshalInputUpdateChannelInput),
 			graphql.NewInputUnmarshaler("UpdateMeInput", ec.unmarshalInputUpdateMeInput),
 			graphql.NewInputUnmarshaler("UpdateMemberInput", ec.unmarshalInputUpdateMemberInput),
+			graphql.NewInputUnmarshaler("UpsertUserInput", ec.unmarshalInputUpsertUserInput),
 		)
 	}
 	first := true
@@ -1447,7 +1519,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "channel.graphqls" "message.graphqls" "push.graphqls" "realtime.graphqls" "schema.graphqls" "session.graphqls" "user.graphqls"
+//go:embed "admin.graphqls" "channel.graphqls" "message.graphqls" "notifications.graphqls" "push.graphqls" "realtime.graphqls" "schema.graphqls" "session.graphqls" "user.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1459,8 +1531,10 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "admin.graphqls", Input: sourceData("admin.graphqls"), BuiltIn: false},
 	{Name: "channel.graphqls", Input: sourceData("channel.graphqls"), BuiltIn: false},
 	{Name: "message.graphqls", Input: sourceData("message.graphqls"), BuiltIn: false},
+	{Name: "notifications.graphqls", Input: sourceData("notifications.graphqls"), BuiltIn: false},
 	{Name: "push.graphqls", Input: sourceData("push.graphqls"), BuiltIn: false},
 	{Name: "realtime.graphqls", Input: sourceData("realtime.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
@@ -1585,6 +1659,8 @@ func (ec *executionContext) childFields_Member(ctx context.Context, field graphq
 		return ec.fieldContext_Member_attributes(ctx, field)
 	case "shareHistoryFrom":
 		return ec.fieldContext_Member_shareHistoryFrom(ctx, field)
+	case "notificationLevel":
+		return ec.fieldContext_Member_notificationLevel(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Member", field.Name)
 }
@@ -1733,6 +1809,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_User_updatedAt(ctx, field)
+	case "notifiable":
+		return ec.fieldContext_User_notifiable(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -1985,6 +2063,20 @@ func (ec *executionContext) field_Mutation_deleteMessage_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_deleteUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "identity",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["identity"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_directChannel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2040,6 +2132,28 @@ func (ec *executionContext) field_Mutation_getOrCreateChannel_args(ctx context.C
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_importMessages_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "messages",
+		func(ctx context.Context, v any) ([]*model.ImportMessageInput, error) {
+			return ec.unmarshalNImportMessageInput2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐImportMessageInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["messages"] = arg1
 	return args, nil
 }
 
@@ -2239,6 +2353,28 @@ func (ec *executionContext) field_Mutation_setMemberState_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setNotificationLevel_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "level",
+		func(ctx context.Context, v any) (models.NotificationLevel, error) {
+			return ec.unmarshalNNotificationLevel2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐNotificationLevel(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["level"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_startTyping_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2338,6 +2474,20 @@ func (ec *executionContext) field_Mutation_updateMember_args(ctx context.Context
 		return nil, err
 	}
 	args["input"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_upsertUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "users",
+		func(ctx context.Context, v any) ([]*model.UpsertUserInput, error) {
+			return ec.unmarshalNUpsertUserInput2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpsertUserInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["users"] = arg0
 	return args, nil
 }
 
@@ -3759,6 +3909,29 @@ func (ec *executionContext) fieldContext_Member_shareHistoryFrom(_ context.Conte
 	return graphql.NewScalarFieldContext("Member", field, false, false, "DateTime")
 }
 
+func (ec *executionContext) _Member_notificationLevel(ctx context.Context, field graphql.CollectedField, obj *models.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_notificationLevel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Member().NotificationLevel(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.NotificationLevel) graphql.Marshaler {
+			return ec.marshalONotificationLevel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐNotificationLevel(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Member_notificationLevel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, true, true, "NotificationLevel")
+}
+
 func (ec *executionContext) _MemberConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.MemberConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4315,6 +4488,138 @@ func (ec *executionContext) fieldContext_Mutation_updateMe(ctx context.Context, 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateMe_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_importMessages(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_importMessages(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ImportMessages(ctx, fc.Args["channelId"].(string), fc.Args["messages"].([]*model.ImportMessageInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_importMessages(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Int does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_importMessages_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_upsertUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_upsertUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpsertUsers(ctx, fc.Args["users"].([]*model.UpsertUserInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUserᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_upsertUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_upsertUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteUser(ctx, fc.Args["identity"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type ID does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5195,6 +5500,50 @@ func (ec *executionContext) fieldContext_Mutation_deleteMessage(ctx context.Cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteMessage_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setNotificationLevel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setNotificationLevel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetNotificationLevel(ctx, fc.Args["channelId"].(string), fc.Args["level"].(models.NotificationLevel))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Member) graphql.Marshaler {
+			return ec.marshalNMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setNotificationLevel(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setNotificationLevel_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6841,6 +7190,29 @@ func (ec *executionContext) fieldContext_User_updatedAt(_ context.Context, field
 	return graphql.NewScalarFieldContext("User", field, false, false, "DateTime")
 }
 
+func (ec *executionContext) _User_notifiable(ctx context.Context, field graphql.CollectedField, obj *models.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_notifiable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().Notifiable(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_notifiable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, true, true, "Boolean")
+}
+
 func (ec *executionContext) _UserEvent_user(ctx context.Context, field graphql.CollectedField, obj *model.UserEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8243,6 +8615,69 @@ func UnmarshalCreateChannelInput(ctx context.Context, raw any) (model.CreateChan
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputImportMessageInput(ctx context.Context, obj any) (model.ImportMessageInput, error) {
+	var it model.ImportMessageInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"author", "body", "attributes", "createdAt"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "author":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("author"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Author = data
+		case "body":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("body"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Body = data
+		case "attributes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributes"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Attributes = data
+		case "createdAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAt"))
+			data, err := ec.unmarshalNDateTime2timeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CreatedAt = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalImportMessageInput unmarshals raw into the ImportMessageInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalImportMessageInput(ctx context.Context, raw any) (model.ImportMessageInput, error) {
+	var out model.ImportMessageInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ImportMessageInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, obj any) (model.SendMessageInput, error) {
 	var it model.SendMessageInput
 	if obj == nil {
@@ -8499,6 +8934,69 @@ func (ec *executionContext) unmarshalInputUpdateMemberInput(ctx context.Context,
 func UnmarshalUpdateMemberInput(ctx context.Context, raw any) (model.UpdateMemberInput, error) {
 	var out model.UpdateMemberInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateMemberInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputUpsertUserInput(ctx context.Context, obj any) (model.UpsertUserInput, error) {
+	var it model.UpsertUserInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"identity", "friendlyName", "photoUrl", "attributes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "identity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("identity"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Identity = data
+		case "friendlyName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("friendlyName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FriendlyName = graphql.OmittableOf(data)
+		case "photoUrl":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("photoUrl"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PhotoURL = graphql.OmittableOf(data)
+		case "attributes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributes"))
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Attributes = graphql.OmittableOf(data)
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpsertUserInput unmarshals raw into the UpsertUserInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpsertUserInput(ctx context.Context, raw any) (model.UpsertUserInput, error) {
+	var out model.UpsertUserInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpsertUserInput", raw, &out)
 	return out, err
 }
 
@@ -8869,6 +9367,12 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "notificationLevel":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Member_notificationLevel(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9177,6 +9681,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "importMessages":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_importMessages(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upsertUsers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_upsertUsers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteUser":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteUser(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "createChannel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createChannel(ctx, field)
@@ -9313,6 +9838,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "deleteMessage":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_deleteMessage(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setNotificationLevel":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setNotificationLevel(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -9751,6 +10283,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "notifiable":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_notifiable(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10409,6 +10947,25 @@ func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast
 	return ret
 }
 
+func (ec *executionContext) unmarshalNImportMessageInput2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐImportMessageInputᚄ(ctx context.Context, v any) ([]*model.ImportMessageInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ImportMessageInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNImportMessageInput2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐImportMessageInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNImportMessageInput2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐImportMessageInput(ctx context.Context, v any) (*model.ImportMessageInput, error) {
+	res, err := ec.unmarshalInputImportMessageInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
 	res, err := graphql.UnmarshalInt(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -10611,6 +11168,16 @@ func (ec *executionContext) marshalNMessageEdge2ᚖgithubᚗcomᚋparleychatᚋp
 	return ec._MessageEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNNotificationLevel2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐNotificationLevel(ctx context.Context, v any) (models.NotificationLevel, error) {
+	var res models.NotificationLevel
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNNotificationLevel2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐNotificationLevel(ctx context.Context, sel ast.SelectionSet, v models.NotificationLevel) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
@@ -10701,6 +11268,41 @@ func (ec *executionContext) unmarshalNUpdateMeInput2githubᚗcomᚋparleychatᚋ
 func (ec *executionContext) unmarshalNUpdateMemberInput2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpdateMemberInput(ctx context.Context, v any) (model.UpdateMemberInput, error) {
 	res, err := ec.unmarshalInputUpdateMemberInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNUpsertUserInput2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpsertUserInputᚄ(ctx context.Context, v any) ([]*model.UpsertUserInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.UpsertUserInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNUpsertUserInput2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpsertUserInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNUpsertUserInput2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpsertUserInput(ctx context.Context, v any) (*model.UpsertUserInput, error) {
+	res, err := ec.unmarshalInputUpsertUserInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUser2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*models.User) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUser2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUser(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNUser2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUser(ctx context.Context, sel ast.SelectionSet, v *models.User) graphql.Marshaler {
@@ -11211,6 +11813,22 @@ func (ec *executionContext) marshalOMessage2ᚖgithubᚗcomᚋparleychatᚋparle
 		return graphql.Null
 	}
 	return ec._Message(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalONotificationLevel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐNotificationLevel(ctx context.Context, v any) (*models.NotificationLevel, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(models.NotificationLevel)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalONotificationLevel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐNotificationLevel(ctx context.Context, sel ast.SelectionSet, v *models.NotificationLevel) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOSortDirection2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSortDirection(ctx context.Context, v any) (*model.SortDirection, error) {

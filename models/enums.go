@@ -70,6 +70,28 @@ const (
 	RoleMember MemberRole = "MEMBER"
 )
 
+// NotificationLevel is which of a channel's messages a member gets push
+// notifications for.
+type NotificationLevel string
+
+// The notification levels.
+const (
+	// LevelDefault: every message of others.
+	LevelDefault NotificationLevel = "DEFAULT"
+	// LevelMentions: only messages that mention the member.
+	LevelMentions NotificationLevel = "MENTIONS"
+	// LevelMuted: none.
+	LevelMuted NotificationLevel = "MUTED"
+)
+
+// MarshalGQL writes the enum value.
+func (l NotificationLevel) MarshalGQL(w io.Writer) { writeEnum(w, string(l)) }
+
+// UnmarshalGQL reads and checks an enum value.
+func (l *NotificationLevel) UnmarshalGQL(v any) error {
+	return readEnum(v, "NotificationLevel", (*string)(l), string(LevelDefault), string(LevelMentions), string(LevelMuted))
+}
+
 // PushProvider is the service that delivers a device's notifications.
 type PushProvider string
 

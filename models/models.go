@@ -77,6 +77,9 @@ type Member struct {
 	// HistoryStart is the first index the member may see: 0, or the one
 	// after the last message created before ShareHistoryFrom.
 	HistoryStart int `gorm:"not null;default:0"`
+	// NotificationLevel says which of the channel's messages the member
+	// gets push notifications for.
+	NotificationLevel NotificationLevel `gorm:"size:16;not null;default:DEFAULT"`
 }
 
 // Joined reports whether m is a member who has joined (not an invitation).

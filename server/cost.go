@@ -224,6 +224,9 @@ func setComplexity(c *graph.ComplexityRoot, defaultPage int) {
 	c.Mutation.SetMemberState = func(child int, channelIDs []string, _ models.JSON) int {
 		return satAdd(1, satMul(child, max(len(channelIDs), 1)))
 	}
+	c.Mutation.UpsertUsers = func(child int, users []*model.UpsertUserInput) int {
+		return satAdd(1, satMul(child, max(len(users), 1)))
+	}
 	c.Query.PublicChannels = func(child int, first *int, _ *string) int {
 		return satAdd(1, satMul(child, size(first, nil)))
 	}

@@ -67,8 +67,6 @@ type Config struct {
 	// committed job wakes the nodes at once; nil polls every
 	// FetchPollInterval.
 	Listener *pgxpool.Pool
-	// Source says who gets a push for a message.
-	Source delivery.PushSource
 	// Providers are the push services configured, by provider; a
 	// registration of another provider is skipped.
 	Providers map[models.PushProvider]push.Provider
@@ -99,6 +97,7 @@ type Config struct {
 // Queue inserts and works delivery jobs. It is safe for concurrent use.
 type Queue struct {
 	cfg    Config
+	source delivery.PushSource
 	client *river.Client[*sql.Tx]
 	log    *slog.Logger
 	events map[string]bool
@@ -212,9 +211,11 @@ func (q *Queue) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs delivery.Jobs) e
 	return nil
 }
 
-// Start starts working jobs and logging the queue's stats; ctx bounds
-// the start only.
-func (q *Queue) Start(ctx context.Context) error {
+// Start starts working jobs, finding the recipients of pushes through
+// source, and logging the queue's stats; ctx bounds the start only. Call
+// it once.
+func (q *Queue) Start(ctx context.Context, source delivery.PushSource) error {
+	q.source = source
 	if err := q.client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start delivery queue: %w", err)
 	}
@@ -366,7 +367,7 @@ type pushWorker struct {
 // retry for the devices that failed transiently.
 func (w *pushWorker) Work(ctx context.Context, job *river.Job[pushArgs]) error {
 	q, args := w.q, job.Args
-	pushes, err := q.cfg.Source.MessagePushes(ctx, args.MessageID)
+	pushes, err := q.source.MessagePushes(ctx, args.MessageID)
 	if err != nil {
 		return fmt.Errorf("pushes of message %s: %w", args.MessageID, err)
 	}
@@ -416,7 +417,7 @@ func (w *pushWorker) Work(ctx context.Context, job *river.Job[pushArgs]) error {
 	}
 	wg.Wait()
 	if len(dead) > 0 {
-		if err := q.cfg.Source.PruneDevices(ctx, dead); err != nil {
+		if err := q.source.PruneDevices(ctx, dead); err != nil {
 			return fmt.Errorf("prune %d registrations: %w", len(dead), err)
 		}
 		q.counts.pruned.Add(int64(len(dead)))

@@ -76,14 +76,14 @@ func openQueue(t *testing.T, b parleytest.Backend, src delivery.PushSource, prov
 		t.Fatal(err)
 	}
 	q, err := queue.New(queue.Config{
-		DB: pool, SQLite: store.Dialect() == db.DialectSQLite, Source: src,
+		DB: pool, SQLite: store.Dialect() == db.DialectSQLite,
 		Providers:         map[models.PushProvider]push.Provider{models.PushFCM: prov},
 		FetchPollInterval: 100 * time.Millisecond, MaxAttempts: 3,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Start(ctx); err != nil {
+	if err := q.Start(ctx, src); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

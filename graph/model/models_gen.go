@@ -91,6 +91,17 @@ type CreateChannelInput struct {
 	Members []string `json:"members,omitempty"`
 }
 
+// One message of importMessages.
+type ImportMessageInput struct {
+	// The author's identity; an unknown identity becomes a new user.
+	Author string `json:"author"`
+	// As sendMessage takes it: not blank, at most PARLEY_MAX_MESSAGE_BYTES bytes of UTF-8.
+	Body       string      `json:"body"`
+	Attributes models.JSON `json:"attributes,omitempty"`
+	// When the message was sent in the system it comes from.
+	CreatedAt time.Time `json:"createdAt"`
+}
+
 type MemberConnection struct {
 	Edges    []*MemberEdge `json:"edges"`
 	PageInfo *PageInfo     `json:"pageInfo"`
@@ -199,6 +210,17 @@ type UpdateMemberInput struct {
 	Attributes graphql.Omittable[models.JSON] `json:"attributes,omitempty"`
 	// A JSON merge patch (RFC 7396) merged into the attributes. Not together with attributes.
 	AttributesPatch graphql.Omittable[models.JSON] `json:"attributesPatch,omitempty"`
+}
+
+// One user of upsertUsers. Fields left out stay as they are; an explicit null clears one.
+type UpsertUserInput struct {
+	Identity string `json:"identity"`
+	// At most 256 characters.
+	FriendlyName graphql.Omittable[*string] `json:"friendlyName,omitempty"`
+	// An http or https URL of at most 2 KiB.
+	PhotoURL graphql.Omittable[*string] `json:"photoUrl,omitempty"`
+	// At most PARLEY_MAX_ATTRIBUTES_BYTES encoded. Replaces the attributes whole.
+	Attributes graphql.Omittable[models.JSON] `json:"attributes,omitempty"`
 }
 
 // A change to a user.
@@ -528,6 +550,8 @@ const (
 	UserUpdateReasonAttributes   UserUpdateReason = "ATTRIBUTES"
 	UserUpdateReasonOnline       UserUpdateReason = "ONLINE"
 	UserUpdateReasonPhoto        UserUpdateReason = "PHOTO"
+	// The user got their first push registration, or lost their last.
+	UserUpdateReasonNotifiable UserUpdateReason = "NOTIFIABLE"
 )
 
 var AllUserUpdateReason = []UserUpdateReason{
@@ -535,11 +559,12 @@ var AllUserUpdateReason = []UserUpdateReason{
 	UserUpdateReasonAttributes,
 	UserUpdateReasonOnline,
 	UserUpdateReasonPhoto,
+	UserUpdateReasonNotifiable,
 }
 
 func (e UserUpdateReason) IsValid() bool {
 	switch e {
-	case UserUpdateReasonFriendlyName, UserUpdateReasonAttributes, UserUpdateReasonOnline, UserUpdateReasonPhoto:
+	case UserUpdateReasonFriendlyName, UserUpdateReasonAttributes, UserUpdateReasonOnline, UserUpdateReasonPhoto, UserUpdateReasonNotifiable:
 		return true
 	}
 	return false
