@@ -42,7 +42,8 @@ func TestImportRules(t *testing.T) {
 		pkg      string
 		prefixes []string
 	}{
-		{"/chat", []string{mod + "/graph", mod + "/resolvers", mod + "/server", "github.com/99designs/gqlgen"}},
+		{"/chat", []string{mod + "/graph", mod + "/resolvers", mod + "/server", "github.com/99designs/gqlgen",
+			mod + "/delivery/", "github.com/riverqueue/", "github.com/sideshow/apns2", "golang.org/x/oauth2"}},
 		{"/models", []string{mod + "/"}},
 		{"/mergepatch", []string{mod + "/"}},
 		// The hub moves topics and bytes to subscriptions: it knows
@@ -67,6 +68,7 @@ func TestImportRules(t *testing.T) {
 		{"/delivery/push/fcm", []string{mod + "/chat", mod + "/db", "github.com/riverqueue/"}},
 		{"/delivery/push/apns", []string{mod + "/chat", mod + "/db", "github.com/riverqueue/"}},
 		{"/delivery/webhook", []string{mod + "/chat", mod + "/db", "github.com/riverqueue/"}},
+		{"/delivery/setup", []string{mod + "/chat", mod + "/db", mod + "/graph", mod + "/server"}},
 	}
 	for _, rule := range never {
 		p, ok := pkgs[mod+rule.pkg]

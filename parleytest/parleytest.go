@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -29,6 +30,8 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/delivery/queue"
+	"github.com/parleychat/parley/delivery/setup"
 	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/logging"
 	"github.com/parleychat/parley/presence"
@@ -137,6 +140,15 @@ type Options struct {
 	TokenLeeway time.Duration
 	// RequestTimeout overrides the server's HTTP request timeout.
 	RequestTimeout time.Duration
+	// Delivery configures push providers, webhooks and the pre-send hook
+	// (see package delivery/deliverytest for fakes of each); nil delivers
+	// nothing. Its queue polls every 100 ms and logs its stats every
+	// second unless set otherwise.
+	Delivery *setup.Config
+	// PushAlways pushes to online recipients too (PARLEY_PUSH_WHEN=always).
+	PushAlways bool
+	// NoAdmin ignores tokens' admin claim (PARLEY_ADMIN=false).
+	NoAdmin bool
 }
 
 // Server is a running Parley server over a real HTTP listener.
@@ -152,9 +164,11 @@ type Server struct {
 	Broker   pubsub.Broker
 	Presence presence.Tracker
 	Secret   []byte
-	t        testing.TB
-	ts       *httptest.Server
-	handler  *server.Handler
+	// Queue is its delivery queue, nil without Options.Delivery.
+	Queue   *queue.Queue
+	t       testing.TB
+	ts      *httptest.Server
+	handler *server.Handler
 }
 
 // Shutdown shuts the server down as the parley command does on SIGTERM:
@@ -205,15 +219,25 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	if opts.TokenLeeway > 0 {
 		verifierOpts = append(verifierOpts, auth.WithLeeway(opts.TokenLeeway))
 	}
+	if opts.NoAdmin {
+		verifierOpts = append(verifierOpts, auth.WithoutAdmin())
+	}
 	verifier := auth.NewVerifier(secret, verifierOpts...)
 	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log})
 	if err != nil {
 		t.Fatalf("hub: %v", err)
 	}
-	svc := chat.New(store, chat.Options{
+	chatOpts := chat.Options{
 		Limits: opts.ChatLimits, Logger: log, Broker: broker, Hub: h, Presence: presence, TypingTimeout: opts.TypingTimeout,
-		Verifier: verifier,
-	})
+		Verifier: verifier, PushAlways: opts.PushAlways,
+	}
+	q := openDelivery(t, opts.Delivery, store, log, &chatOpts)
+	svc := chat.New(store, chatOpts)
+	if q != nil {
+		if err := q.Start(ctx, svc); err != nil {
+			t.Fatalf("start delivery queue: %v", err)
+		}
+	}
 	hooks := opts.Realtime
 	if h, ok := any(svc).(server.RealtimeHooks); ok && hooks == nil {
 		hooks = h
@@ -237,11 +261,71 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		if err := h.Close(); err != nil {
 			t.Errorf("close hub: %v", err)
 		}
+		if q != nil {
+			if err := q.Stop(ctx); err != nil {
+				t.Errorf("stop delivery queue: %v", err)
+			}
+		}
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, t: t, ts: ts, handler: handler}
+	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, Queue: q, t: t, ts: ts, handler: handler}
+}
+
+// openDelivery builds the delivery cfg configures on store, as the parley
+// command does, and sets it in opts; nil without cfg.
+func openDelivery(t testing.TB, cfg *setup.Config, store *db.Store, log *slog.Logger, opts *chat.Options) *queue.Queue {
+	t.Helper()
+	if cfg == nil {
+		return nil
+	}
+	c := *cfg
+	c.Logger = log
+	if c.FetchPollInterval == 0 {
+		c.FetchPollInterval = 100 * time.Millisecond
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = time.Second
+	}
+	parts, err := setup.New(c)
+	if err != nil {
+		t.Fatalf("delivery: %v", err)
+	}
+	if parts.PreSend != nil {
+		opts.PreSend = parts.PreSend
+	}
+	pool, err := store.QueueDB()
+	if err != nil {
+		t.Fatalf("queue pool: %v", err)
+	}
+	var listener *pgxpool.Pool
+	if store.Dialect() == db.DialectPostgres {
+		if listener, err = store.ListenerPool(context.Background()); err != nil {
+			t.Fatalf("listener pool: %v", err)
+		}
+		t.Cleanup(listener.Close)
+	}
+	q, err := parts.Queue(pool, store.Dialect() == db.DialectSQLite, listener)
+	if err != nil {
+		t.Fatalf("delivery queue: %v", err)
+	}
+	opts.Delivery = q
+	return q
+}
+
+// AdminToken mints a valid admin token for identity.
+func (s *Server) AdminToken(identity string) string {
+	tok, err := auth.MintAdmin(s.Secret, identity, "", time.Hour, time.Now())
+	if err != nil {
+		s.t.Fatalf("mint admin token: %v", err)
+	}
+	return tok
+}
+
+// AdminClient returns a client authenticated with an admin token.
+func (s *Server) AdminClient(identity string) *Client {
+	return &Client{s: s, Authorization: "Bearer " + s.AdminToken(identity)}
 }
 
 // redisBroker returns a Redis broker for one server (one node), closed

@@ -1,7 +1,7 @@
 // Command parley is the Parley chat server.
 //
 //	parley [serve] [flags]                 serve HTTP on PARLEY_ADDR (default :8080)
-//	parley token --identity alice [--ttl 24h] [--name "Alice"] [--channel general=write ...]
+//	parley token --identity alice [--ttl 24h] [--name "Alice"] [--channel general=write ... | --admin]
 //	                                       print a signed access token
 //	parley migrate up|down|status          apply, roll back or list schema migrations
 //	parley version                         print the version and commit
@@ -86,7 +86,7 @@ func isHelp(arg string) bool {
 
 const usage = `usage:
   parley [serve] [flags]                              serve GraphQL on PARLEY_ADDR (default :8080)
-  parley token --identity ID [--ttl 24h] [--name N] [--channel KEY=read|write ...]
+  parley token --identity ID [--ttl 24h] [--name N] [--channel KEY=read|write ... | --admin]
                                                       print a signed access token
   parley migrate up|down|status                       apply, roll back or list schema migrations
   parley version                                      print the version and commit

@@ -14,6 +14,7 @@ import (
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/config"
+	"github.com/parleychat/parley/delivery/setup"
 	"github.com/parleychat/parley/logging"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/server"
@@ -50,6 +51,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("serve: unexpected arguments %q; see parley serve --help", fs.Args())
 	}
 	log := slog.New(logging.NewHandler(stderr, cfg.logFormat, cfg.logLevel, requestid.LogAttrs))
+	cfg.delivery.Logger = log
+	parts, err := setup.New(cfg.delivery)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	store, err := openStore(ctx, &cfg, log)
 	if err != nil {
 		return err
@@ -72,11 +78,38 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			err = fmt.Errorf("close broker: %w", cerr)
 		}
 	}()
-	verifier := auth.NewVerifier(secret)
-	svc := chat.New(store, chat.Options{
+	var verifierOpts []auth.VerifierOption
+	if !cfg.admin {
+		verifierOpts = append(verifierOpts, auth.WithoutAdmin())
+	}
+	verifier := auth.NewVerifier(secret, verifierOpts...)
+	dq, err := openDelivery(ctx, parts, store, log)
+	if err != nil {
+		return err
+	}
+	opts := chat.Options{
 		Limits: cfg.chatLimits, Logger: log, Broker: rt.broker, Hub: rt.hub, Presence: rt.presence, TypingTimeout: cfg.typingTimeout,
-		Verifier: verifier,
-	})
+		Verifier: verifier, PushAlways: cfg.pushAlways,
+	}
+	if parts.PreSend != nil {
+		opts.PreSend = parts.PreSend
+	}
+	if dq != nil {
+		opts.Delivery = dq
+	}
+	svc := chat.New(store, opts)
+	if dq != nil {
+		if err := dq.start(ctx, svc); err != nil {
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
+			defer cancel()
+			if cerr := dq.stop(stopCtx); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+	}
 	handler := server.NewHandler(server.Config{
 		Chat: svc, Hub: rt.hub, Verifier: verifier, Logger: log,
 		Limits: cfg.serverLimits, DisableIntrospection: !cfg.introspection,

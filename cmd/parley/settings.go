@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -13,6 +14,11 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/config"
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/delivery"
+	"github.com/parleychat/parley/delivery/push/fcm"
+	"github.com/parleychat/parley/delivery/queue"
+	"github.com/parleychat/parley/delivery/setup"
+	"github.com/parleychat/parley/delivery/webhook"
 	"github.com/parleychat/parley/logging"
 	"github.com/parleychat/parley/pubsub/redis"
 	"github.com/parleychat/parley/server"
@@ -41,6 +47,12 @@ type settingsConfig struct {
 	introspection   bool
 	chatLimits      chat.Limits
 	serverLimits    server.Limits
+	// delivery configures push, webhooks and the pre-send hook;
+	// pushAlways is PARLEY_PUSH_WHEN=always.
+	delivery   setup.Config
+	pushAlways bool
+	// admin honours the admin claim of tokens.
+	admin bool
 }
 
 // settings is THE table of Parley's settings: each is an environment
@@ -119,7 +131,92 @@ func settings(c *settingsConfig) []config.Setting {
 			"Most fragment definitions in one document."),
 		config.Int(&c.serverLimits.MaxComplexity, "PARLEY_MAX_QUERY_COMPLEXITY", serverDefaults.MaxComplexity,
 			"Highest cost of one operation; see [Limits](#limits)."),
+		config.String(&c.delivery.FCM.CredentialsFile, "PARLEY_FCM_CREDENTIALS", "",
+			"Path of the Firebase service account's JSON key: turns FCM push on. Its `token_uri` is where access tokens come from. See [Push notifications](#push-notifications).", nil).
+			WithUnset("FCM push off"),
+		config.String(&c.delivery.FCM.Endpoint, "PARLEY_FCM_ENDPOINT", fcm.DefaultEndpoint,
+			"FCM's base URL (the HTTP v1 API).", checkURL),
+		config.String(&c.delivery.APNs.KeyFile, "PARLEY_APNS_KEY", "",
+			"Path of the APNs auth key (`.p8`): turns APNs push on, with token authentication (ES256). Needs `PARLEY_APNS_KEY_ID`, `PARLEY_APNS_TEAM_ID` and `PARLEY_APNS_TOPIC`.", nil).
+			WithUnset("APNs push off"),
+		config.String(&c.delivery.APNs.KeyID, "PARLEY_APNS_KEY_ID", "",
+			"The key ID of `PARLEY_APNS_KEY`.", nil),
+		config.String(&c.delivery.APNs.TeamID, "PARLEY_APNS_TEAM_ID", "",
+			"The Apple developer team ID the key belongs to.", nil),
+		config.String(&c.delivery.APNs.Topic, "PARLEY_APNS_TOPIC", "",
+			"The app's bundle ID (`apns-topic`).", nil),
+		config.Bool(&c.delivery.APNs.Sandbox, "PARLEY_APNS_SANDBOX", false,
+			"`true` sends to Apple's development endpoint (`api.sandbox.push.apple.com`), for development builds of the app."),
+		config.String(&c.delivery.APNs.Endpoint, "PARLEY_APNS_ENDPOINT", "",
+			"APNs' base URL, replacing Apple's.", checkURL).
+			WithUnset("`https://api.push.apple.com`, or the sandbox with `PARLEY_APNS_SANDBOX`"),
+		config.Func("PARLEY_PUSH_WHEN", "offline",
+			"Which recipients of a message get a push: `offline`, those with no live WebSocket on any node; `always`, all of them.",
+			func(v string) error {
+				switch v {
+				case "offline", "always":
+					c.pushAlways = v == "always"
+					return nil
+				}
+				return errors.New("want offline or always")
+			}),
+		config.Int(&c.delivery.MaxAttempts, "PARLEY_DELIVERY_MAX_ATTEMPTS", queue.DefaultMaxAttempts,
+			"Attempts of one push or webhook delivery before it is given up (and logged); retries back off exponentially with jitter, honouring `Retry-After`."),
+		config.Duration(&c.delivery.JobTimeout, "PARLEY_DELIVERY_TIMEOUT", queue.DefaultJobTimeout,
+			"How long one delivery job may run. A job left running by a node that died is taken over by another node twice this long after it started."),
+		config.String(&c.delivery.WebhookURL, "PARLEY_WEBHOOK_URL", "",
+			"Where webhooks are posted: turns them on. See [Webhooks](#webhooks).", checkURL).
+			WithUnset("webhooks off"),
+		config.String(&c.delivery.WebhookSecret, "PARLEY_WEBHOOK_SECRET", "",
+			"The Standard Webhooks secret, `whsec_<base64>`, that signs webhooks and pre-send calls; required with either URL.", webhook.CheckSecret).
+			Redacted(),
+		config.List(&c.delivery.WebhookEvents, "PARLEY_WEBHOOK_EVENTS",
+			"Comma-separated webhook event types to deliver: "+eventList()+".", checkEvent).
+			WithUnset("all of them"),
+		config.String(&c.delivery.PreSendURL, "PARLEY_PRESEND_URL", "",
+			"The pre-send hook, called before a message is written: turns it on. See [Pre-send hook](#pre-send-hook).", checkURL).
+			WithUnset("off"),
+		config.Duration(&c.delivery.PreSendTimeout, "PARLEY_PRESEND_TIMEOUT", webhook.DefaultPreSendTimeout,
+			"How long the pre-send hook has to answer."),
+		config.Func("PARLEY_PRESEND_FAIL", "open",
+			"What a pre-send hook that fails (no answer in time, not 2xx, not a verdict) means: `open` sends the message, `closed` refuses it with `REJECTED`.",
+			func(v string) error {
+				switch v {
+				case "open", "closed":
+					c.delivery.PreSendFailClosed = v == "closed"
+					return nil
+				}
+				return errors.New("want open or closed")
+			}),
+		config.Bool(&c.admin, "PARLEY_ADMIN", true,
+			"`false` ignores the `admin` claim of tokens, turning the admin API and admins' OWNER rights off. See [Admin API](#admin-api)."),
 	}
+}
+
+// checkURL accepts an absolute http or https URL.
+func checkURL(v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an absolute http or https URL")
+	}
+	return nil
+}
+
+// checkEvent accepts a webhook event type.
+func checkEvent(v string) error {
+	if slices.Contains(delivery.WebhookEvents, v) {
+		return nil
+	}
+	return fmt.Errorf("want one of %s", strings.Join(delivery.WebhookEvents, ", "))
+}
+
+// eventList is the webhook event types, quoted for the README.
+func eventList() string {
+	quoted := make([]string, len(delivery.WebhookEvents))
+	for i, e := range delivery.WebhookEvents {
+		quoted[i] = "`" + e + "`"
+	}
+	return strings.Join(quoted, ", ")
 }
 
 // pick returns the settings of the given variables, in table order.

@@ -32,6 +32,7 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	identity := fs.String("identity", "", "the user's identity (the token's sub claim); required")
 	name := fs.String("name", "", "friendly name given to the user on first sight")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	admin := fs.Bool("admin", false, "an admin token, for the application's backend: it acts on any channel as its OWNER and may use the admin API (the admin claim)")
 	var grants map[string]auth.Access
 	fs.Func("channel", "limit the token to a channel: `ID-or-uniqueName=read|write` (repeatable; the channels claim)", func(v string) error {
 		key, access, ok := strings.Cut(v, "=")
@@ -75,7 +76,15 @@ func token(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	tok, err := auth.MintWithGrants(secret, *identity, *name, grants, *ttl, time.Now())
+	if *admin && grants != nil {
+		return fmt.Errorf("token: --admin and --channel do not go together: an admin token acts on every channel")
+	}
+	var tok string
+	if *admin {
+		tok, err = auth.MintAdmin(secret, *identity, *name, *ttl, time.Now())
+	} else {
+		tok, err = auth.MintWithGrants(secret, *identity, *name, grants, *ttl, time.Now())
+	}
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
