@@ -106,11 +106,12 @@ func NewPrefix() (string, error) {
 // GraphQL operations the scenarios send. Selections are kept small so that
 // the server's cost per message, not the payload, is measured.
 const (
-	queryMe             = `query { me { id } }`
-	mutationCreate      = `mutation($in: CreateChannelInput!) { createChannel(input: $in) { id } }`
-	mutationAddMember   = `mutation($c: ID!, $i: String!) { addMember(channelId: $c, identity: $i) { id } }`
-	mutationSend        = `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id index } }`
-	subscriptionMessage = `subscription($c: ID!) { messageAdded(channelId: $c) { id index body createdAt } }`
+	queryMe              = `query { me { id } }`
+	mutationCreate       = `mutation($in: CreateChannelInput!) { createChannel(input: $in) { id } }`
+	mutationAddMember    = `mutation($c: ID!, $i: String!) { addMember(channelId: $c, identity: $i) { id } }`
+	mutationSend         = `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id index } }`
+	mutationRegisterPush = `mutation($p: PushProvider!, $t: String!) { registerPush(provider: $p, token: $t) { id } }`
+	subscriptionMessage  = `subscription($c: ID!) { messageAdded(channelId: $c) { id index body createdAt } }`
 )
 
 // env is what a running scenario shares: the endpoints, a GraphQL client

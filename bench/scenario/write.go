@@ -29,6 +29,10 @@ type WriteConfig struct {
 	Channels int
 	// Duration is how long the writers send, as fast as they can.
 	Duration time.Duration
+	// Push registers a device for every writer (FCM and APNs in turn)
+	// before the run, so that each message is pushed to the other
+	// writers of its channel (who hold no WebSocket: all offline).
+	Push bool
 }
 
 // WriteResult is the outcome of Write.
@@ -106,6 +110,18 @@ func Write(ctx context.Context, cfg WriteConfig) (*WriteResult, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("write: seed: %w", err)
+	}
+	if cfg.Push {
+		err = parallel(ctx, cfg.Writers, setupConcurrency, func(ctx context.Context, w int) error {
+			provider, token := "FCM", e.Prefix+"fcm-"+strconv.Itoa(w)
+			if w%2 == 1 {
+				provider, token = "APNS", fmt.Sprintf("%064x", w)
+			}
+			return e.gql.Do(ctx, toks[w], mutationRegisterPush, map[string]any{"p": provider, "t": token}, nil)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("write: register devices: %w", err)
+		}
 	}
 
 	// acked[c] maps the id of each acknowledged message of channel c to

@@ -51,6 +51,7 @@ type options struct {
 	serverPID                int
 	pprofURL                 string
 	writers, channels        int
+	push                     bool
 	databaseURL, sizes       string
 	queries, batch, pageSize int
 	requests                 int
@@ -94,6 +95,7 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 		fs.IntVar(&o.writers, "writers", 8, "")
 		fs.IntVar(&o.channels, "channels", 1, "")
 		fs.DurationVar(&o.duration, "duration", 10*time.Second, "")
+		fs.BoolVar(&o.push, "push", false, "")
 	case "hostile":
 		fs.IntVar(&o.requests, "requests", scenario.DefaultHostileRequests, "")
 		fs.IntVar(&o.serverPID, "server-pid", 0, "")
@@ -325,7 +327,7 @@ func (o *options) prepare(_ context.Context, name string, c scenario.Common) (fu
 		if o.duration <= 0 || o.duration+setupAllowance > o.maxDuration {
 			return nil, usageErr("--duration %v must be positive and, with %v for setup and the check, within --max-duration %v", o.duration, setupAllowance, o.maxDuration)
 		}
-		cfg := scenario.WriteConfig{Common: c, Writers: o.writers, Channels: o.channels, Duration: o.duration}
+		cfg := scenario.WriteConfig{Common: c, Writers: o.writers, Channels: o.channels, Duration: o.duration, Push: o.push}
 		return func(ctx context.Context) (result, error) { return scenario.Write(ctx, cfg) }, nil
 	case "hostile":
 		if o.requests <= 0 || o.requests > maxQueries || o.maxCPU <= 0 || o.serverPID < 0 {

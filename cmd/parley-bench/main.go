@@ -67,8 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runScenario(ctx, name, args, getenv, stdout, stderr)
 	case "rawserver":
 		return runRawServer(ctx, args, stdout)
+	case "pushsink":
+		return runPushSink(ctx, args, stdout)
 	default:
-		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write, history, hostile or rawserver; see parley-bench help)", name)
+		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write, history, hostile, rawserver or pushsink; see parley-bench help)", name)
 	}
 }
 
@@ -92,7 +94,13 @@ Scenarios:
   idle       Hold N authenticated connections with one subscription each;
              server RSS and threads per connection (--server-pid).
   write      W writers send as fast as they can; mutations/s, latency, then
-             every channel's indexes are checked to be gapless.
+             every channel's indexes are checked to be gapless. With --push
+             every writer first registers a device (FCM and APNs in turn),
+             so that each message is pushed to every other writer.
+  pushsink   Serve a push service double (FCM and APNs, answering success)
+             on --addr (default 127.0.0.1:8443) until interrupted or
+             --max-duration, writing a CA and credentials into --dir and
+             printing the settings that point Parley at it.
   history    Bulk-insert a channel to each size through the database, then
              time the latest page and a deep page over the API.
   hostile    Send each denial-of-service document (fragments spreading each
@@ -129,7 +137,9 @@ idle:
   --connections N (1000)  --rooms N (0: one per 100)  --duration D (30s)
   --server-pid PID  --pprof-url URL (a net/http/pprof base, if the server has one)
 write:
-  --writers N (8)  --channels N (1)  --duration D (10s)
+  --writers N (8)  --channels N (1)  --duration D (10s)  --push
+pushsink:
+  --addr HOST:PORT (127.0.0.1:8443)  --dir DIR  --max-duration D (10m)
 hostile:
   --requests N (50) per document  --server-pid PID  --max-cpu D (10ms) per
   hostile document for the run to pass
