@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/db"
@@ -272,7 +271,7 @@ func (s *Service) DeleteUser(ctx context.Context, identity string) (*string, err
 // events to out.
 func (s *Service) removeMemberships(tx *gorm.DB, out *outbox, userID string) error {
 	var mine []*models.Member
-	if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Where("user_id = ?", userID).Order("channel_id").Find(&mine).Error; err != nil {
+	if err := forUpdate(tx).Where("user_id = ?", userID).Order("channel_id").Find(&mine).Error; err != nil {
 		return err
 	}
 	if len(mine) == 0 {

@@ -219,7 +219,7 @@ func TestAdminActsAsOwner(t *testing.T) {
 		admin.Do(`mutation($c: ID!) { removeMember(channelId: $c, identity: "bob") }`, map[string]any{"c": ch}, nil)
 		admin.Fails("FORBIDDEN", `mutation($c: ID!) { removeMember(channelId: $c, identity: "alice") }`, map[string]any{"c": ch})
 		admin.Fails("FORBIDDEN", `mutation($c: ID!) { markRead(channelId: $c, index: 0) { id } }`, map[string]any{"c": ch})
-		// The same token on a server that ignores the claim is nobody.
+		// Without the claim, the same identity is an outsider.
 		s.Client("backend").Fails("NOT_FOUND", `query($c: ID!) { channel(id: $c) { id } }`, map[string]any{"c": ch})
 		var members struct {
 			Members struct {
