@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,6 +163,16 @@ func settings(c *settingsConfig) []config.Setting {
 			}),
 		config.Int(&c.delivery.MaxAttempts, "PARLEY_DELIVERY_MAX_ATTEMPTS", queue.DefaultMaxAttempts,
 			"Attempts of one push or webhook delivery before it is given up (and logged); retries back off exponentially with jitter, honouring `Retry-After`."),
+		config.Func("PARLEY_DELIVERY_WORKERS", strconv.Itoa(queue.DefaultWorkers),
+			"How many delivery jobs this node works at once. `0` makes a node that only queues jobs, for nodes that should spend no CPU on delivery while others deliver.",
+			func(v string) error {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					return errors.New("want 0 or a positive number")
+				}
+				c.delivery.Workers, c.delivery.InsertOnly = n, n == 0
+				return nil
+			}),
 		config.Duration(&c.delivery.JobTimeout, "PARLEY_DELIVERY_TIMEOUT", queue.DefaultJobTimeout,
 			"How long one delivery job may run. A job left running by a node that died is taken over by another node twice this long after it started."),
 		config.String(&c.delivery.WebhookURL, "PARLEY_WEBHOOK_URL", "",

@@ -84,6 +84,9 @@ type Config struct {
 	// Workers is how many jobs a node works at once (DefaultWorkers when
 	// zero).
 	Workers int
+	// InsertOnly makes a node that only inserts jobs: Start works none,
+	// and other nodes deliver.
+	InsertOnly bool
 	// FetchPollInterval is how often a node looks for jobs without a
 	// notification (River's default when zero).
 	FetchPollInterval time.Duration
@@ -216,8 +219,10 @@ func (q *Queue) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs delivery.Jobs) e
 // it once.
 func (q *Queue) Start(ctx context.Context, source delivery.PushSource) error {
 	q.source = source
-	if err := q.client.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("start delivery queue: %w", err)
+	if !q.cfg.InsertOnly {
+		if err := q.client.Start(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("start delivery queue: %w", err)
+		}
 	}
 	statsCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	q.stop, q.done = stop, make(chan struct{})
@@ -232,6 +237,9 @@ func (q *Queue) Stop(ctx context.Context) error {
 	if q.stop != nil {
 		q.stop()
 		<-q.done
+	}
+	if q.cfg.InsertOnly {
+		return nil
 	}
 	err := q.client.Stop(ctx)
 	if ctx.Err() != nil {

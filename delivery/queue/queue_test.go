@@ -165,3 +165,51 @@ func TestRetriesOnlyFailedDevices(t *testing.T) {
 		}
 	})
 }
+
+// TestInsertOnly: a node that only inserts jobs works none; a node that
+// works the queue delivers them.
+func TestInsertOnly(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		ctx := t.Context()
+		store, err := db.Open(ctx, b.NewURL(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		if _, err := store.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pool, err := store.QueueDB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := &source{devices: []string{"d1"}}
+		never := &provider{sent: map[string]int{}, got: make(chan struct{}, 10), fail: func(*delivery.Push, int) error {
+			t.Error("the insert-only node delivered")
+			return nil
+		}}
+		newQueue := func(p push.Provider, insertOnly bool) *queue.Queue {
+			q, err := queue.New(queue.Config{
+				DB: pool, SQLite: store.Dialect() == db.DialectSQLite, InsertOnly: insertOnly,
+				Providers: map[models.PushProvider]push.Provider{models.PushFCM: p}, FetchPollInterval: 100 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.Start(ctx, src); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := q.Stop(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+			return q
+		}
+		inserter := newQueue(never, true)
+		enqueue(t, store, inserter, "m1")
+		worker := &provider{sent: map[string]int{}, got: make(chan struct{}, 10)}
+		newQueue(worker, false)
+		wait(t, worker.got, 1)
+	})
+}

@@ -42,6 +42,7 @@ type Config struct {
 	MaxAttempts       int
 	JobTimeout        time.Duration
 	Workers           int
+	InsertOnly        bool
 	FetchPollInterval time.Duration
 	StatsInterval     time.Duration
 	// Logger receives the delivery's log; nil discards it.
@@ -117,7 +118,7 @@ func (s *Setup) Queue(db *sql.DB, sqlite bool, listener *pgxpool.Pool) (*queue.Q
 	cfg := queue.Config{
 		DB: db, SQLite: sqlite, Listener: listener, Providers: s.providers,
 		WebhookEvents: s.cfg.WebhookEvents, MaxAttempts: s.cfg.MaxAttempts, JobTimeout: s.cfg.JobTimeout,
-		Workers: s.cfg.Workers, FetchPollInterval: s.cfg.FetchPollInterval, StatsInterval: s.cfg.StatsInterval, Logger: s.cfg.Logger,
+		Workers: s.cfg.Workers, InsertOnly: s.cfg.InsertOnly, FetchPollInterval: s.cfg.FetchPollInterval, StatsInterval: s.cfg.StatsInterval, Logger: s.cfg.Logger,
 	}
 	if s.webhooks != nil {
 		cfg.Webhooks = s.webhooks
