@@ -75,8 +75,12 @@ func (s *Service) SetNotificationLevel(ctx context.Context, channelID string, le
 	return &m, nil
 }
 
-// Notifiable reports whether u has at least one push registration.
+// Notifiable reports whether u has at least one push registration: as it
+// was when the event carrying u happened, or else now.
 func (s *Service) Notifiable(ctx context.Context, u *models.User) (bool, error) {
+	if u.Notifiable != nil {
+		return *u.Notifiable, nil
+	}
 	return s.loaders(ctx).notifiableLoader().Load(ctx, u.ID)
 }
 
@@ -122,6 +126,8 @@ func notifiableFlips(tx *gorm.DB, out *outbox, had map[string]bool) error {
 		return err
 	}
 	for _, u := range users {
+		now := !had[u.ID]
+		u.Notifiable = &now
 		out.add(profileTopic(u.ID), &event{Kind: evUserUpdated, User: u, Reasons: []string{ReasonNotifiable}})
 	}
 	return nil

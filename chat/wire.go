@@ -50,6 +50,7 @@ type wireUser struct {
 	CreatedAt    time.Time   `json:"createdAt"`
 	UpdatedAt    time.Time   `json:"updatedAt"`
 	PhotoURL     *string     `json:"photoUrl,omitempty"`
+	Notifiable   *bool       `json:"notifiable,omitempty"`
 }
 
 // wireChannel is a models.Channel on the wire.
@@ -149,14 +150,14 @@ func toWireUser(u *models.User) *wireUser {
 	if u == nil {
 		return nil
 	}
-	return &wireUser{ID: u.ID, Identity: u.Identity, FriendlyName: u.FriendlyName, Attributes: u.Attributes, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, PhotoURL: u.PhotoURL}
+	return &wireUser{ID: u.ID, Identity: u.Identity, FriendlyName: u.FriendlyName, Attributes: u.Attributes, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, PhotoURL: u.PhotoURL, Notifiable: u.Notifiable}
 }
 
 func (w *wireUser) model() *models.User {
 	if w == nil {
 		return nil
 	}
-	return &models.User{ID: w.ID, Identity: w.Identity, FriendlyName: w.FriendlyName, Attributes: w.Attributes, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, PhotoURL: w.PhotoURL}
+	return &models.User{ID: w.ID, Identity: w.Identity, FriendlyName: w.FriendlyName, Attributes: w.Attributes, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt, PhotoURL: w.PhotoURL, Notifiable: w.Notifiable}
 }
 
 func toWireChannel(c *models.Channel) *wireChannel {

@@ -13,6 +13,9 @@ type User struct {
 	PhotoURL  *string   `gorm:"column:photo_url;size:2048"`
 	CreatedAt time.Time `gorm:"not null"`
 	UpdatedAt time.Time `gorm:"not null"`
+	// Notifiable, on a user carried by an event, is whether they had a
+	// push registration when it happened; nil elsewhere. Never stored.
+	Notifiable *bool `gorm:"-"`
 }
 
 // Channel is a conversation. Its counters and last-message fields are kept
