@@ -133,6 +133,11 @@ func TestUpsertAndDeleteUsers(t *testing.T) {
 			many[i] = map[string]any{"identity": fmt.Sprintf("u%d", i)}
 		}
 		admin.Fails("BAD_USER_INPUT", upsert, map[string]any{"u": many})
+		var atLimit struct{ UpsertUsers []struct{ Identity string } }
+		admin.Do(`mutation($u: [UpsertUserInput!]!) { upsertUsers(users: $u) { identity } }`, map[string]any{"u": many[:1000]}, &atLimit)
+		if len(atLimit.UpsertUsers) != 1000 || atLimit.UpsertUsers[999].Identity != "u999" {
+			t.Errorf("upserting 1000 users returned %d", len(atLimit.UpsertUsers))
+		}
 		s.Client("zoe").Fails("FORBIDDEN", upsert, map[string]any{"u": []map[string]any{{"identity": "zoe"}}})
 
 		// zoe owns a channel with yan, writes, registers a device; deleting

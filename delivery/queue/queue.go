@@ -251,21 +251,6 @@ func (q *Queue) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Kill stops the queue as a dying node would: jobs being worked are
-// abandoned mid-delivery, left running in the database for another node's
-// rescuer. For tests of that rescue.
-func (q *Queue) Kill() {
-	if q.stop != nil {
-		q.stop()
-		<-q.done
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	// With ctx done, StopAndCancel returns at once, without waiting for
-	// the jobs to record their end.
-	_ = q.client.StopAndCancel(ctx)
-}
-
 // Stats returns the queue's depth and this node's counts.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	s := Stats{
