@@ -69,6 +69,9 @@ func TestImportRules(t *testing.T) {
 		{"/delivery/push/apns", []string{mod + "/chat", mod + "/db", "github.com/riverqueue/"}},
 		{"/delivery/webhook", []string{mod + "/chat", mod + "/db", "github.com/riverqueue/"}},
 		{"/delivery/setup", []string{mod + "/chat", mod + "/db", mod + "/graph", mod + "/server"}},
+		// The rate limits count per key: they know who is calling, not
+		// what is called.
+		{"/ratelimit", []string{mod + "/chat", mod + "/db", mod + "/graph", mod + "/resolvers", mod + "/server", mod + "/hub", "github.com/99designs/gqlgen", "gorm.io/", "github.com/redis/go-redis/"}},
 	}
 	for _, rule := range never {
 		p, ok := pkgs[mod+rule.pkg]
@@ -94,6 +97,7 @@ func TestImportRules(t *testing.T) {
 		{"github.com/riverqueue/", []string{"/delivery/queue"}},
 		{"github.com/sideshow/apns2", []string{"/delivery/push/apns"}},
 		{"golang.org/x/oauth2", []string{"/delivery/push/fcm"}},
+		{"golang.org/x/time/rate", []string{"/ratelimit"}},
 		{mod + "/db", []string{"/chat", "/cmd/parley", "/parleytest", "/bench/scenario"}},
 	}
 	for _, rule := range onlyIn {

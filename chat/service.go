@@ -21,6 +21,7 @@ import (
 	"github.com/parleychat/parley/models"
 	"github.com/parleychat/parley/presence"
 	"github.com/parleychat/parley/pubsub"
+	"github.com/parleychat/parley/ratelimit"
 )
 
 // Limits bound what a client may write or ask for in one call.
@@ -80,6 +81,9 @@ type Options struct {
 	// registration; otherwise (PARLEY_PUSH_WHEN=offline) only to those
 	// with no live connection on any node.
 	PushAlways bool
+	// RateLimits limits startTyping per user and channel: the calls over
+	// the limit succeed and do nothing. Nil limits nothing.
+	RateLimits *ratelimit.Limits
 }
 
 // Service implements Parley's use cases. It is safe for concurrent use.
@@ -98,6 +102,7 @@ type Service struct {
 	presend  PreSendHook
 	// pushAlways is Options.PushAlways.
 	pushAlways bool
+	rates      *ratelimit.Limits
 }
 
 // New returns a Service on store.
@@ -131,6 +136,7 @@ func New(store *db.Store, opts Options) *Service {
 		store: store, limits: l, log: logger, users: userCache{ids: map[string]cachedUser{}},
 		broker: opts.Broker, hub: opts.Hub, presence: opts.Presence, typing: newTypingTimers(typingTimeout), verifier: opts.Verifier,
 		delivery: opts.Delivery, presend: opts.PreSend, pushAlways: opts.PushAlways,
+		rates: opts.RateLimits,
 	}
 	if s.presence != nil {
 		s.presence.Watch(s.presenceLapsed)

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/models"
 )
 
@@ -69,6 +70,9 @@ func (s *Service) StartTyping(ctx context.Context, channelID string) (bool, erro
 	}
 	if err := a.requireWrite(); err != nil {
 		return false, err
+	}
+	if p, _ := auth.FromContext(ctx); !s.rates.Typing(p, channelID) {
+		return true, nil // one call too many: nothing to do
 	}
 	var user models.User
 	if err := q.Take(&user, "id = ?", v.UserID).Error; err != nil {

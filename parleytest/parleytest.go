@@ -40,6 +40,7 @@ import (
 	"github.com/parleychat/parley/pubsub"
 	"github.com/parleychat/parley/pubsub/memory"
 	"github.com/parleychat/parley/pubsub/redis"
+	"github.com/parleychat/parley/ratelimit"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/server"
 )
@@ -149,6 +150,9 @@ type Options struct {
 	PushAlways bool
 	// NoAdmin ignores tokens' admin claim (PARLEY_ADMIN=false).
 	NoAdmin bool
+	// RateLimits, when not nil, are the server's per-user rate limits;
+	// tests run without any otherwise.
+	RateLimits *ratelimit.Config
 }
 
 // Server is a running Parley server over a real HTTP listener.
@@ -227,9 +231,13 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("hub: %v", err)
 	}
+	var rates *ratelimit.Limits
+	if opts.RateLimits != nil {
+		rates = ratelimit.New(*opts.RateLimits)
+	}
 	chatOpts := chat.Options{
 		Limits: opts.ChatLimits, Logger: log, Broker: broker, Hub: h, Presence: presence, TypingTimeout: opts.TypingTimeout,
-		Verifier: verifier, PushAlways: opts.PushAlways,
+		Verifier: verifier, PushAlways: opts.PushAlways, RateLimits: rates,
 	}
 	q := openDelivery(t, opts.Delivery, store, log, &chatOpts)
 	svc := chat.New(store, chatOpts)
@@ -246,6 +254,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		Chat: svc, Hub: h, Verifier: verifier, Logger: log,
 		Limits: opts.ServerLimits, DisableIntrospection: opts.DisableIntrospection,
 		WebSocket: opts.WebSocket, CORSHeaders: opts.CORSHeaders, Realtime: hooks, RequestTimeout: opts.RequestTimeout,
+		RateLimits: rates,
 	})
 	ts := httptest.NewUnstartedServer(handler)
 	ts.Config.RegisterOnShutdown(handler.BeginShutdown)

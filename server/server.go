@@ -26,6 +26,7 @@ import (
 	"github.com/parleychat/parley/graph"
 	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/playground"
+	"github.com/parleychat/parley/ratelimit"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/resolvers"
 )
@@ -77,6 +78,11 @@ type Config struct {
 	// Realtime, when not nil, learns when WebSocket connections open and
 	// close.
 	Realtime RealtimeHooks
+	// RateLimits are the per-user limits of this node: mutations (refused
+	// whole with RATE_LIMITED), new and open WebSocket and SSE
+	// connections; nil limits nothing. Share it with the chat service,
+	// which limits startTyping.
+	RateLimits *ratelimit.Limits
 	// RequestTimeout bounds an HTTP request's parsing, validation and
 	// execution (not WebSocket or SSE streams); zero is
 	// DefaultRequestTimeout.
@@ -193,7 +199,7 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	es := graph.NewExecutableSchema(cfg)
 	srv := handler.New(es)
 	present := presentError(log)
-	rt := &realtime{verifier: c.Verifier, hooks: c.Realtime, log: log}
+	rt := &realtime{verifier: c.Verifier, hooks: c.Realtime, log: log, limits: c.RateLimits}
 	// The first transport that supports a request serves it: WebSocket
 	// upgrades (GET with Upgrade) and SSE (POST with Accept:
 	// text/event-stream) come before plain GET and POST, which refuse
@@ -216,6 +222,7 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	srv.Use(&documentLimit{limits: limits, es: es, docs: docs})
 	srv.Use(textCheck{})
+	srv.Use(mutationLimit{limits: c.RateLimits, present: present})
 	if c.DisableIntrospection {
 		srv.AroundRootFields(refuseIntrospection)
 	} else {

@@ -69,6 +69,14 @@ func (t *sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		apperr.WriteHTTP(w, http.StatusBadRequest, aerr)
 		return
 	}
+	if p, ok := auth.FromContext(r.Context()); ok {
+		release, aerr := t.rt.limits.Connect(p)
+		if aerr != nil {
+			apperr.WriteHTTP(w, http.StatusTooManyRequests, aerr)
+			return
+		}
+		defer release()
+	}
 	params.Headers = r.Header
 	now := graphql.Now()
 	params.ReadTime = graphql.TraceTiming{Start: now, End: now}

@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/hub"
+	"github.com/parleychat/parley/ratelimit"
 )
 
 // Close codes of Parley's WebSocket connections. The 44xx codes are the
@@ -54,6 +55,10 @@ const (
 	// CloseTooManyInits closes a connection that sends connection_init
 	// twice.
 	CloseTooManyInits = 4429
+	// CloseRateLimited closes a connection over its user's connection
+	// limits (too many new connections, or too many open): the protocol's
+	// "too many requests" code, with a reason that says how long to wait.
+	CloseRateLimited = 4429
 	// CloseTryAgainLater (1013) closes a connection that fell behind: its
 	// queue overflowed, or a write stalled longer than
 	// WebSocketOptions.WriteTimeout. Clients reconnect and resume.
@@ -200,7 +205,8 @@ type wsConn struct {
 	ops       map[string]*operation
 	timers    []*time.Timer
 	lastPong  time.Time
-	hooked    bool // RealtimeHooks.Connected was called
+	hooked    bool   // RealtimeHooks.Connected was called
+	unlimit   func() // gives back the connection's place in its user's limits
 }
 
 // wsFrame is one queued WebSocket frame: head (the frame header and, for
@@ -315,7 +321,11 @@ func (c *wsConn) release() {
 	}
 	hooked := c.hooked
 	p := c.principal
+	unlimit := c.unlimit
 	c.mu.Unlock()
+	if unlimit != nil {
+		unlimit()
+	}
 	for _, op := range ops {
 		op.stop(c.t.hub)
 	}
@@ -490,8 +500,12 @@ func (c *wsConn) init(raw json.RawMessage) bool {
 	if err != nil {
 		return c.refuse(err)
 	}
+	release, aerr := c.t.rt.limits.Connect(p)
+	if aerr != nil {
+		return c.refuseLimited(aerr)
+	}
 	c.mu.Lock()
-	c.acked, c.hooked, c.lastPong = true, c.t.rt.hooks != nil, time.Now()
+	c.acked, c.hooked, c.lastPong, c.unlimit = true, c.t.rt.hooks != nil, time.Now(), release
 	c.mu.Unlock()
 	c.setPrincipal(p)
 	if c.t.rt.hooks != nil {
@@ -527,6 +541,18 @@ func (c *wsConn) refuse(err error) bool {
 		c.send(envelope("connection_error", "", jsonError(reason)))
 	}
 	c.close(CloseForbidden, reason)
+	return false
+}
+
+// refuseLimited closes a connection over its user's connection limits
+// with CloseRateLimited; a legacy graphql-ws client gets a
+// connection_error with the error's code and retryAfter first.
+func (c *wsConn) refuseLimited(e *apperr.Error) bool {
+	if c.legacy {
+		payload, _ := json.Marshal(map[string]any{"message": e.Message, "extensions": e.Extensions()}) // strings and integers encode
+		c.send(envelope("connection_error", "", payload))
+	}
+	c.close(CloseRateLimited, closeReason(e))
 	return false
 }
 
@@ -940,6 +966,9 @@ type realtime struct {
 	verifier *auth.Verifier
 	hooks    RealtimeHooks
 	log      *slog.Logger
+	// limits admits each connection of an identity (new and open
+	// connections); nil admits all.
+	limits *ratelimit.Limits
 }
 
 // hasToken reports whether a connection_init payload holds a token in one of

@@ -199,6 +199,16 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// IsRateLimited reports whether err says the server rate-limits the
+// caller: a RATE_LIMITED GraphQL error, or a WebSocket closed with 4429.
+func IsRateLimited(err error) bool {
+	if IsCode(err, "RATE_LIMITED") {
+		return true
+	}
+	var de *DialError
+	return errors.As(err, &de) && de.Code == 4429
+}
+
 // IsCode reports whether err is GraphQL Errors whose first code is code.
 func IsCode(err error, code string) bool {
 	var e Errors

@@ -269,6 +269,20 @@ func (c *Common) every(line func() string) (stop func()) {
 	}
 }
 
+// rateLimitHint follows an error that says the server rate-limits the
+// run's users: the scenarios send and connect faster than one user's
+// default limits allow.
+const rateLimitHint = "(the server rate-limits users: run it with PARLEY_RATE_LIMITS=off for load tests)"
+
+// WithRateLimitHint adds rateLimitHint to err when it says the server
+// rate-limits the run's users.
+func WithRateLimitHint(err error) error {
+	if err != nil && client.IsRateLimited(err) {
+		return fmt.Errorf("%w %s", err, rateLimitHint)
+	}
+	return err
+}
+
 // errorSamples keeps the first few distinct error messages.
 type errorSamples struct {
 	mu   sync.Mutex
@@ -277,6 +291,9 @@ type errorSamples struct {
 
 func (s *errorSamples) add(err error) {
 	msg := err.Error()
+	if client.IsRateLimited(err) {
+		msg += " " + rateLimitHint
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.msgs) >= maxErrorSamples {

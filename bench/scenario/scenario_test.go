@@ -13,6 +13,7 @@ import (
 	"github.com/parleychat/parley/bench/stats"
 	"github.com/parleychat/parley/models"
 	"github.com/parleychat/parley/parleytest"
+	"github.com/parleychat/parley/ratelimit"
 )
 
 // newServer starts an in-process Parley on SQLite and returns the Common
@@ -295,5 +296,31 @@ func TestParseProcStat(t *testing.T) {
 	}
 	if _, err := parseProcStat("4242 (x) S 1"); err == nil {
 		t.Fatal("no error for a short line")
+	}
+}
+
+// TestRateLimitHint: against a server with rate limits, a write run's
+// errors come with a hint to turn them off.
+func TestRateLimitHint(t *testing.T) {
+	limits := ratelimit.Config{Mutations: ratelimit.Rate{Events: 1, Per: time.Hour, Burst: 10}}
+	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{RateLimits: &limits})
+	gql, err := client.GraphQLURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Common{Target: Target{HTTP: []string{gql}, Secret: srv.Secret}}
+	res, err := Write(testCtx(t), WriteConfig{Common: c, Writers: 2, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range res.ErrorSamples {
+		found = found || strings.Contains(s, "RATE_LIMITED") && strings.Contains(s, "PARLEY_RATE_LIMITS=off")
+	}
+	if res.Errors == 0 || !found {
+		t.Fatalf("sent %d, %d errors, samples %q: want RATE_LIMITED with the hint", res.Sent, res.Errors, res.ErrorSamples)
+	}
+	if err := WithRateLimitHint(client.Errors{{Message: "x", Extensions: map[string]any{"code": "RATE_LIMITED"}}}); !strings.Contains(err.Error(), "PARLEY_RATE_LIMITS=off") {
+		t.Fatalf("hint: %v", err)
 	}
 }

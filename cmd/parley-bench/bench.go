@@ -157,6 +157,7 @@ func runScenario(ctx context.Context, name string, args []string, getenv func(st
 	runCtx, cancel := context.WithTimeoutCause(ctx, o.maxDuration, errMaxDuration)
 	defer cancel()
 	res, err := run(runCtx)
+	err = scenario.WithRateLimitHint(err)
 	if err != nil {
 		if errors.Is(context.Cause(runCtx), errMaxDuration) {
 			return fmt.Errorf("%s: stopped by --max-duration %v: %w", name, o.maxDuration, err)

@@ -14,7 +14,9 @@
 //
 // Run "parley-bench help" for the flags. Tokens are minted with
 // PARLEY_JWT_SECRET (or --secret). Only loopback targets are allowed unless
-// --allow-remote is given.
+// --allow-remote is given. The target must run with PARLEY_RATE_LIMITS=off:
+// the scenarios send and connect faster than one user's rate limits allow
+// (hostile, which sends queries only, is the exception).
 package main
 
 import (
@@ -147,6 +149,9 @@ history:
   --database-url URL (default $DATABASE_URL; sqlite path or postgres URL)
   --sizes LIST (10000,100000,1000000)  --queries N (200)  --batch N (1000)
   --page-size N (50)
+
+The server must run with PARLEY_RATE_LIMITS=off (except for hostile): the
+scenarios send and connect faster than one user's rate limits allow.
 
 Exit status: 0 when the run passed its checks, 1 when it failed or a check
 failed (loss, duplicate, gap, dead connection), 2 for a bad command line.

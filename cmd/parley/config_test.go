@@ -80,3 +80,50 @@ func TestInvalidHardeningVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitsFromEnvironment: the rate variables reach the server, and
+// PARLEY_RATE_LIMITS=off turns them all off.
+func TestRateLimitsFromEnvironment(t *testing.T) {
+	const create = `mutation { createChannel(input: {type: PUBLIC}) { id } }`
+	for _, c := range []struct {
+		env    map[string]string
+		status []int // of three mutations
+	}{
+		{map[string]string{"PARLEY_RATE_MUTATIONS": "1/h", "PARLEY_RATE_MUTATIONS_BURST": "2"}, []int{200, 200, 429}},
+		{map[string]string{"PARLEY_RATE_MUTATIONS": "1/h", "PARLEY_RATE_MUTATIONS_BURST": "1"}, []int{200, 429, 429}},
+		{map[string]string{"PARLEY_RATE_MUTATIONS": "1/h", "PARLEY_RATE_MUTATIONS_BURST": "1", "PARLEY_RATE_LIMITS": "off"}, []int{200, 200, 200}},
+		{map[string]string{"PARLEY_RATE_MUTATIONS": "off", "PARLEY_RATE_MUTATIONS_BURST": "1"}, []int{200, 200, 200}},
+	} {
+		env := map[string]string{
+			"DATABASE_URL":      "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+			"PARLEY_JWT_SECRET": strings.Repeat("s", 32),
+		}
+		for k, v := range c.env {
+			env[k] = v
+		}
+		token := mintToken(t, env, "--identity", "alice")
+		base, _, stop := startServe(t, env)
+		for i, want := range c.status {
+			if status, code := post(t, base, token, create); status != want || (want == 429) != (code == "RATE_LIMITED") {
+				t.Errorf("%v: mutation %d: %d %s, want %d", c.env, i+1, status, code, want)
+			}
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, value := range map[string]string{
+		"PARLEY_RATE_LIMITS":            "maybe",
+		"PARLEY_RATE_MUTATIONS":         "20",
+		"PARLEY_RATE_TYPING":            "1/never",
+		"PARLEY_RATE_CONNECTIONS":       "0/s",
+		"PARLEY_RATE_CONNECTIONS_BURST": "0",
+		"PARLEY_RATE_OPEN_CONNECTIONS":  "-5",
+	} {
+		env := map[string]string{name: value, "DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "p.db")}
+		err := run(t.Context(), []string{"serve"}, envOf(env), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: error %v, want it to name the variable", name, value, err)
+		}
+	}
+}

@@ -87,9 +87,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	rates := cfg.rates()
 	opts := chat.Options{
 		Limits: cfg.chatLimits, Logger: log, Broker: rt.broker, Hub: rt.hub, Presence: rt.presence, TypingTimeout: cfg.typingTimeout,
-		Verifier: verifier, PushAlways: cfg.pushAlways,
+		Verifier: verifier, PushAlways: cfg.pushAlways, RateLimits: rates,
 	}
 	if parts.PreSend != nil {
 		opts.PreSend = parts.PreSend
@@ -119,6 +120,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		CORSHeaders: cfg.corsHeaders, Realtime: svc,
 		Readiness:      []server.ReadinessCheck{{Failure: "database schema behind", Check: schemaCurrent(store)}},
 		RequestTimeout: cfg.requestTimeout,
+		RateLimits:     rates,
 	})
 
 	if cfg.pprofAddr != "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/parleychat/parley/delivery/webhook"
 	"github.com/parleychat/parley/logging"
 	"github.com/parleychat/parley/pubsub/redis"
+	"github.com/parleychat/parley/ratelimit"
 	"github.com/parleychat/parley/server"
 )
 
@@ -54,6 +55,19 @@ type settingsConfig struct {
 	pushAlways bool
 	// admin honours the admin claim of tokens.
 	admin bool
+	// rateLimitsOn is PARLEY_RATE_LIMITS; rateLimits the limits it turns
+	// on.
+	rateLimitsOn bool
+	rateLimits   ratelimit.Config
+}
+
+// rates returns the per-user limits c configures, nil when
+// PARLEY_RATE_LIMITS is off.
+func (c *settingsConfig) rates() *ratelimit.Limits {
+	if !c.rateLimitsOn {
+		return nil
+	}
+	return ratelimit.New(c.rateLimits)
 }
 
 // settings is THE table of Parley's settings: each is an environment
@@ -63,7 +77,7 @@ type settingsConfig struct {
 // is generated from this one (go test ./cmd/parley -run TestREADMESettings
 // -update).
 func settings(c *settingsConfig) []config.Setting {
-	chatDefaults, serverDefaults := chat.DefaultLimits, server.DefaultLimits
+	chatDefaults, serverDefaults, rateDefaults := chat.DefaultLimits, server.DefaultLimits, ratelimit.Defaults
 	return []config.Setting{
 		config.String(&c.addr, "PARLEY_ADDR", ":8080",
 			"Address to listen on, `host:port`. `:8080` is every interface; `127.0.0.1:8080` is this machine only.", checkAddr),
@@ -132,6 +146,31 @@ func settings(c *settingsConfig) []config.Setting {
 			"Most fragment definitions in one document."),
 		config.Int(&c.serverLimits.MaxComplexity, "PARLEY_MAX_QUERY_COMPLEXITY", serverDefaults.MaxComplexity,
 			"Highest cost of one operation; see [Limits](#limits)."),
+		config.Func("PARLEY_RATE_LIMITS", "on",
+			"`off` turns every per-user rate limit below off (load tests, trusted backends); see [Rate limits](#rate-limits).",
+			func(v string) error {
+				switch strings.ToLower(v) {
+				case "on", "true":
+					c.rateLimitsOn = true
+				case "off", "false":
+					c.rateLimitsOn = false
+				default:
+					return errors.New("want on or off")
+				}
+				return nil
+			}),
+		rateSetting(&c.rateLimits.Mutations, "PARLEY_RATE_MUTATIONS", rateDefaults.Mutations,
+			"Mutations per user, counting each root field: `events/period` such as `20/s` or `600/m`, or `off`. Over it, an operation is refused whole with `RATE_LIMITED` (HTTP 429)."),
+		config.Int(&c.rateLimits.Mutations.Burst, "PARLEY_RATE_MUTATIONS_BURST", rateDefaults.Mutations.Burst,
+			"Mutations a user may send at once before `PARLEY_RATE_MUTATIONS` applies."),
+		rateSetting(&c.rateLimits.Typing, "PARLEY_RATE_TYPING", rateDefaults.Typing,
+			"`startTyping` calls per user and channel that publish, such as `1/2s`, or `off`; the others answer `true` and do nothing."),
+		rateSetting(&c.rateLimits.Connections, "PARLEY_RATE_CONNECTIONS", rateDefaults.Connections,
+			"New WebSocket and SSE connections per user, such as `10/s`, or `off`. Over it, a WebSocket is closed with 4429 and an event stream refused with HTTP 429, `RATE_LIMITED`."),
+		config.Int(&c.rateLimits.Connections.Burst, "PARLEY_RATE_CONNECTIONS_BURST", rateDefaults.Connections.Burst,
+			"New connections a user may open at once before `PARLEY_RATE_CONNECTIONS` applies."),
+		config.Int(&c.rateLimits.OpenConnections, "PARLEY_RATE_OPEN_CONNECTIONS", rateDefaults.OpenConnections,
+			"WebSocket and SSE connections one user may hold open at once on a node; one more is refused as above."),
 		config.String(&c.delivery.FCM.CredentialsFile, "PARLEY_FCM_CREDENTIALS", "",
 			"Path of the Firebase service account's JSON key: turns FCM push on. Its `token_uri` is where access tokens come from. See [Push notifications](#push-notifications).", nil).
 			WithUnset("FCM push off"),
@@ -202,6 +241,19 @@ func settings(c *settingsConfig) []config.Setting {
 		config.Bool(&c.admin, "PARLEY_ADMIN", true,
 			"`false` ignores the `admin` claim of tokens, turning the admin API and admins' OWNER rights off. See [Admin API](#admin-api)."),
 	}
+}
+
+// rateSetting is a Setting of a rate, such as 20/s, or off. Its burst is
+// its number of events, unless a burst setting later in the table sets it.
+func rateSetting(dst *ratelimit.Rate, env string, def ratelimit.Rate, description string) config.Setting {
+	return config.Func(env, def.String(), description, func(v string) error {
+		r, err := ratelimit.ParseRate(v)
+		if err != nil {
+			return err
+		}
+		*dst = r
+		return nil
+	})
 }
 
 // checkURL accepts an absolute http or https URL.
