@@ -6,8 +6,8 @@
 // users active in the last minute or so.
 //
 // Limits are kept per process (per node): with N nodes behind a load
-// balancer a user gets up to N times each rate. A nil *Limits limits
-// nothing. Refusals are *apperr.Error values with code RATE_LIMITED and a
+// balancer a user gets up to N times each rate. Admin tokens (the
+// application's backend) are not limited. A nil *Limits limits nothing. Refusals are *apperr.Error values with code RATE_LIMITED and a
 // RetryAfter. Everything here is safe for concurrent use.
 package ratelimit
 
@@ -131,9 +131,9 @@ func New(cfg Config, opts ...Option) *Limits {
 	}
 }
 
-// exempt reports whether p is free of rate limits. Nobody is yet; service
-// and admin tokens, when Parley has them, will be.
-func exempt(auth.Principal) bool { return false }
+// exempt reports whether p is free of rate limits: the application's
+// backend, whose tokens carry the admin claim, acts for many users.
+func exempt(p auth.Principal) bool { return p.Admin }
 
 // Mutation takes fields tokens (a mutation operation's root fields) from
 // p's mutation bucket, or refuses the whole operation with RATE_LIMITED and

@@ -268,3 +268,26 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("%d of 200 concurrent mutations allowed, want the burst of 50", allowed)
 	}
 }
+
+// TestAdminExempt: admin tokens, the application's backend acting for many
+// users, are not limited.
+func TestAdminExempt(t *testing.T) {
+	l := New(Config{Mutations: Rate{Events: 1, Per: time.Hour, Burst: 1}, Typing: Defaults.Typing, Connections: Rate{Events: 1, Per: time.Hour, Burst: 1}, OpenConnections: 1})
+	admin := auth.Principal{Identity: "backend", Admin: true}
+	for range 100 {
+		if err := l.Mutation(admin, 1); err != nil {
+			t.Fatal(err)
+		}
+		if !l.Typing(admin, "c") {
+			t.Fatal("typing refused")
+		}
+		if _, err := l.Connect(admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same identity without the claim is limited.
+	if err := l.Mutation(auth.Principal{Identity: "backend"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	limited(t, l.Mutation(auth.Principal{Identity: "backend"}, 1), "too many mutations")
+}
