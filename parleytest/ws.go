@@ -80,6 +80,8 @@ type DialError struct {
 	// ConnectionError is the message of a legacy graphql-ws
 	// connection_error, if one came.
 	ConnectionError string
+	// ConnectionErrorCode is that connection_error's extensions.code.
+	ConnectionErrorCode string
 	// Err is the underlying error.
 	Err error
 }
@@ -155,12 +157,12 @@ func (s *Server) TryDial(t testing.TB, identity string, opts ...DialOption) (*WS
 		conn.CloseNow()
 		return nil, &DialError{Code: websocket.CloseStatus(err), Err: err}
 	}
-	var connErr string
+	var connErr Error
 	for {
 		typ, data, err := conn.Read(ctx)
 		if err != nil {
 			conn.CloseNow()
-			derr := &DialError{Code: -1, ConnectionError: connErr, Err: err}
+			derr := &DialError{Code: -1, ConnectionError: connErr.Message, ConnectionErrorCode: connErr.Code(), Err: err}
 			if ce, ok := errors.AsType[websocket.CloseError](err); ok {
 				derr.Code, derr.Reason = ce.Code, ce.Reason
 			}
@@ -175,7 +177,7 @@ func (s *Server) TryDial(t testing.TB, identity string, opts ...DialOption) (*WS
 			break
 		}
 		if m.Type == "connection_error" {
-			connErr = errorMessage(m.Payload)
+			connErr = firstError(m.Payload)
 		}
 	}
 	c.paused = cfg.paused
@@ -464,15 +466,22 @@ func decodeResult(payload json.RawMessage) event {
 
 // errorMessage is the message of a payload holding one error or a list.
 func errorMessage(payload json.RawMessage) string {
+	return firstError(payload).Message
+}
+
+// firstError decodes an error payload: one error or a list of them (the
+// first is returned); anything else becomes an error whose message is the
+// payload.
+func firstError(payload json.RawMessage) Error {
 	var one Error
 	if json.Unmarshal(payload, &one) == nil && one.Message != "" {
-		return one.Message
+		return one
 	}
 	var list []Error
 	if json.Unmarshal(payload, &list) == nil && len(list) > 0 {
-		return list[0].Message
+		return list[0]
 	}
-	return string(payload)
+	return Error{Message: string(payload)}
 }
 
 // stream queues what one operation receives, without bound, for the test

@@ -115,8 +115,8 @@ func TestWebSocketRefusesBadTokens(t *testing.T) {
 					if derr.HTTPStatus != 0 || derr.Code != server.CloseForbidden || derr.Reason != tc.reason {
 						t.Fatalf("refused with %v, want close %d %q", derr, server.CloseForbidden, tc.reason)
 					}
-					if p.name == parleytest.ProtocolLegacy && derr.ConnectionError != tc.reason {
-						t.Fatalf("legacy connection_error = %q, want %q", derr.ConnectionError, tc.reason)
+					if p.name == parleytest.ProtocolLegacy && (derr.ConnectionError != tc.reason || derr.ConnectionErrorCode != "UNAUTHENTICATED") {
+						t.Fatalf("legacy connection_error = %q (code %q), want %q (UNAUTHENTICATED)", derr.ConnectionError, derr.ConnectionErrorCode, tc.reason)
 					}
 				})
 			}
@@ -263,11 +263,78 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 			if code != server.CloseForbidden {
 				t.Fatalf("closed with %d", code)
 			}
-			if len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1], `"connection_error"`) || !strings.Contains(msgs[len(msgs)-1], "token expired") {
+			if len(msgs) == 0 || !strings.Contains(msgs[len(msgs)-1], `"connection_error"`) || !strings.Contains(msgs[len(msgs)-1], "token expired") || !strings.Contains(msgs[len(msgs)-1], `"code":"UNAUTHENTICATED"`) {
 				t.Fatalf("messages before the close: %q", msgs)
 			}
 		})
 	})
+}
+
+// A legacy graphql-ws client's bad messages are answered with error
+// messages whose payload carries a code, and the connection stays open.
+func TestLegacyWebSocketErrorsCarryCodes(t *testing.T) {
+	s := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), rtWait)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, rtWSURL(s), &websocket.DialOptions{Subprotocols: []string{parleytest.ProtocolLegacy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	tok, err := auth.Mint(s.Secret, "alice", "", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() map[string]any {
+		t.Helper()
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Fatalf("decode %q: %v", data, err)
+			}
+			if m["type"] != "ka" {
+				return m
+			}
+		}
+	}
+	write := func(msg string) {
+		t.Helper()
+		if err := conn.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"type":"connection_init","payload":{"token":"` + tok + `"}}`)
+	if m := read(); m["type"] != "connection_ack" {
+		t.Fatalf("got %v, want connection_ack", m)
+	}
+	cases := []struct{ name, send, id string }{
+		{"start without id", `{"type":"start","payload":{"query":"{me{id}}"}}`, ""},
+		{"start without query", `{"id":"1","type":"start","payload":{"variables":{}}}`, "1"},
+		{"unknown type", `{"id":"2","type":"subscribe"}`, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			write(tc.send)
+			m := read()
+			payload, _ := m["payload"].(map[string]any)
+			ext, _ := payload["extensions"].(map[string]any)
+			if m["type"] != "error" || ext["code"] != "BAD_REQUEST" || payload["message"] == "" {
+				t.Fatalf("got %v, want an error with code BAD_REQUEST", m)
+			}
+			if id, _ := m["id"].(string); id != tc.id {
+				t.Fatalf("error for id %q, want %q", id, tc.id)
+			}
+		})
+	}
+	// The connection still serves operations.
+	write(`{"id":"3","type":"start","payload":{"query":"{me{identity}}"}}`)
+	if m := read(); m["type"] != "data" || m["id"] != "3" {
+		t.Fatalf("got %v, want data for 3", m)
+	}
 }
 
 // rtRawSession sends messages on a raw connection and returns what the

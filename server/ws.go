@@ -427,9 +427,9 @@ func (c *wsConn) handleLegacy(m *message) bool {
 		params, valid := decodeParams(m.Payload)
 		switch {
 		case !ok || !acked || exists:
-			c.send(envelope("error", id, jsonError("invalid start message")))
+			c.send(envelope("error", id, errorPayload(apperr.New(apperr.BadRequest, "invalid start message"))))
 		case !valid:
-			c.send(envelope("error", id, jsonError("invalid payload")))
+			c.send(envelope("error", id, errorPayload(apperr.New(apperr.BadRequest, "invalid payload"))))
 		default:
 			c.start(id, params)
 		}
@@ -440,7 +440,7 @@ func (c *wsConn) handleLegacy(m *message) bool {
 		}
 		return true
 	}
-	c.send(envelope("error", "", jsonError("unknown message type "+strconv.Quote(m.Type))))
+	c.send(envelope("error", "", errorPayload(apperr.New(apperr.BadRequest, "unknown message type %s", strconv.Quote(m.Type)))))
 	return true
 }
 
@@ -538,7 +538,7 @@ func (c *wsConn) setPrincipal(p auth.Principal) {
 func (c *wsConn) refuse(err error) bool {
 	reason := closeReason(err)
 	if c.legacy {
-		c.send(envelope("connection_error", "", jsonError(reason)))
+		c.send(envelope("connection_error", "", errorPayload(apperr.New(apperr.Unauthenticated, "%s", reason))))
 	}
 	c.close(CloseForbidden, reason)
 	return false
@@ -549,8 +549,7 @@ func (c *wsConn) refuse(err error) bool {
 // connection_error with the error's code and retryAfter first.
 func (c *wsConn) refuseLimited(e *apperr.Error) bool {
 	if c.legacy {
-		payload, _ := json.Marshal(map[string]any{"message": e.Message, "extensions": e.Extensions()}) // strings and integers encode
-		c.send(envelope("connection_error", "", payload))
+		c.send(envelope("connection_error", "", errorPayload(e)))
 	}
 	c.close(CloseRateLimited, closeReason(e))
 	return false
@@ -561,7 +560,7 @@ func (c *wsConn) refuseLimited(e *apperr.Error) bool {
 // clients reconnect with a fresh token.
 func (c *wsConn) expired() {
 	if c.legacy {
-		c.send(envelope("connection_error", "", jsonError("token expired")))
+		c.send(envelope("connection_error", "", errorPayload(apperr.New(apperr.Unauthenticated, "token expired"))))
 	}
 	c.close(CloseForbidden, "token expired")
 }
@@ -762,9 +761,9 @@ func envelope(typ, id string, payload json.RawMessage) []byte {
 	return append(b, '}')
 }
 
-// jsonError encodes {"message": msg}.
-func jsonError(msg string) json.RawMessage {
-	b, _ := json.Marshal(map[string]string{"message": msg})
+// errorPayload encodes e as a GraphQL error: {"message", "extensions": {"code", …}}.
+func errorPayload(e *apperr.Error) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"message": e.Message, "extensions": e.Extensions()}) // strings and integers encode
 	return b
 }
 
