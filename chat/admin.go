@@ -253,6 +253,9 @@ func (s *Service) DeleteUser(ctx context.Context, identity string) (*string, err
 		if err := tombstoneMessages(tx, u.ID); err != nil {
 			return err
 		}
+		if _, err := markMediaDeleted(tx, "uploader_id = ?", u.ID); err != nil {
+			return err
+		}
 		if err := tx.Delete(&models.PushRegistration{}, "user_id = ?", u.ID).Error; err != nil {
 			return err
 		}
@@ -263,6 +266,9 @@ func (s *Service) DeleteUser(ctx context.Context, identity string) (*string, err
 	}
 	s.users.forget(identity)
 	s.flush(ctx, out)
+	if removed != nil {
+		s.purgeDeletedMedia(ctx, "uploader_id = ?", *removed)
+	}
 	return removed, nil
 }
 

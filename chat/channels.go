@@ -370,12 +370,16 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) 
 				return err
 			}
 		}
+		if _, err := markMediaDeleted(tx, "channel_id = ?", id); err != nil {
+			return err
+		}
 		return tx.Delete(&models.Channel{}, "id = ?", id).Error
 	})
 	if err != nil {
 		return "", internal("delete channel", err)
 	}
 	s.flush(ctx, out)
+	s.purgeDeletedMedia(ctx, "channel_id = ?", id)
 	return id, nil
 }
 

@@ -26,6 +26,7 @@ type Loaders struct {
 	online        *dataloadgen.Loader[string, bool]
 	notifiable    *dataloadgen.Loader[string, bool]
 	grantChannels *dataloadgen.Loader[string, *models.Channel]
+	media         *dataloadgen.Loader[string, []*models.Media]
 }
 
 type loadersKey struct{}
@@ -75,6 +76,10 @@ func (l *Loaders) notifiableLoader() *dataloadgen.Loader[string, bool] {
 
 func (l *Loaders) grantChannelLoader() *dataloadgen.Loader[string, *models.Channel] {
 	return lazyLoader(l, &l.grantChannels, l.s.grantChannels)
+}
+
+func (l *Loaders) mediaLoader() *dataloadgen.Loader[string, []*models.Media] {
+	return lazyLoader(l, &l.media, l.s.mediaByMessages)
 }
 
 // WithLoaders returns a context carrying l.

@@ -14,6 +14,9 @@ type NewMessage struct {
 	ChannelID  string
 	Body       string
 	Attributes models.JSON
+	// Media are the IDs of stored uploads of the caller's, made for this
+	// channel, to attach in this order.
+	Media []string
 }
 
 // SendMessage stores a message with the channel's next index and returns it.
@@ -21,7 +24,10 @@ type NewMessage struct {
 // counter, so concurrent senders queue on that row and indexes have no gaps
 // or duplicates), inserts the message and moves the author's read horizon to
 // it: a user's own messages are never unread. Concurrent sends share
-// transactions (see sendBatcher).
+// transactions (see sendBatcher). Media attaches uploads (see CreateUpload)
+// in that transaction: BAD_USER_INPUT for more than MaxMediaPerMessage, an
+// upload listed twice, not yet uploaded, made for another channel or
+// already attached; NOT_FOUND for one that is not the caller's.
 func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Message, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -33,11 +39,14 @@ func (s *Service) SendMessage(ctx context.Context, in NewMessage) (*models.Messa
 	if err := s.checkAttributes(in.Attributes); err != nil {
 		return nil, err
 	}
+	if err := s.checkMediaList(in.Media); err != nil {
+		return nil, err
+	}
 	msg := &models.Message{ID: newID(), ChannelID: in.ChannelID, AuthorID: &v.UserID, Body: in.Body, Attributes: in.Attributes, CreatedAt: now()}
 	if err := s.preSend(ctx, v, msg); err != nil {
 		return nil, err
 	}
-	if err := s.sends.send(ctx, s, v, msg); err != nil {
+	if err := s.sends.send(ctx, s, v, msg, in.Media); err != nil {
 		return nil, internal("send message", err)
 	}
 	return msg, nil
@@ -96,6 +105,8 @@ func (s *Service) EditMessage(ctx context.Context, id, body string, attributes m
 }
 
 // DeleteMessage empties a message and marks it deleted; it keeps its index.
+// Its media go with it: their URLs stop working at once, their bytes are
+// removed right after (or by the next SweepMedia).
 // The author, an ADMIN or the OWNER. Deleting twice returns the tombstone
 // and counts once, also when two deletes race.
 func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message, error) {
@@ -107,6 +118,7 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 	var (
 		msg, tomb models.Message
 		out       outbox
+		hadMedia  bool
 	)
 	err = s.write(ctx, &out, func(tx *gorm.DB) error {
 		a, err := loadMessageAccess(tx, v, id, &msg)
@@ -128,6 +140,9 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 			if err != nil {
 				return err
 			}
+			if hadMedia, err = markMediaDeleted(tx, "message_id = ?", id); err != nil {
+				return err
+			}
 		}
 		if err := tx.Take(&tomb, "id = ?", id).Error; err != nil {
 			return err
@@ -141,6 +156,9 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 		return nil, internal("delete message", err)
 	}
 	s.flush(ctx, out)
+	if hadMedia {
+		s.purgeDeletedMedia(ctx, "message_id = ?", id)
+	}
 	return &tomb, nil
 }
 

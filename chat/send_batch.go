@@ -49,6 +49,8 @@ type sendRequest struct {
 	ctx context.Context
 	v   viewer
 	msg *models.Message
+	// media are the IDs of the uploads to attach to msg.
+	media []string
 	// err is why this send failed, set before done is closed.
 	err  error
 	done chan struct{}
@@ -58,8 +60,8 @@ type sendRequest struct {
 // publishes it once the batch is committed. It returns when msg is
 // committed or has failed; cancelling ctx does not abandon a send already
 // queued.
-func (b *sendBatcher) send(ctx context.Context, s *Service, v viewer, msg *models.Message) error {
-	r := &sendRequest{ctx: ctx, v: v, msg: msg, done: make(chan struct{})}
+func (b *sendBatcher) send(ctx context.Context, s *Service, v viewer, msg *models.Message, media []string) error {
+	r := &sendRequest{ctx: ctx, v: v, msg: msg, media: media, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
 	lead := !b.writing
@@ -225,16 +227,25 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 // commit. Membership is not locked, here or in loadAccess, so on PostgreSQL
 // a member removed while this transaction waits for a lock may still post.
 func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error) {
+	uploads, err := loadSendMedia(tx, batch)
+	if err != nil {
+		return nil, err
+	}
 	memberOf, authorOf, channelOf, err := loadSenders(tx, batch)
 	if err != nil {
 		return nil, err
 	}
+	taken := map[string]bool{} // uploads attached by earlier sends of the batch
 	var runs [][]*sendRequest // the allowed sends, one run per channel
 	for group := range channelGroups(batch) {
 		channelID := group[0].msg.ChannelID
 		run := make([]*sendRequest, 0, len(group))
 		for _, r := range group {
 			if err := sendRule(r.v, channelOf[channelID], memberOf[[2]string{channelID, r.v.UserID}]); err != nil {
+				r.err = err
+				continue
+			}
+			if err := sendMediaRule(r, uploads, taken); err != nil {
 				r.err = err
 				continue
 			}
@@ -290,6 +301,9 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 		return nil, nil
 	}
 	if err := tx.Create(msgs).Error; err != nil {
+		return nil, err
+	}
+	if err := attachMedia(tx, runs); err != nil {
 		return nil, err
 	}
 	return activated, moveReadHorizons(tx, horizon, msgs[len(msgs)-1].CreatedAt)

@@ -84,6 +84,8 @@ type Options struct {
 	// RateLimits limits startTyping per user and channel: the calls over
 	// the limit succeed and do nothing. Nil limits nothing.
 	RateLimits *ratelimit.Limits
+	// Media configures attachments: storage, URL signing and limits.
+	Media MediaOptions
 }
 
 // Service implements Parley's use cases. It is safe for concurrent use.
@@ -103,6 +105,8 @@ type Service struct {
 	// pushAlways is Options.PushAlways.
 	pushAlways bool
 	rates      *ratelimit.Limits
+	// media is Options.Media with its defaults.
+	media MediaOptions
 }
 
 // New returns a Service on store.
@@ -136,7 +140,7 @@ func New(store *db.Store, opts Options) *Service {
 		store: store, limits: l, log: logger, users: userCache{ids: map[string]cachedUser{}},
 		broker: opts.Broker, hub: opts.Hub, presence: opts.Presence, typing: newTypingTimers(typingTimeout), verifier: opts.Verifier,
 		delivery: opts.Delivery, presend: opts.PreSend, pushAlways: opts.PushAlways,
-		rates: opts.RateLimits,
+		rates: opts.RateLimits, media: opts.Media.withDefaults(),
 	}
 	if s.presence != nil {
 		s.presence.Watch(s.presenceLapsed)

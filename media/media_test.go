@@ -34,10 +34,7 @@ func pngOf(t *testing.T, w, h int) []byte {
 func TestDirPutOpenDelete(t *testing.T) {
 	ctx := t.Context()
 	root := filepath.Join(t.TempDir(), "media")
-	d, err := media.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := media.NewDir(root)
 	n, err := d.Put(ctx, "0192-abc", strings.NewReader("hello"))
 	if err != nil || n != 5 {
 		t.Fatalf("Put = %d, %v", n, err)
@@ -74,10 +71,7 @@ func TestDirPutOpenDelete(t *testing.T) {
 func TestDirPutFailureStoresNothing(t *testing.T) {
 	ctx := t.Context()
 	root := t.TempDir()
-	d, err := media.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := media.NewDir(root)
 	boom := errors.New("boom")
 	if _, err := d.Put(ctx, "k1", io.MultiReader(strings.NewReader("partial"), errReader{boom})); !errors.Is(err, boom) {
 		t.Fatalf("Put = %v; want boom", err)

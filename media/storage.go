@@ -53,14 +53,9 @@ type Dir struct {
 
 var _ Storage = (*Dir)(nil)
 
-// NewDir returns the Storage in the directory root, creating it (and its
-// parents) when missing.
-func NewDir(root string) (*Dir, error) {
-	if err := os.MkdirAll(filepath.Join(root, tmpDir), 0o750); err != nil {
-		return nil, fmt.Errorf("media directory: %w", err)
-	}
-	return &Dir{root: root}, nil
-}
+// NewDir returns the Storage in the directory root, which the first Put
+// creates (with its parents) when missing.
+func NewDir(root string) *Dir { return &Dir{root: root} }
 
 // tmpDir is the subdirectory of Dir's root that holds objects being
 // written; on the same file system, so that renaming them is atomic.
@@ -95,6 +90,9 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (n int64, err er
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return 0, fmt.Errorf("media: temporary name: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(d.root, tmpDir), 0o750); err != nil {
+		return 0, fmt.Errorf("media: directory: %w", err)
 	}
 	tmp := filepath.Join(d.root, tmpDir, key+"."+hex.EncodeToString(rnd[:]))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)

@@ -119,5 +119,5 @@ type PushRegistration struct {
 
 // All lists every model, in an order that migrations can create.
 func All() []any {
-	return []any{&User{}, &Channel{}, &Member{}, &Message{}, &PushRegistration{}}
+	return []any{&User{}, &Channel{}, &Member{}, &Message{}, &PushRegistration{}, &Media{}}
 }

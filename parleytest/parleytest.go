@@ -34,6 +34,7 @@ import (
 	"github.com/parleychat/parley/delivery/setup"
 	"github.com/parleychat/parley/hub"
 	"github.com/parleychat/parley/logging"
+	"github.com/parleychat/parley/media"
 	"github.com/parleychat/parley/presence"
 	presencememory "github.com/parleychat/parley/presence/memory"
 	presenceredis "github.com/parleychat/parley/presence/redis"
@@ -153,6 +154,10 @@ type Options struct {
 	// RateLimits, when not nil, are the server's per-user rate limits;
 	// tests run without any otherwise.
 	RateLimits *ratelimit.Config
+	// Media configures attachments; a nil Storage is a directory of the
+	// test's own (Server.MediaDir), a nil Signer one on the server's
+	// secret.
+	Media chat.MediaOptions
 }
 
 // Server is a running Parley server over a real HTTP listener.
@@ -169,10 +174,16 @@ type Server struct {
 	Presence presence.Tracker
 	Secret   []byte
 	// Queue is its delivery queue, nil without Options.Delivery.
-	Queue   *queue.Queue
-	t       testing.TB
-	ts      *httptest.Server
-	handler *server.Handler
+	Queue *queue.Queue
+	// Chat is its chat service, for what no client can do, such as
+	// running the media sweep.
+	Chat *chat.Service
+	// MediaDir is the directory of its media storage, unless
+	// Options.Media gave one.
+	MediaDir string
+	t        testing.TB
+	ts       *httptest.Server
+	handler  *server.Handler
 }
 
 // Shutdown shuts the server down as the parley command does on SIGTERM:
@@ -235,9 +246,17 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	if opts.RateLimits != nil {
 		rates = ratelimit.New(*opts.RateLimits)
 	}
+	mediaOpts, mediaDir := opts.Media, ""
+	if mediaOpts.Storage == nil {
+		mediaDir = filepath.Join(t.TempDir(), "media")
+		mediaOpts.Storage = media.NewDir(mediaDir)
+	}
+	if mediaOpts.Signer == nil {
+		mediaOpts.Signer = media.NewSigner(secret)
+	}
 	chatOpts := chat.Options{
 		Limits: opts.ChatLimits, Logger: log, Broker: broker, Hub: h, Presence: presence, TypingTimeout: opts.TypingTimeout,
-		Verifier: verifier, PushAlways: opts.PushAlways, RateLimits: rates,
+		Verifier: verifier, PushAlways: opts.PushAlways, RateLimits: rates, Media: mediaOpts,
 	}
 	q := openDelivery(t, opts.Delivery, store, log, &chatOpts)
 	svc := chat.New(store, chatOpts)
@@ -279,7 +298,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, Queue: q, t: t, ts: ts, handler: handler}
+	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, Queue: q, Chat: svc, MediaDir: mediaDir, t: t, ts: ts, handler: handler}
 }
 
 // openDelivery builds the delivery cfg configures on store, as the parley

@@ -26,7 +26,7 @@ func (r *messageResolver) Author(ctx context.Context, obj *models.Message) (*mod
 
 // SendMessage is the resolver for the sendMessage field.
 func (r *mutationResolver) SendMessage(ctx context.Context, input model.SendMessageInput) (*models.Message, error) {
-	return r.Chat.SendMessage(ctx, chat.NewMessage{ChannelID: input.ChannelID, Body: input.Body, Attributes: input.Attributes})
+	return r.Chat.SendMessage(ctx, chat.NewMessage{ChannelID: input.ChannelID, Body: input.Body, Attributes: input.Attributes, Media: input.Media})
 }
 
 // EditMessage is the resolver for the editMessage field.

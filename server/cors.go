@@ -28,13 +28,27 @@ var CORSAllowedHeaders = []string{
 func corsPolicy(patterns, extra []string) func(http.Handler) http.Handler {
 	allowHeaders := strings.Join(append(slices.Clone(CORSAllowedHeaders), extra...), ", ")
 	return func(next http.Handler) http.Handler {
-		return cors(patterns, allowHeaders, next)
+		return cors(patterns, corsRules{headers: allowHeaders, methods: "GET, POST, OPTIONS", expose: requestid.Header}, next)
 	}
 }
 
-// cors is corsPolicy's middleware, with the Access-Control-Allow-Headers
-// value.
-func cors(patterns []string, allowHeaders string, next http.Handler) http.Handler {
+// mediaCORS is corsPolicy for the media endpoints: pages from the allowed
+// origins may PUT uploads and GET attachments (with Range), and read the
+// headers of a partial answer.
+func mediaCORS(patterns []string) func(http.Handler) http.Handler {
+	rules := corsRules{
+		headers: "Content-Type, Range, " + requestid.Header, methods: "GET, HEAD, PUT, OPTIONS",
+		expose: requestid.Header + ", Content-Range, Content-Disposition, Accept-Ranges",
+	}
+	return func(next http.Handler) http.Handler { return cors(patterns, rules, next) }
+}
+
+// corsRules are the values of the Access-Control-Allow-Headers,
+// -Allow-Methods and -Expose-Headers answers.
+type corsRules struct{ headers, methods, expose string }
+
+// cors is the CORS middleware of corsPolicy and mediaCORS.
+func cors(patterns []string, rules corsRules, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		if origin == "" || !originAllowed(patterns, origin) {
@@ -43,11 +57,11 @@ func cors(patterns []string, allowHeaders string, next http.Handler) http.Handle
 		}
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
-		h.Set("Access-Control-Expose-Headers", requestid.Header)
+		h.Set("Access-Control-Expose-Headers", rules.expose)
 		h.Add("Vary", "Origin")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", allowHeaders)
+			h.Set("Access-Control-Allow-Methods", rules.methods)
+			h.Set("Access-Control-Allow-Headers", rules.headers)
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return

@@ -121,6 +121,8 @@ const DefaultRequestTimeout = 15 * time.Second
 //	/healthz   200 while the process is up
 //	/readyz    200 while the database answers and every Config.Readiness
 //	           check passes, 503 otherwise
+//	/media/    uploads (PUT) and attachments (GET) at signed URLs; see
+//	           mediaHandler
 //	/query     404 NOT_FOUND with a pointer to /graphql
 //	/          the GraphQL playground
 //
@@ -159,6 +161,7 @@ func NewHandler(cfg Config) *Handler {
 		}
 		writeText(w, http.StatusOK, "ready")
 	})
+	mux.Handle(chat.MediaPathPrefix, mediaCORS(cfg.WebSocket.withDefaults().AllowedOrigins)(mediaHandler(cfg.Chat, log)))
 	mux.Handle("/", playground.Handler("Parley", "/graphql"))
 	return &Handler{Handler: requestid.Middleware(logRequests(log, mux)), conns: conns}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/parleychat/parley/config"
 	"github.com/parleychat/parley/delivery/setup"
 	"github.com/parleychat/parley/logging"
+	"github.com/parleychat/parley/media"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/server"
 )
@@ -24,6 +25,19 @@ import (
 // in-flight requests get to finish on shutdown, realtime connections
 // included.
 const defaultShutdownTimeout = 10 * time.Second
+
+// mediaSweepInterval is how often a node removes unattached uploads older
+// than a day and the media of deleted messages (chat.Service.SweepMedia).
+const mediaSweepInterval = 10 * time.Minute
+
+// mediaOptions returns the media options cfg configures, with the
+// directory storage (created by the first upload) and URLs signed with a
+// key derived from the JWT secret.
+func mediaOptions(cfg *settingsConfig, secret []byte) chat.MediaOptions {
+	opts := cfg.media
+	opts.Storage, opts.Signer = media.NewDir(cfg.mediaDir), media.NewSigner(secret)
+	return opts
+}
 
 // serveUsage heads `parley serve --help`; the settings follow.
 const serveUsage = `usage: parley serve [flags]
@@ -87,10 +101,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	mediaOpts := mediaOptions(&cfg, secret)
 	rates := cfg.rates()
 	opts := chat.Options{
 		Limits: cfg.chatLimits, Logger: log, Broker: rt.broker, Hub: rt.hub, Presence: rt.presence, TypingTimeout: cfg.typingTimeout,
-		Verifier: verifier, PushAlways: cfg.pushAlways, RateLimits: rates,
+		Verifier: verifier, PushAlways: cfg.pushAlways, RateLimits: rates, Media: mediaOpts,
 	}
 	if parts.PreSend != nil {
 		opts.PreSend = parts.PreSend
@@ -111,6 +126,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			}
 		}()
 	}
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		svc.SweepMediaEvery(sweepCtx, mediaSweepInterval)
+	}()
+	defer func() {
+		stopSweep()
+		<-sweepDone
+	}()
 	handler := server.NewHandler(server.Config{
 		Chat: svc, Hub: rt.hub, Verifier: verifier, Logger: log,
 		Limits: cfg.serverLimits, DisableIntrospection: !cfg.introspection,

@@ -21,6 +21,7 @@ import (
 	"github.com/parleychat/parley/delivery/setup"
 	"github.com/parleychat/parley/delivery/webhook"
 	"github.com/parleychat/parley/logging"
+	"github.com/parleychat/parley/media"
 	"github.com/parleychat/parley/pubsub/redis"
 	"github.com/parleychat/parley/ratelimit"
 	"github.com/parleychat/parley/server"
@@ -59,6 +60,10 @@ type settingsConfig struct {
 	// on.
 	rateLimitsOn bool
 	rateLimits   ratelimit.Config
+	// mediaDir is PARLEY_MEDIA_DIR; media the rest of the media settings
+	// (its Storage and Signer are set at start).
+	mediaDir string
+	media    chat.MediaOptions
 }
 
 // rates returns the per-user limits c configures, nil when
@@ -238,6 +243,18 @@ func settings(c *settingsConfig) []config.Setting {
 				}
 				return errors.New("want open or closed")
 			}),
+		config.String(&c.mediaDir, "PARLEY_MEDIA_DIR", "parley-media",
+			"Directory where uploaded media are kept, created by the first upload; relative to the working directory. Several nodes need one shared directory. See [Media](#media).", nil),
+		config.Int(&c.media.MaxUploadBytes, "PARLEY_MAX_UPLOAD_BYTES", chat.DefaultMaxUploadBytes,
+			"Largest upload (`createUpload`'s `size`), in bytes."),
+		config.List(&c.media.Types, "PARLEY_MEDIA_TYPES",
+			"Comma-separated content types that may be uploaded: types such as `application/pdf` and patterns such as `image/*`. Setting it replaces the default.", media.CheckPattern).
+			WithUnset("`" + strings.Join(media.DefaultTypes, ",") + "`: images, audio, video, PDF and plain text"),
+		config.Duration(&c.media.URLTTL, "PARLEY_MEDIA_URL_TTL", chat.DefaultMediaURLTTL,
+			"How long a signed media URL works: an upload's `uploadUrl` and a `Media.url`."),
+		config.String(&c.media.BaseURL, "PARLEY_PUBLIC_URL", "",
+			"The server's public base URL as clients reach it, such as `https://chat.example.com`: media URLs are absolute on it.", checkURL).
+			WithUnset("media URLs are relative to the server (`/media/…`)"),
 		config.Bool(&c.admin, "PARLEY_ADMIN", true,
 			"`false` ignores the `admin` claim of tokens, turning the admin API and admins' OWNER rights off. See [Admin API](#admin-api)."),
 	}

@@ -91,6 +91,16 @@ type CreateChannelInput struct {
 	Members []string `json:"members,omitempty"`
 }
 
+type CreateUploadInput struct {
+	ChannelID string `json:"channelId"`
+	// The file's name, 1 to 255 characters, without '/', '\\' or control characters.
+	Filename string `json:"filename"`
+	// Such as image/png; one of PARLEY_MEDIA_TYPES. The bytes must be of this type.
+	ContentType string `json:"contentType"`
+	// In bytes, exactly; at most PARLEY_MAX_UPLOAD_BYTES.
+	Size int `json:"size"`
+}
+
 // One message of importMessages.
 type ImportMessageInput struct {
 	// The author's identity; an unknown identity becomes a new user.
@@ -147,6 +157,8 @@ type SendMessageInput struct {
 	ChannelID  string      `json:"channelId"`
 	Body       string      `json:"body"`
 	Attributes models.JSON `json:"attributes,omitempty"`
+	// IDs of uploads (createUpload) whose bytes are uploaded, at most 10, to attach in this order.
+	Media []string `json:"media,omitempty"`
 }
 
 // The caller's authentication, as their access token states it.
