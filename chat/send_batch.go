@@ -236,7 +236,7 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 		return nil, err
 	}
 	taken := map[string]bool{} // uploads attached by earlier sends of the batch
-	var runs [][]*sendRequest // the allowed sends, one run per channel
+	var runs [][]*sendRequest  // the allowed sends, one run per channel
 	for group := range channelGroups(batch) {
 		channelID := group[0].msg.ChannelID
 		run := make([]*sendRequest, 0, len(group))
