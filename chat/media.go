@@ -227,7 +227,8 @@ func (e *UploadError) Unwrap() []error { return []error{e.client, e.cause} }
 // NOT_FOUND for an upload that no longer exists, BAD_USER_INPUT when the
 // bytes are not what createUpload declared: another size (an *UploadError
 // wrapping media.ErrTooLarge when more arrived), or content that does not
-// sniff as the declared type.
+// sniff as the declared type; also when the body ends early (the client
+// went away).
 func (s *Service) ReceiveUpload(ctx context.Context, id, expires, signature string, body io.Reader, contentLength int64) (*models.Media, error) {
 	if err := s.verifyURL(media.PurposeUpload, id, expires, signature); err != nil {
 		return nil, err
@@ -337,6 +338,8 @@ func uploadError(err error, row *models.Media, n int64) error {
 		msg = fmt.Sprintf("the content is not %s as declared; nothing was stored", row.ContentType)
 	case errors.Is(err, media.ErrBadImage):
 		msg = fmt.Sprintf("the content is not a valid %s image; nothing was stored", row.ContentType)
+	case errors.Is(err, media.ErrInterrupted):
+		msg = fmt.Sprintf("the upload ended after %d of %d bytes; nothing was stored", n, row.Size)
 	default:
 		return nil
 	}

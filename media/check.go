@@ -26,6 +26,9 @@ var (
 	// ErrBadImage: the content has the declared image type's signature
 	// but its header does not decode.
 	ErrBadImage = errors.New("media: image header does not decode")
+	// ErrInterrupted: reading the bytes failed before their end, such as
+	// when the client went away; it wraps the reader's error.
+	ErrInterrupted = errors.New("media: upload interrupted")
 )
 
 // DefaultTypes are the content types allowed by default: images, audio,
@@ -140,7 +143,8 @@ type Info struct {
 // type fails with ErrTypeMismatch; at the end, fewer bytes than declared
 // fail with ErrTooSmall. For PNG, JPEG and GIF it reads the width and
 // height from the image's header while the bytes stream through, and fails
-// with ErrBadImage when that header does not decode. It returns io.EOF only
+// with ErrBadImage when that header does not decode. An error of r fails
+// with ErrInterrupted wrapping it. It returns io.EOF only
 // when every check passed, so a Storage.Put of it stores nothing
 // otherwise. Close it when done (it ends the header decoder). Not safe for
 // concurrent use.
@@ -202,7 +206,7 @@ func (c *Check) Read(p []byte) (int, error) {
 		}
 		return n, io.EOF
 	case err != nil:
-		return 0, c.fail(err)
+		return 0, c.fail(fmt.Errorf("%w: %w", ErrInterrupted, err))
 	}
 	return n, nil
 }

@@ -214,6 +214,17 @@ func TestCheckStopsAtOverrun(t *testing.T) {
 	}
 }
 
+// TestCheckInterrupted: a reader that fails is ErrInterrupted, wrapping
+// its error.
+func TestCheckInterrupted(t *testing.T) {
+	boom := errors.New("connection reset")
+	c := media.NewCheck(io.MultiReader(strings.NewReader("hello"), errReader{boom}), "text/plain", 100)
+	defer c.Close()
+	if _, err := io.Copy(io.Discard, c); !errors.Is(err, media.ErrInterrupted) || !errors.Is(err, boom) {
+		t.Fatalf("err = %v; want ErrInterrupted wrapping the reader's", err)
+	}
+}
+
 type countingReader struct{ n int64 }
 
 func (r *countingReader) Read(p []byte) (int, error) {

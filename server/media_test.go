@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -422,5 +425,72 @@ func TestMediaSweep(t *testing.T) {
 			t.Fatalf("files after the sweep: %v; want only %s", files, kept.ID)
 		}
 		alice.Fails("NOT_FOUND", sendWithMedia, map[string]any{"c": ch, "b": "gone", "m": []string{stored.ID}})
+	})
+}
+
+// TestMediaRaces: sends racing to attach one upload attach it once; an
+// upload whose client goes away midway stores nothing and its URL works
+// again.
+func TestMediaRaces(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice := srv.Client("alice")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE"})
+		up := mustUpload(t, alice, ch, "r.txt", "text/plain", 5)
+
+		// The client sends 3 of 5 bytes and hangs up.
+		u, err := neturl.Parse(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 5\r\n\r\nhel", up.UploadURL, u.Host); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		answer, err := io.ReadAll(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(answer, []byte("HTTP/1.1 400")) || !bytes.Contains(answer, []byte("ended after 3 of 5 bytes")) {
+			t.Fatalf("interrupted upload answered %q", answer)
+		}
+		if files := storedFiles(t, srv.MediaDir); len(files) != 0 {
+			t.Fatalf("an interrupted upload stored %v", files)
+		}
+		if r := put(t, srv, up.UploadURL, []byte("hello")); r.status != http.StatusOK {
+			t.Fatalf("PUT after an interrupted one: %d %s", r.status, r.body)
+		}
+
+		const racers = 8
+		codes := make([]string, racers)
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				codes[i] = alice.Post(sendWithMedia, map[string]any{"c": ch, "b": "race", "m": []string{up.ID}}).Code()
+			})
+		}
+		wg.Wait()
+		won := 0
+		for _, c := range codes {
+			switch c {
+			case "":
+				won++
+			case "BAD_USER_INPUT":
+			default:
+				t.Errorf("a racing send failed with %s", c)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of %d racing sends attached the upload (%v); want 1", won, racers, codes)
+		}
 	})
 }
