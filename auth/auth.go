@@ -58,6 +58,10 @@ type Principal struct {
 	// may act on any channel as its OWNER and use the admin API. Always
 	// false when the Verifier ignores the claim (WithoutAdmin).
 	Admin bool
+	// Session, set by a realtime transport and not by the token, names
+	// the open connection the caller authenticated (see hub.OpenSession):
+	// refreshSession renews that connection's token. Empty over HTTP.
+	Session string
 }
 
 // Access is what a grant allows on one channel.

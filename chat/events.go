@@ -29,6 +29,9 @@ const (
 	// evChannelCreated is never published (subscribers learn of a new
 	// channel through evMyChannel); it is the channel.created webhook.
 	evChannelCreated eventKind = "channel.created"
+	// evSessionRefreshed goes to one connection's session topic: its
+	// token was replaced by one that expires At.
+	evSessionRefreshed eventKind = "session.refreshed"
 )
 
 // event is one realtime event: what happened, with the rows a subscriber
@@ -76,6 +79,7 @@ const (
 	ReasonPhoto        = "PHOTO"
 	ReasonUniqueName   = "UNIQUE_NAME"
 	ReasonState        = "STATE"
+	ReasonLastMessage  = "LAST_MESSAGE"
 )
 
 // Topics: one per channel for everything its members see, one private topic

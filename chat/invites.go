@@ -131,7 +131,7 @@ func acceptInvite(tx *gorm.DB, a *access, out *outbox) (*models.Member, error) {
 	}
 	a.ch.MembersCount++
 	out.add(channelTopic(m.ChannelID), &event{Kind: evMemberJoined, Member: &m})
-	out.add(channelTopic(m.ChannelID), &event{Kind: evMemberUpdated, Member: &m, Reasons: []string{ReasonStatus}})
+	out.add(channelTopic(m.ChannelID), &event{Kind: evMemberUpdated, Member: &m, Channel: a.ch, Reasons: []string{ReasonStatus}})
 	out.add(userTopic(m.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: a.ch})
 	return &m, nil
 }

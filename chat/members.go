@@ -305,7 +305,7 @@ func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*m
 			return err
 		}
 		if res.RowsAffected == 1 {
-			out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: &m, Reasons: []string{ReasonLastRead}})
+			out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: &m, Channel: a.ch, Reasons: []string{ReasonLastRead}})
 		}
 		return nil
 	})

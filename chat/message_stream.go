@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/hub"
@@ -20,7 +21,20 @@ import (
 //
 // With afterIndex (channelId required), stored messages with a greater
 // index come first.
-func (s *Service) MessageAdded(ctx context.Context, channelID *string, afterIndex *int, emit func(*models.Message)) error {
+//
+// channelIDs, when not nil, lists the channels instead (at most MaxBatch,
+// each one the caller's, checked as channelId is; BAD_USER_INPUT with
+// channelId or afterIndex too).
+func (s *Service) MessageAdded(ctx context.Context, channelID *string, channelIDs []string, afterIndex *int, emit func(*models.Message)) error {
+	if channelIDs != nil {
+		switch {
+		case channelID != nil:
+			return apperr.New(apperr.BadUserInput, "give channelId or channelIds, not both")
+		case afterIndex != nil:
+			return apperr.New(apperr.BadUserInput, "afterIndex needs channelId")
+		}
+		return s.messagesAddedIn(ctx, channelIDs, emit)
+	}
 	if channelID == nil {
 		if afterIndex != nil {
 			return apperr.New(apperr.BadUserInput, "afterIndex needs channelId")
@@ -78,12 +92,7 @@ func (s *Service) allMessagesAdded(ctx context.Context, emit func(*models.Messag
 		Emit:   func(x any) { emit(x.(*models.Message)) },
 		Fill:   s.fillMessages,
 		Start: func(ctx context.Context, _ func(any) error) error {
-			for _, id := range ids {
-				if err := s.startAtHead(ctx, seq, id); err != nil {
-					return err
-				}
-			}
-			return nil
+			return s.startAtHeads(ctx, seq, ids)
 		},
 		Pick: func(_ string, e any) hub.Verdict {
 			ev, ok := e.(*event)
@@ -121,6 +130,108 @@ func (s *Service) allMessagesAdded(ctx context.Context, emit func(*models.Messag
 	})
 }
 
+// messagesAddedIn streams new messages of the listed channels, each one
+// the caller's. The caller leaving one of them, or its deletion, drops it
+// from the subscription; the subscription ends, as one to a single channel
+// does, when none is left.
+func (s *Service) messagesAddedIn(ctx context.Context, channelIDs []string, emit func(*models.Message)) error {
+	ids, err := batchIDs("channelIds", "channels", channelIDs)
+	if err != nil {
+		return err
+	}
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.authorizeChannels(ctx, v, ids); err != nil {
+		return err
+	}
+	topics := make([]string, len(ids))
+	for i, id := range ids {
+		topics[i] = channelTopic(id)
+	}
+	seq := &messageSequencer{last: map[string]int{}}
+	return s.register(ctx, hub.Spec{
+		Topics: topics,
+		Emit:   func(x any) { emit(x.(*models.Message)) },
+		Fill:   s.fillMessages,
+		Start: func(ctx context.Context, _ func(any) error) error {
+			return s.startAtHeads(ctx, seq, ids)
+		},
+		Pick: func(_ string, e any) hub.Verdict {
+			ev, ok := e.(*event)
+			if !ok {
+				return hub.Verdict{}
+			}
+			if ev.Kind == evMessageAdded {
+				value, deliver := seq.admit(ev.Message)
+				return hub.Verdict{Value: value, Deliver: deliver}
+			}
+			end := channelGuard(v, ev)
+			if end == nil {
+				return hub.Verdict{}
+			}
+			var id string
+			if ev.Kind == evChannelRemoved {
+				id = ev.Channel.ID
+			} else {
+				id = ev.Member.ChannelID
+			}
+			delete(seq.last, id)
+			if len(seq.last) > 0 {
+				end = nil
+			}
+			return hub.Verdict{Unfollow: []string{channelTopic(id)}, End: end}
+		},
+	})
+}
+
+// batchIDs checks a list argument of 1 to MaxBatch entries (what names
+// them, for the message) and drops repeats. BAD_USER_INPUT otherwise.
+func batchIDs(arg, what string, ids []string) ([]string, error) {
+	switch {
+	case len(ids) == 0:
+		return nil, apperr.New(apperr.BadUserInput, "%s must list at least one of your %s", arg, what)
+	case len(ids) > MaxBatch:
+		return nil, apperr.New(apperr.BadUserInput, "%s lists %d %s; the limit is %d", arg, len(ids), what, MaxBatch)
+	}
+	return compactUnique(ids), nil
+}
+
+// authorizeChannels checks, with one query for the channels and one for
+// the caller's memberships, that the caller may follow each channel's
+// events, as authorizeChannel does for one: the first refused one's error,
+// naming it.
+func (s *Service) authorizeChannels(ctx context.Context, v viewer, ids []string) error {
+	q := s.store.DB(ctx)
+	var channels []*models.Channel
+	if err := q.Where("id IN ?", ids).Find(&channels).Error; err != nil {
+		return internal("subscribe", err)
+	}
+	var mine []*models.Member
+	if err := q.Where("user_id = ? AND channel_id IN ?", v.UserID, ids).Find(&mine).Error; err != nil {
+		return internal("subscribe", err)
+	}
+	channelOf := byID(ids, channels, func(c *models.Channel) string { return c.ID })
+	memberOf := byID(ids, mine, func(m *models.Member) string { return m.ChannelID })
+	for i, id := range ids {
+		if channelOf[i] == nil {
+			return apperr.New(apperr.NotFound, "channel %q not found", id)
+		}
+		a, err := accessTo(v, channelOf[i], memberOf[i])
+		if err == nil {
+			err = a.requireMember()
+		}
+		if ae, ok := errors.AsType[*apperr.Error](err); ok {
+			return apperr.New(ae.Code, "channel %q: %s", id, ae.Message)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // messageSequencer is one subscription's last delivered index per followed
 // channel. The hub calls its subscription's Start and Pick one at a time.
 type messageSequencer struct {
@@ -147,6 +258,25 @@ func (s *Service) startAtHead(ctx context.Context, q *messageSequencer, channelI
 		return internal("read channel head", err)
 	}
 	q.last[channelID] = ch.NextMessageIndex - 1
+	return nil
+}
+
+// startAtHeads follows channels from their newest messages on, with one
+// query; a channel deleted meanwhile is NOT_FOUND.
+func (s *Service) startAtHeads(ctx context.Context, q *messageSequencer, channelIDs []string) error {
+	if len(channelIDs) == 0 {
+		return nil
+	}
+	var heads []*models.Channel
+	if err := s.store.DB(ctx).Select("id", "next_message_index").Where("id IN ?", channelIDs).Find(&heads).Error; err != nil {
+		return internal("read channel heads", err)
+	}
+	if len(heads) < len(channelIDs) {
+		return apperr.New(apperr.NotFound, "the channel was deleted")
+	}
+	for _, ch := range heads {
+		q.last[ch.ID] = ch.NextMessageIndex - 1
+	}
 	return nil
 }
 

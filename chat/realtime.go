@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/parleychat/parley/apperr"
@@ -79,6 +80,14 @@ func (s *Service) register(ctx context.Context, spec hub.Spec) error {
 		return internal("subscribe", err)
 	}
 	return nil
+}
+
+// clock is the hub's clock, which times wakes.
+func (s *Service) clock() hub.Clock {
+	if s.hub == nil {
+		return hub.SystemClock{}
+	}
+	return s.hub.Clock()
 }
 
 // authorizeChannel checks that the caller may follow one channel's events:
@@ -256,7 +265,11 @@ func follows(ev *event) (follow, unfollow []string) {
 
 // ChannelEvents streams changes to the caller's channels, those they are
 // invited to included: added, invited, joined, left or removed, updated
-// (with what changed) and deleted.
+// (with what changed) and deleted. UPDATED also comes when a message
+// arrives in one of them (LAST_MESSAGE), when the caller's read horizon
+// moves (LAST_READ) and when the caller's status changes in place, as an
+// invitation accepted (STATUS); LAST_MESSAGE and LAST_READ are coalesced
+// per channel (see ChannelUpdateWindow).
 func (s *Service) ChannelEvents(ctx context.Context, emit func(*ChannelEvent)) error {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -266,41 +279,93 @@ func (s *Service) ChannelEvents(ctx context.Context, emit func(*ChannelEvent)) e
 	if err != nil {
 		return err
 	}
+	updates := newChannelUpdates(s.clock())
 	return s.register(ctx, hub.Spec{
 		Topics: topics,
 		Emit:   func(x any) { emit(x.(*ChannelEvent)) },
 		Pick: func(_ string, e any) hub.Verdict {
-			ev, ok := e.(*event)
-			if !ok || ev.Channel == nil || !v.sees(ev.Channel) {
-				return hub.Verdict{}
-			}
-			switch ev.Kind {
-			case evMyChannel:
-				follow, unfollow := follows(ev)
-				return hub.Verdict{Value: &ChannelEvent{Type: ev.ChannelEvent, Channel: ev.Channel}, Deliver: true, Follow: follow, Unfollow: unfollow}
-			case evChannelUpdated:
-				return hub.Verdict{Value: &ChannelEvent{Type: ChannelUpdated, Channel: ev.Channel, Reasons: ev.Reasons}, Deliver: true}
-			case evChannelRemoved:
-				return hub.Verdict{Value: &ChannelEvent{Type: ChannelRemoved, Channel: ev.Channel}, Deliver: true,
-					Unfollow: []string{channelTopic(ev.Channel.ID)}}
+			switch ev := e.(type) {
+			case hub.Tick:
+				return updates.tick(ev)
+			case *event:
+				return pickChannelEvent(v, updates, ev)
 			}
 			return hub.Verdict{}
 		},
 	})
 }
 
+// pickChannelEvent is what ev means for a channelEvents subscription of v.
+func pickChannelEvent(v viewer, updates *channelUpdates, ev *event) hub.Verdict {
+	ch := ev.Channel
+	if ev.Kind == evMessageAdded && ev.Message != nil {
+		ch = ev.Message.Channel // nil in an event read back from the database: its live one follows
+	}
+	if ch == nil || !v.sees(ch) {
+		return hub.Verdict{}
+	}
+	switch ev.Kind {
+	case evMyChannel:
+		follow, unfollow := follows(ev)
+		if len(unfollow) > 0 {
+			updates.forget(ch.ID)
+		}
+		return hub.Verdict{Value: &ChannelEvent{Type: ev.ChannelEvent, Channel: ch}, Deliver: true, Follow: follow, Unfollow: unfollow}
+	case evChannelUpdated:
+		return hub.Verdict{Value: &ChannelEvent{Type: ChannelUpdated, Channel: ch, Reasons: ev.Reasons}, Deliver: true}
+	case evChannelRemoved:
+		updates.forget(ch.ID)
+		return hub.Verdict{Value: &ChannelEvent{Type: ChannelRemoved, Channel: ch}, Deliver: true,
+			Unfollow: []string{channelTopic(ch.ID)}}
+	case evMessageAdded:
+		return updates.update(ch, ReasonLastMessage)
+	case evMemberUpdated:
+		if ev.Member == nil || ev.Member.UserID != v.UserID {
+			return hub.Verdict{}
+		}
+		switch {
+		case slices.Contains(ev.Reasons, ReasonStatus):
+			return hub.Verdict{Value: &ChannelEvent{Type: ChannelUpdated, Channel: ch, Reasons: []string{ReasonStatus}}, Deliver: true}
+		case slices.Contains(ev.Reasons, ReasonLastRead):
+			return updates.update(ch, ReasonLastRead)
+		}
+	}
+	return hub.Verdict{}
+}
+
 // UserUpdated streams profile and presence changes of the user with that
-// identity. NOT_FOUND when there is none.
-func (s *Service) UserUpdated(ctx context.Context, identity string, emit func(*UserEvent)) error {
-	u, err := s.User(ctx, identity)
-	if err != nil {
+// identity, or, with identities instead (not nil), of each listed user (at
+// most MaxBatch). Exactly one of the two: BAD_USER_INPUT otherwise.
+// NOT_FOUND, naming it, for an identity of no user.
+func (s *Service) UserUpdated(ctx context.Context, identity *string, identities []string, emit func(*UserEvent)) error {
+	var err error
+	switch {
+	case (identity == nil) == (identities == nil):
+		return apperr.New(apperr.BadUserInput, "give identity or identities, exactly one of the two")
+	case identity != nil:
+		identities = []string{*identity}
+	default:
+		if identities, err = batchIDs("identities", "users", identities); err != nil {
+			return err
+		}
+	}
+	if _, err := s.viewer(ctx); err != nil {
 		return err
 	}
-	if u == nil {
-		return apperr.New(apperr.NotFound, "user %q not found", identity)
+	var users []*models.User
+	if err := s.store.DB(ctx).Select("id", "identity").Where("identity IN ?", identities).Find(&users).Error; err != nil {
+		return internal("load users", err)
+	}
+	found := byID(identities, users, func(u *models.User) string { return u.Identity })
+	topics := make([]string, len(found))
+	for i, u := range found {
+		if u == nil {
+			return apperr.New(apperr.NotFound, "user %q not found", identities[i])
+		}
+		topics[i] = profileTopic(u.ID)
 	}
 	return s.register(ctx, hub.Spec{
-		Topics: []string{profileTopic(u.ID)},
+		Topics: topics,
 		Emit:   func(x any) { emit(x.(*UserEvent)) },
 		Pick: func(_ string, e any) hub.Verdict {
 			ev, ok := e.(*event)

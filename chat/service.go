@@ -86,6 +86,9 @@ type Options struct {
 	RateLimits *ratelimit.Limits
 	// Media configures attachments: storage, URL signing and limits.
 	Media MediaOptions
+	// ExpiryWarning is how long before a token expires sessionEvents
+	// sends EXPIRING; zero means DefaultExpiryWarning.
+	ExpiryWarning time.Duration
 }
 
 // Service implements Parley's use cases. It is safe for concurrent use.
@@ -107,6 +110,8 @@ type Service struct {
 	rates      *ratelimit.Limits
 	// media is Options.Media with its defaults.
 	media MediaOptions
+	// expiryWarning is Options.ExpiryWarning.
+	expiryWarning time.Duration
 }
 
 // New returns a Service on store.
@@ -140,7 +145,10 @@ func New(store *db.Store, opts Options) *Service {
 		store: store, limits: l, log: logger, users: userCache{ids: map[string]cachedUser{}},
 		broker: opts.Broker, hub: opts.Hub, presence: opts.Presence, typing: newTypingTimers(typingTimeout), verifier: opts.Verifier,
 		delivery: opts.Delivery, presend: opts.PreSend, pushAlways: opts.PushAlways,
-		rates: opts.RateLimits, media: opts.Media.withDefaults(),
+		rates: opts.RateLimits, media: opts.Media.withDefaults(), expiryWarning: opts.ExpiryWarning,
+	}
+	if s.expiryWarning <= 0 {
+		s.expiryWarning = DefaultExpiryWarning
 	}
 	if s.presence != nil {
 		s.presence.Watch(s.presenceLapsed)

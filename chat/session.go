@@ -50,8 +50,10 @@ func (s *Service) Session(ctx context.Context) (*Session, error) {
 
 // RefreshSession checks token, a fresh token for the caller, and returns its
 // session. UNAUTHENTICATED when the token does not verify, FORBIDDEN when it
-// names another identity. It changes nothing: a transport that holds the
-// caller's token (a WebSocket) replaces it with this one on success.
+// names another identity. Over HTTP it changes nothing; sent over a
+// WebSocket, it replaces that connection's token (see hub.Renewer), so its
+// subscriptions go on past the old expiry, and sessionEvents tells the
+// connection REFRESHED.
 func (s *Service) RefreshSession(ctx context.Context, token string) (*Session, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -67,6 +69,7 @@ func (s *Service) RefreshSession(ctx context.Context, token string) (*Session, e
 	if p.Identity != v.Identity {
 		return nil, apperr.New(apperr.Forbidden, "the token is for another identity; open a new connection to change users")
 	}
+	s.renewSession(ctx, p)
 	return sessionOf(p), nil
 }
 

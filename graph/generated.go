@@ -222,17 +222,23 @@ type ComplexityRoot struct {
 		Identity  func(childComplexity int) int
 	}
 
+	SessionEvent struct {
+		ExpiresAt func(childComplexity int) int
+		Type      func(childComplexity int) int
+	}
+
 	Subscription struct {
 		ChannelEvents  func(childComplexity int) int
 		MemberJoined   func(childComplexity int, channelID string) int
 		MemberLeft     func(childComplexity int, channelID string) int
 		MemberUpdated  func(childComplexity int, channelID string) int
-		MessageAdded   func(childComplexity int, channelID *string, afterIndex *int) int
+		MessageAdded   func(childComplexity int, channelID *string, afterIndex *int, channelIds []string) int
 		MessageRemoved func(childComplexity int, channelID string) int
 		MessageUpdated func(childComplexity int, channelID string) int
+		SessionEvents  func(childComplexity int) int
 		TypingEnded    func(childComplexity int, channelID string) int
 		TypingStarted  func(childComplexity int, channelID string) int
-		UserUpdated    func(childComplexity int, identity string) int
+		UserUpdated    func(childComplexity int, identity *string, identities []string) int
 	}
 
 	TypingEvent struct {
@@ -343,7 +349,7 @@ type QueryResolver interface {
 	Session(ctx context.Context) (*model.Session, error)
 }
 type SubscriptionResolver interface {
-	MessageAdded(ctx context.Context, channelID *string, afterIndex *int) (<-chan *models.Message, error)
+	MessageAdded(ctx context.Context, channelID *string, afterIndex *int, channelIds []string) (<-chan *models.Message, error)
 	MessageUpdated(ctx context.Context, channelID string) (<-chan *models.Message, error)
 	MessageRemoved(ctx context.Context, channelID string) (<-chan *models.Message, error)
 	TypingStarted(ctx context.Context, channelID string) (<-chan *model.TypingEvent, error)
@@ -352,7 +358,8 @@ type SubscriptionResolver interface {
 	MemberJoined(ctx context.Context, channelID string) (<-chan *models.Member, error)
 	MemberLeft(ctx context.Context, channelID string) (<-chan *models.Member, error)
 	ChannelEvents(ctx context.Context) (<-chan *model.ChannelEvent, error)
-	UserUpdated(ctx context.Context, identity string) (<-chan *model.UserEvent, error)
+	UserUpdated(ctx context.Context, identity *string, identities []string) (<-chan *model.UserEvent, error)
+	SessionEvents(ctx context.Context) (<-chan *model.SessionEvent, error)
 }
 type UserResolver interface {
 	Online(ctx context.Context, obj *models.User) (bool, error)
@@ -1308,6 +1315,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Session.Identity(childComplexity), true
 
+	case "SessionEvent.expiresAt":
+		if e.ComplexityRoot.SessionEvent.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SessionEvent.ExpiresAt(childComplexity), true
+	case "SessionEvent.type":
+		if e.ComplexityRoot.SessionEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SessionEvent.Type(childComplexity), true
+
 	case "Subscription.channelEvents":
 		if e.ComplexityRoot.Subscription.ChannelEvents == nil {
 			break
@@ -1357,7 +1377,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.MessageAdded(childComplexity, args["channelId"].(*string), args["afterIndex"].(*int)), true
+		return e.ComplexityRoot.Subscription.MessageAdded(childComplexity, args["channelId"].(*string), args["afterIndex"].(*int), args["channelIds"].([]string)), true
 	case "Subscription.messageRemoved":
 		if e.ComplexityRoot.Subscription.MessageRemoved == nil {
 			break
@@ -1380,6 +1400,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.MessageUpdated(childComplexity, args["channelId"].(string)), true
+	case "Subscription.sessionEvents":
+		if e.ComplexityRoot.Subscription.SessionEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.SessionEvents(childComplexity), true
 	case "Subscription.typingEnded":
 		if e.ComplexityRoot.Subscription.TypingEnded == nil {
 			break
@@ -1412,7 +1438,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.UserUpdated(childComplexity, args["identity"].(string)), true
+		return e.ComplexityRoot.Subscription.UserUpdated(childComplexity, args["identity"].(*string), args["identities"].([]string)), true
 
 	case "TypingEvent.at":
 		if e.ComplexityRoot.TypingEvent.At == nil {
@@ -1915,6 +1941,16 @@ func (ec *executionContext) childFields_Session(ctx context.Context, field graph
 		return ec.fieldContext_Session_grants(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Session", field.Name)
+}
+
+func (ec *executionContext) childFields_SessionEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_SessionEvent_type(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_SessionEvent_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SessionEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_TypingEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2916,6 +2952,14 @@ func (ec *executionContext) field_Subscription_messageAdded_args(ctx context.Con
 		return nil, err
 	}
 	args["afterIndex"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "channelIds",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelIds"] = arg2
 	return args, nil
 }
 
@@ -2979,13 +3023,21 @@ func (ec *executionContext) field_Subscription_userUpdated_args(ctx context.Cont
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "identity",
-		func(ctx context.Context, v any) (string, error) {
-			return ec.unmarshalNString2string(ctx, v)
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
 	args["identity"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "identities",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["identities"] = arg1
 	return args, nil
 }
 
@@ -6915,6 +6967,52 @@ func (ec *executionContext) fieldContext_Session_grants(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _SessionEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.SessionEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SessionEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SessionEventType) graphql.Marshaler {
+			return ec.marshalNSessionEventType2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSessionEventType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SessionEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SessionEvent", field, false, false, "SessionEventType")
+}
+
+func (ec *executionContext) _SessionEvent_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.SessionEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SessionEvent_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNDateTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SessionEvent_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SessionEvent", field, false, false, "DateTime")
+}
+
 func (ec *executionContext) _Subscription_messageAdded(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -6925,7 +7023,7 @@ func (ec *executionContext) _Subscription_messageAdded(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().MessageAdded(ctx, fc.Args["channelId"].(*string), fc.Args["afterIndex"].(*int))
+			return ec.Resolvers.Subscription().MessageAdded(ctx, fc.Args["channelId"].(*string), fc.Args["afterIndex"].(*int), fc.Args["channelIds"].([]string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Message) graphql.Marshaler {
@@ -7309,7 +7407,7 @@ func (ec *executionContext) _Subscription_userUpdated(ctx context.Context, field
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().UserUpdated(ctx, fc.Args["identity"].(string))
+			return ec.Resolvers.Subscription().UserUpdated(ctx, fc.Args["identity"].(*string), fc.Args["identities"].([]string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.UserEvent) graphql.Marshaler {
@@ -7339,6 +7437,38 @@ func (ec *executionContext) fieldContext_Subscription_userUpdated(ctx context.Co
 	if fc.Args, err = ec.field_Subscription_userUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_sessionEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_sessionEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().SessionEvents(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SessionEvent) graphql.Marshaler {
+			return ec.marshalNSessionEvent2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSessionEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_sessionEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SessionEvent(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -10795,6 +10925,44 @@ func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, 
 	return out
 }
 
+var sessionEventImplementors = []string{"SessionEvent"}
+
+func (ec *executionContext) _SessionEvent(ctx context.Context, sel ast.SelectionSet, obj *model.SessionEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, sessionEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SessionEvent")
+		case "type":
+			out.Values[i] = ec._SessionEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._SessionEvent_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -10828,6 +10996,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_channelEvents(ctx, fields[0])
 	case "userUpdated":
 		return ec._Subscription_userUpdated(ctx, fields[0])
+	case "sessionEvents":
+		return ec._Subscription_sessionEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -11948,6 +12118,24 @@ func (ec *executionContext) marshalNSession2ᚖgithubᚗcomᚋparleychatᚋparle
 		return graphql.Null
 	}
 	return ec._Session(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSessionEvent2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSessionEvent(ctx context.Context, sel ast.SelectionSet, v *model.SessionEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SessionEvent!")
+		return graphql.Null
+	}
+	return ec._SessionEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSessionEventType2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSessionEventType(ctx context.Context, v any) (model.SessionEventType, error) {
+	var res model.SessionEventType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSessionEventType2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐSessionEventType(ctx context.Context, sel ast.SelectionSet, v model.SessionEventType) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

@@ -5,6 +5,9 @@
 // in order once per node, filling a gap with one query, and hands every
 // event to the subscriptions that want it, with no goroutine per
 // subscription: one goroutine reads the broker and runs the dispatch.
+// Time-driven deliveries (a coalesced event, a warning before a token
+// expires) are wakes: a subscription asks for a Tick at a time, and the
+// hub keeps every pending wake of the node in one heap behind one timer.
 //
 // The hub knows nothing of chat or GraphQL. What a subscription wants is a
 // Spec, built by the rules (package chat): its topics, what each event
@@ -33,6 +36,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/parleychat/parley/pubsub"
 )
@@ -86,6 +90,10 @@ type Verdict struct {
 	// through Pick before any later event: what was sent between a join
 	// and the follow.
 	CatchUp *CatchUp
+	// Wake, when not nil, asks for a Tick at a later time (see Wake):
+	// how a subscription delays or coalesces what it delivers without a
+	// timer of its own.
+	Wake *Wake
 }
 
 // CatchUp names the events a subscription reads back when it starts
@@ -114,6 +122,8 @@ type Spec struct {
 	// those with index after < i < before (no upper bound when before is
 	// negative), in order.
 	Fill func(ctx context.Context, stream string, after, before int) ([]any, error)
+	// Wakes are scheduled when the subscription is made (see Wake).
+	Wakes []Wake
 }
 
 // Options configure a Hub.
@@ -128,6 +138,8 @@ type Options struct {
 	Sequence func(ev any) (stream string, index int, ok bool)
 	// Logger receives the hub's diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Clock times wakes; nil is SystemClock.
+	Clock Clock
 }
 
 // Ticket names one registered operation; plain data for a context.
@@ -161,6 +173,17 @@ type Hub struct {
 	topics  map[string]*topic
 	tickets map[Ticket]*Subscription
 	subs    int
+	// sessions are the open connections that can renew their
+	// credential, by session id.
+	sessions map[string]Renewer
+
+	// The wakes of every subscription, and the one timer armed (at
+	// armedAt) for the earliest.
+	clock     Clock
+	wakes     wakeHeap
+	armed     bool
+	armedAt   time.Time
+	stopTimer func() bool
 }
 
 // topic is one followed broker topic.
@@ -183,6 +206,8 @@ type Subscription struct {
 	live  bool
 	inbox []queued
 	ended bool
+	// wakes are the subscription's pending wakes, by key.
+	wakes map[string]*wake
 }
 
 type queued struct {
@@ -209,8 +234,12 @@ func New(broker pubsub.Broker, opts Options) (*Hub, error) {
 		cancel()
 		return nil, fmt.Errorf("hub: subscribe: %w", err)
 	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
 	h := &Hub{
-		broker: broker, decode: opts.Decode, sequence: opts.Sequence, log: log,
+		broker: broker, decode: opts.Decode, sequence: opts.Sequence, log: log, clock: clock,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}), bsub: bsub,
 		topics: map[string]*topic{}, tickets: map[Ticket]*Subscription{},
 	}
@@ -227,12 +256,11 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.closed = true
-	var subs []*Subscription
-	for _, t := range h.topics {
-		for s := range t.subs {
-			subs = append(subs, s)
-		}
+	if h.armed {
+		h.stopTimer()
+		h.armed = false
 	}
+	subs := h.subscribedLocked()
 	h.mu.Unlock()
 	for _, s := range subs {
 		s.end(ErrClosed)
@@ -240,6 +268,18 @@ func (h *Hub) Close() error {
 	h.cancel()
 	<-h.done
 	return nil
+}
+
+// subscribedLocked lists the subscriptions made (those with topics or
+// wakes alike). h.mu is held.
+func (h *Hub) subscribedLocked() []*Subscription {
+	var subs []*Subscription
+	for _, s := range h.tickets {
+		if s.topics != nil && !s.ended {
+			subs = append(subs, s)
+		}
+	}
+	return subs
 }
 
 // Subscriptions is the number of live subscriptions (for metrics).
@@ -291,6 +331,9 @@ func (h *Hub) Subscribe(ctx context.Context, spec Spec) (*Subscription, error) {
 		return nil, ErrNoTicket
 	}
 	s.spec, s.ctx, s.topics = spec, context.WithoutCancel(ctx), map[string]struct{}{}
+	for _, w := range spec.Wakes {
+		h.wakeLocked(s, w)
+	}
 	h.mu.Unlock()
 	if err := h.follow(ctx, s, spec.Topics); err != nil {
 		h.unfollowAll(s)
@@ -363,6 +406,7 @@ func (s *Subscription) Stop() {
 	}
 	s.ended = true
 	delete(h.tickets, s.ticket)
+	h.dropWakesLocked(s)
 	if s.live {
 		h.subs--
 	}
@@ -380,6 +424,7 @@ func (s *Subscription) end(err error) {
 	}
 	s.ended = true
 	delete(h.tickets, s.ticket)
+	h.dropWakesLocked(s)
 	if s.live {
 		h.subs--
 	}
@@ -490,12 +535,7 @@ func (h *Hub) run(bsub pubsub.Subscription) {
 func (h *Hub) resubscribe(cause error) pubsub.Subscription {
 	h.log.Warn("hub: broker subscription ended; ending every subscription", "err", cause)
 	h.mu.Lock()
-	var subs []*Subscription
-	for _, t := range h.topics {
-		for s := range t.subs {
-			subs = append(subs, s)
-		}
-	}
+	subs := h.subscribedLocked()
 	h.mu.Unlock()
 	for _, s := range subs {
 		s.end(ErrSlowConsumer)
@@ -605,6 +645,9 @@ func (h *Hub) deliverLocked(subs []*Subscription, name string, ev any) {
 			continue
 		}
 		v := s.spec.Pick(name, ev)
+		if v.Wake != nil {
+			h.wakeLocked(s, *v.Wake)
+		}
 		if len(v.Follow) > 0 || len(v.Unfollow) > 0 || v.CatchUp != nil {
 			moves = append(moves, move{s, v})
 		}

@@ -158,6 +158,12 @@ type Options struct {
 	// test's own (Server.MediaDir), a nil Signer one on the server's
 	// secret.
 	Media chat.MediaOptions
+	// Clock, when not nil, times the hub's wakes (coalesced channel
+	// updates, EXPIRING) and the end of connections whose token expired:
+	// a hubtest.Clock lets a test move time instead of waiting.
+	Clock hub.Clock
+	// ExpiryWarning overrides PARLEY_TOKEN_EXPIRY_WARNING.
+	ExpiryWarning time.Duration
 }
 
 // Server is a running Parley server over a real HTTP listener.
@@ -238,7 +244,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		verifierOpts = append(verifierOpts, auth.WithoutAdmin())
 	}
 	verifier := auth.NewVerifier(secret, verifierOpts...)
-	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log})
+	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log, Clock: opts.Clock})
 	if err != nil {
 		t.Fatalf("hub: %v", err)
 	}
@@ -256,7 +262,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	}
 	chatOpts := chat.Options{
 		Limits: opts.ChatLimits, Logger: log, Broker: broker, Hub: h, Presence: presence, TypingTimeout: opts.TypingTimeout,
-		Verifier: verifier, PushAlways: opts.PushAlways, RateLimits: rates, Media: mediaOpts,
+		Verifier: verifier, PushAlways: opts.PushAlways, RateLimits: rates, Media: mediaOpts, ExpiryWarning: opts.ExpiryWarning,
 	}
 	q := openDelivery(t, opts.Delivery, store, log, &chatOpts)
 	svc := chat.New(store, chatOpts)

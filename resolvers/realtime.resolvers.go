@@ -19,9 +19,9 @@ func (r *mutationResolver) StartTyping(ctx context.Context, channelID string) (b
 }
 
 // MessageAdded is the resolver for the messageAdded field.
-func (r *subscriptionResolver) MessageAdded(ctx context.Context, channelID *string, afterIndex *int) (<-chan *models.Message, error) {
+func (r *subscriptionResolver) MessageAdded(ctx context.Context, channelID *string, afterIndex *int, channelIds []string) (<-chan *models.Message, error) {
 	ch, emit := feed(same[*models.Message])
-	return subscribed(ch, r.Chat.MessageAdded(ctx, channelID, afterIndex, emit))
+	return subscribed(ch, r.Chat.MessageAdded(ctx, channelID, channelIds, afterIndex, emit))
 }
 
 // MessageUpdated is the resolver for the messageUpdated field.
@@ -73,9 +73,15 @@ func (r *subscriptionResolver) ChannelEvents(ctx context.Context) (<-chan *model
 }
 
 // UserUpdated is the resolver for the userUpdated field.
-func (r *subscriptionResolver) UserUpdated(ctx context.Context, identity string) (<-chan *model.UserEvent, error) {
+func (r *subscriptionResolver) UserUpdated(ctx context.Context, identity *string, identities []string) (<-chan *model.UserEvent, error) {
 	ch, emit := feed(userEvent)
-	return subscribed(ch, r.Chat.UserUpdated(ctx, identity, emit))
+	return subscribed(ch, r.Chat.UserUpdated(ctx, identity, identities, emit))
+}
+
+// SessionEvents is the resolver for the sessionEvents field.
+func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model.SessionEvent, error) {
+	ch, emit := feed(sessionEvent)
+	return subscribed(ch, r.Chat.SessionEvents(ctx, emit))
 }
 
 // Subscription returns graph.SubscriptionResolver implementation.

@@ -59,3 +59,7 @@ func userEvent(e *chat.UserEvent) *model.UserEvent {
 	}
 	return out
 }
+
+func sessionEvent(e *chat.SessionEvent) *model.SessionEvent {
+	return &model.SessionEvent{Type: model.SessionEventType(e.Type), ExpiresAt: e.ExpiresAt}
+}

@@ -118,8 +118,9 @@ func (t *sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	if p, ok := auth.FromContext(r.Context()); ok {
-		expiry := time.AfterFunc(time.Until(p.ExpiresAt.Add(t.rt.verifier.Leeway())), func() { s.endOperation("", nil) })
-		defer expiry.Stop()
+		clock := t.hub.Clock()
+		stop := clock.AfterFunc(p.ExpiresAt.Add(t.rt.verifier.Leeway()).Sub(clock.Now()), func() { s.endOperation("", nil) })
+		defer stop()
 	}
 	s.pump(ctx)
 }

@@ -201,12 +201,17 @@ type wsConn struct {
 	initSeen  bool
 	acked     bool
 	principal auth.Principal
-	expiry    *time.Timer // closes the connection when principal's token expires
-	ops       map[string]*operation
-	timers    []*time.Timer
-	lastPong  time.Time
-	hooked    bool   // RealtimeHooks.Connected was called
-	unlimit   func() // gives back the connection's place in its user's limits
+	// stopExpiry stops the timer (on the hub's clock) that closes the
+	// connection when principal's token expires.
+	stopExpiry func() bool
+	// session is the connection's hub session (hub.OpenSession), through
+	// which refreshSession renews its token; empty before connection_ack.
+	session  string
+	ops      map[string]*operation
+	timers   []*time.Timer
+	lastPong time.Time
+	hooked   bool   // RealtimeHooks.Connected was called
+	unlimit  func() // gives back the connection's place in its user's limits
 }
 
 // wsFrame is one queued WebSocket frame: head (the frame header and, for
@@ -322,7 +327,14 @@ func (c *wsConn) release() {
 	hooked := c.hooked
 	p := c.principal
 	unlimit := c.unlimit
+	if c.stopExpiry != nil {
+		c.stopExpiry()
+	}
+	session := c.session
 	c.mu.Unlock()
+	if session != "" {
+		c.t.hub.CloseSession(session)
+	}
 	if unlimit != nil {
 		unlimit()
 	}
@@ -504,8 +516,10 @@ func (c *wsConn) init(raw json.RawMessage) bool {
 	if aerr != nil {
 		return c.refuseLimited(aerr)
 	}
+	session := c.t.hub.OpenSession(c)
+	p.Session = session
 	c.mu.Lock()
-	c.acked, c.hooked, c.lastPong, c.unlimit = true, c.t.rt.hooks != nil, time.Now(), release
+	c.acked, c.hooked, c.lastPong, c.unlimit, c.session = true, c.t.rt.hooks != nil, time.Now(), release, session
 	c.mu.Unlock()
 	c.setPrincipal(p)
 	if c.t.rt.hooks != nil {
@@ -520,18 +534,34 @@ func (c *wsConn) init(raw json.RawMessage) bool {
 
 // setPrincipal makes p the connection's caller, for the operations that
 // start from then on, and closes the connection when p's token expires
-// (with the verifier's leeway, as a handshake would refuse it then). A
-// refreshed token of the same identity replaces the previous one this
-// way, and moves the expiry.
+// (with the verifier's leeway, as a handshake would refuse it then), on
+// the hub's clock. A refreshed token of the same identity replaces the
+// previous one this way (see Renew), and moves the expiry.
 func (c *wsConn) setPrincipal(p auth.Principal) {
+	clock := c.t.hub.Clock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.principal = p
-	if c.expiry != nil {
-		c.expiry.Stop()
+	if c.closing {
+		return
 	}
-	c.expiry = time.AfterFunc(time.Until(p.ExpiresAt.Add(c.t.rt.verifier.Leeway())), c.expired)
-	c.timers = append(c.timers, c.expiry)
+	c.principal = p
+	if c.stopExpiry != nil {
+		c.stopExpiry()
+	}
+	c.stopExpiry = clock.AfterFunc(p.ExpiresAt.Add(c.t.rt.verifier.Leeway()).Sub(clock.Now()), c.expired)
+}
+
+var _ hub.Renewer = (*wsConn)(nil)
+
+// Renew implements hub.Renewer: refreshSession, sent over this connection,
+// checked a fresh token of the caller's identity (an auth.Principal) and
+// hands it over. Operations that start from then on run with it, and the
+// connection closes when it expires instead of the previous one;
+// subscriptions already running go on.
+func (c *wsConn) Renew(credential any) {
+	if p, ok := credential.(auth.Principal); ok {
+		c.setPrincipal(p)
+	}
 }
 
 // refuse closes a connection whose token was refused.

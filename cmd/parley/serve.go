@@ -105,7 +105,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	rates := cfg.rates()
 	opts := chat.Options{
 		Limits: cfg.chatLimits, Logger: log, Broker: rt.broker, Hub: rt.hub, Presence: rt.presence, TypingTimeout: cfg.typingTimeout,
-		Verifier: verifier, PushAlways: cfg.pushAlways, RateLimits: rates, Media: mediaOpts,
+		Verifier: verifier, PushAlways: cfg.pushAlways, RateLimits: rates, Media: mediaOpts, ExpiryWarning: cfg.expiryWarning,
 	}
 	if parts.PreSend != nil {
 		opts.PreSend = parts.PreSend

@@ -38,6 +38,9 @@ type settingsConfig struct {
 	allowedOrigins []string
 	corsHeaders    []string
 	typingTimeout  time.Duration
+	// expiryWarning is how long before a token expires sessionEvents
+	// says EXPIRING.
+	expiryWarning time.Duration
 	// writeTimeout, initTimeout and shutdownTimeout tune the realtime
 	// transports and shutdown.
 	writeTimeout    time.Duration
@@ -104,6 +107,8 @@ func settings(c *settingsConfig) []config.Setting {
 			"Comma-separated request headers that pages from `PARLEY_ALLOWED_ORIGINS` may send to `/graphql`, besides those always allowed: `Authorization`, `Content-Type`, `Accept`, `X-Request-Id` and Apollo Client's `apollographql-client-name`, `apollographql-client-version` and `x-apollo-operation-name`.", checkHeaderName),
 		config.Duration(&c.typingTimeout, "PARLEY_TYPING_TIMEOUT", chat.DefaultTypingTimeout,
 			"How long after a user's last `startTyping` `typingEnded` follows. A Go duration such as `3s`."),
+		config.Duration(&c.expiryWarning, "PARLEY_TOKEN_EXPIRY_WARNING", chat.DefaultExpiryWarning,
+			"How long before an access token expires the `sessionEvents` subscription sends `EXPIRING`, so that the client can `refreshSession` in time."),
 		config.Duration(&c.writeTimeout, "PARLEY_WRITE_TIMEOUT", server.DefaultWebSocketOptions.WriteTimeout,
 			"How long one write to a realtime client may stall before its WebSocket is closed (1013, try again later) or its event stream ended."),
 		config.Duration(&c.initTimeout, "PARLEY_INIT_TIMEOUT", server.DefaultWebSocketOptions.InitTimeout,

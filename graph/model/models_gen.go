@@ -171,6 +171,13 @@ type Session struct {
 	Grants []*ChannelGrant `json:"grants,omitempty"`
 }
 
+// A change to the caller's session.
+type SessionEvent struct {
+	Type SessionEventType `json:"type"`
+	// The token's expiry: the new one for REFRESHED.
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
 // Live events. Over WebSocket (graphql-transport-ws or legacy graphql-ws) or
 // server-sent events. Subscriptions follow the same rules as queries; when the
 // caller leaves or is removed from a channel, their subscriptions to it end
@@ -377,9 +384,12 @@ const (
 	ChannelUpdateReasonAttributes   ChannelUpdateReason = "ATTRIBUTES"
 	ChannelUpdateReasonPhoto        ChannelUpdateReason = "PHOTO"
 	ChannelUpdateReasonState        ChannelUpdateReason = "STATE"
-	ChannelUpdateReasonStatus       ChannelUpdateReason = "STATUS"
-	ChannelUpdateReasonLastMessage  ChannelUpdateReason = "LAST_MESSAGE"
-	ChannelUpdateReasonLastRead     ChannelUpdateReason = "LAST_READ"
+	// The caller's status changed in place: their invitation was accepted.
+	ChannelUpdateReasonStatus ChannelUpdateReason = "STATUS"
+	// A message arrived (coalesced: at most one event per channel per second).
+	ChannelUpdateReasonLastMessage ChannelUpdateReason = "LAST_MESSAGE"
+	// The caller's read horizon moved (coalesced with LAST_MESSAGE).
+	ChannelUpdateReasonLastRead ChannelUpdateReason = "LAST_READ"
 )
 
 var AllChannelUpdateReason = []ChannelUpdateReason{
@@ -495,6 +505,63 @@ func (e *MemberUpdateReason) UnmarshalJSON(b []byte) error {
 }
 
 func (e MemberUpdateReason) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type SessionEventType string
+
+const (
+	// The token expires soon (expiresAt): call refreshSession.
+	SessionEventTypeExpiring SessionEventType = "EXPIRING"
+	// refreshSession replaced the connection's token; expiresAt is the new expiry.
+	SessionEventTypeRefreshed SessionEventType = "REFRESHED"
+)
+
+var AllSessionEventType = []SessionEventType{
+	SessionEventTypeExpiring,
+	SessionEventTypeRefreshed,
+}
+
+func (e SessionEventType) IsValid() bool {
+	switch e {
+	case SessionEventTypeExpiring, SessionEventTypeRefreshed:
+		return true
+	}
+	return false
+}
+
+func (e SessionEventType) String() string {
+	return string(e)
+}
+
+func (e *SessionEventType) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SessionEventType(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SessionEventType", str)
+	}
+	return nil
+}
+
+func (e SessionEventType) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SessionEventType) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SessionEventType) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
