@@ -86,8 +86,38 @@ func (s *Service) allMessagesAdded(ctx context.Context, emit func(*models.Messag
 	if err != nil {
 		return err
 	}
+	return s.register(ctx, s.headsSpec(topics, ids, emit, func(seq *messageSequencer, ev *event) hub.Verdict {
+		switch ev.Kind {
+		case evMyChannel:
+			if !v.sees(ev.Channel) || ev.ChannelEvent == ChannelInvited {
+				return hub.Verdict{}
+			}
+			follow, unfollow := follows(ev)
+			verdict := hub.Verdict{Follow: follow, Unfollow: unfollow}
+			switch ev.ChannelEvent {
+			case ChannelAdded, ChannelJoined:
+				// Messages sent between the join and the follow are
+				// read back from the database.
+				seq.last[ev.Channel.ID] = ev.Channel.NextMessageIndex - 1
+				verdict.CatchUp = &hub.CatchUp{Topic: channelTopic(ev.Channel.ID), Stream: ev.Channel.ID, After: ev.Channel.NextMessageIndex - 1}
+			case ChannelLeft, ChannelRemoved:
+				delete(seq.last, ev.Channel.ID)
+			}
+			return verdict
+		case evChannelRemoved:
+			delete(seq.last, ev.Channel.ID)
+			return hub.Verdict{Unfollow: []string{channelTopic(ev.Channel.ID)}}
+		}
+		return hub.Verdict{}
+	}))
+}
+
+// headsSpec follows topics and delivers the new messages of the channels
+// it follows, each from its head (channels ids at the start, those pick
+// adds to seq later); pick decides what every other event means.
+func (s *Service) headsSpec(topics, ids []string, emit func(*models.Message), pick func(seq *messageSequencer, ev *event) hub.Verdict) hub.Spec {
 	seq := &messageSequencer{last: map[string]int{}}
-	return s.register(ctx, hub.Spec{
+	return hub.Spec{
 		Topics: topics,
 		Emit:   func(x any) { emit(x.(*models.Message)) },
 		Fill:   s.fillMessages,
@@ -96,38 +126,19 @@ func (s *Service) allMessagesAdded(ctx context.Context, emit func(*models.Messag
 		},
 		Pick: func(_ string, e any) hub.Verdict {
 			ev, ok := e.(*event)
-			if !ok {
+			switch {
+			case !ok:
 				return hub.Verdict{}
-			}
-			switch ev.Kind {
-			case evMessageAdded:
+			case ev.Kind == evMessageAdded:
 				if _, following := seq.last[ev.Message.ChannelID]; following {
 					value, deliver := seq.admit(ev.Message)
 					return hub.Verdict{Value: value, Deliver: deliver}
 				}
-			case evMyChannel:
-				if !v.sees(ev.Channel) || ev.ChannelEvent == ChannelInvited {
-					return hub.Verdict{}
-				}
-				follow, unfollow := follows(ev)
-				verdict := hub.Verdict{Follow: follow, Unfollow: unfollow}
-				switch ev.ChannelEvent {
-				case ChannelAdded, ChannelJoined:
-					// Messages sent between the join and the follow are
-					// read back from the database.
-					seq.last[ev.Channel.ID] = ev.Channel.NextMessageIndex - 1
-					verdict.CatchUp = &hub.CatchUp{Topic: channelTopic(ev.Channel.ID), Stream: ev.Channel.ID, After: ev.Channel.NextMessageIndex - 1}
-				case ChannelLeft, ChannelRemoved:
-					delete(seq.last, ev.Channel.ID)
-				}
-				return verdict
-			case evChannelRemoved:
-				delete(seq.last, ev.Channel.ID)
-				return hub.Verdict{Unfollow: []string{channelTopic(ev.Channel.ID)}}
+				return hub.Verdict{}
 			}
-			return hub.Verdict{}
+			return pick(seq, ev)
 		},
-	})
+	}
 }
 
 // messagesAddedIn streams new messages of the listed channels, each one
@@ -150,40 +161,23 @@ func (s *Service) messagesAddedIn(ctx context.Context, channelIDs []string, emit
 	for i, id := range ids {
 		topics[i] = channelTopic(id)
 	}
-	seq := &messageSequencer{last: map[string]int{}}
-	return s.register(ctx, hub.Spec{
-		Topics: topics,
-		Emit:   func(x any) { emit(x.(*models.Message)) },
-		Fill:   s.fillMessages,
-		Start: func(ctx context.Context, _ func(any) error) error {
-			return s.startAtHeads(ctx, seq, ids)
-		},
-		Pick: func(_ string, e any) hub.Verdict {
-			ev, ok := e.(*event)
-			if !ok {
-				return hub.Verdict{}
-			}
-			if ev.Kind == evMessageAdded {
-				value, deliver := seq.admit(ev.Message)
-				return hub.Verdict{Value: value, Deliver: deliver}
-			}
-			end := channelGuard(v, ev)
-			if end == nil {
-				return hub.Verdict{}
-			}
-			var id string
-			if ev.Kind == evChannelRemoved {
-				id = ev.Channel.ID
-			} else {
-				id = ev.Member.ChannelID
-			}
-			delete(seq.last, id)
-			if len(seq.last) > 0 {
-				end = nil
-			}
-			return hub.Verdict{Unfollow: []string{channelTopic(id)}, End: end}
-		},
-	})
+	return s.register(ctx, s.headsSpec(topics, ids, emit, func(seq *messageSequencer, ev *event) hub.Verdict {
+		end := channelGuard(v, ev)
+		if end == nil {
+			return hub.Verdict{}
+		}
+		var id string
+		if ev.Kind == evChannelRemoved {
+			id = ev.Channel.ID
+		} else {
+			id = ev.Member.ChannelID
+		}
+		delete(seq.last, id)
+		if len(seq.last) > 0 {
+			end = nil
+		}
+		return hub.Verdict{Unfollow: []string{channelTopic(id)}, End: end}
+	}))
 }
 
 // batchIDs checks a list argument of 1 to MaxBatch entries (what names
