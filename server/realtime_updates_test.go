@@ -278,8 +278,9 @@ func TestRefreshSessionOverWebSocket(t *testing.T) {
 func TestSessionEventsExpiringSoon(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{ExpiryWarning: 2 * time.Hour})
-		exp := expiryOf(t, srv, srv.Token("bob"))
-		sub := srv.Dial(t, "bob").Subscribe(sessionEventsSub, nil)
+		token := srv.Token("bob")
+		exp := expiryOf(t, srv, token)
+		sub := srv.Dial(t, "", parleytest.WithInitPayload(map[string]any{"authorization": "Bearer " + token})).Subscribe(sessionEventsSub, nil)
 		nextSessionEvent(t, sub, "EXPIRING", exp)
 
 		stream := srv.SSE(t, "bob", sessionEventsSub, nil)
