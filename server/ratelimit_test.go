@@ -89,8 +89,7 @@ func TestTypingRateLimit(t *testing.T) {
 		bob := srv.Dial(t, "bob")
 		started := bob.Subscribe(`subscription($c: ID!) { typingStarted(channelId: $c) { user { identity } } }`, map[string]any{"c": ch})
 		ended := bob.Subscribe(`subscription($c: ID!) { typingEnded(channelId: $c) { user { identity } } }`, map[string]any{"c": ch})
-		// The subscriptions are live once an event sent after them arrives.
-		mustSend(t, srv.Client("carol"), ch, "ready?")
+		ready(t, bob)
 
 		const typing = `mutation($c: ID!) { startTyping(channelId: $c) }`
 		var out struct{ StartTyping bool }
