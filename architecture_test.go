@@ -27,7 +27,7 @@ const mod = "github.com/parleychat/parley"
 //     (migrations) only in db, River (the job queue) only in
 //     delivery/queue, each push protocol's library only in its provider,
 //     the store only in chat and the wiring (and the test and load
-//     helpers).
+//     helpers), the Prometheus client only in metrics.
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
 	if !slices.Contains(pkgs[mod+"/chat"].Imports, "gorm.io/gorm") {
@@ -98,6 +98,7 @@ func TestImportRules(t *testing.T) {
 		{"github.com/sideshow/apns2", []string{"/delivery/push/apns"}},
 		{"golang.org/x/oauth2", []string{"/delivery/push/fcm"}},
 		{"golang.org/x/time/rate", []string{"/ratelimit"}},
+		{"github.com/prometheus/", []string{"/metrics"}},
 		{mod + "/db", []string{"/chat", "/cmd/parley", "/parleytest", "/bench/scenario"}},
 	}
 	for _, rule := range onlyIn {

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -94,6 +95,8 @@ type Store struct {
 	// latestMigration the newest version among them.
 	migrations      fs.FS
 	latestMigration int64
+	// queries holds the QueryObserver of ObserveQueries.
+	queries *atomic.Pointer[QueryObserver]
 	// rawURL is the PostgreSQL URL as given, for ListenerPool.
 	rawURL string
 	// queueDB is QueueDB's pool on SQLite, opened once.
@@ -126,6 +129,7 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 	if err != nil {
 		return nil, err
 	}
+	queryLog := newGormLogger(logger)
 	cfg := &gorm.Config{
 		TranslateError: true,
 		// GORM's statement cache would save nothing and cost round trips.
@@ -139,9 +143,9 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
-		Logger:                 newGormLogger(logger),
+		Logger:                 queryLog,
 	}
-	s := &Store{dialect: dialect}
+	s := &Store{dialect: dialect, queries: queryLog.observer}
 	if err := s.setMigrations(migrationsOf(dialect)); err != nil {
 		return nil, err
 	}
@@ -343,6 +347,18 @@ func (s *Store) lockWriters(ctx context.Context) (unlock func(), err error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for sqlite writer lock: %w", context.Cause(ctx))
 	}
+}
+
+// ObserveQueries makes f learn of every statement run through GORM from
+// now on (for metrics and traces); nil stops it. Statements of the delivery
+// queue's own pool (QueueDB) and of migrations are not observed. Safe for
+// concurrent use.
+func (s *Store) ObserveQueries(f QueryObserver) {
+	if f == nil {
+		s.queries.Store(nil)
+		return
+	}
+	s.queries.Store(&f)
 }
 
 // Dialect returns DialectSQLite or DialectPostgres. It is safe for concurrent

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -25,6 +27,9 @@ const slowQuery = 200 * time.Millisecond
 type gormLogger struct {
 	log   *slog.Logger
 	level gormlogger.LogLevel
+	// observer, shared by the copies LogMode makes, is told of every
+	// statement (Store.ObserveQueries).
+	observer *atomic.Pointer[QueryObserver]
 }
 
 var (
@@ -47,7 +52,7 @@ func dropParams(_ context.Context, sql string, _ ...any) (string, []any) {
 
 // newGormLogger returns a gormLogger at GORM's warn level.
 func newGormLogger(log *slog.Logger) *gormLogger {
-	return &gormLogger{log: log, level: gormlogger.Warn}
+	return &gormLogger{log: log, level: gormlogger.Warn, observer: new(atomic.Pointer[QueryObserver])}
 }
 
 // LogMode returns a copy of l at the given GORM level.
@@ -81,6 +86,11 @@ func (l *gormLogger) Error(ctx context.Context, msg string, args ...any) {
 // Trace logs one executed statement, if it failed, was slow or l is at
 // GORM's info level.
 func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (sql string, rowsAffected int64), err error) {
+	if obs := l.observer.Load(); obs != nil {
+		sql, _ := fc()
+		failed := err != nil && !errors.Is(err, gorm.ErrRecordNotFound)
+		(*obs)(ctx, StatementKind(sql), begin, failed)
+	}
 	if l.level <= gormlogger.Silent || errors.Is(err, gorm.ErrRecordNotFound) {
 		return
 	}
@@ -111,6 +121,26 @@ func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (sql 
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	l.emit(ctx, level, msg, attrs...)
+}
+
+// QueryObserver is told of each statement run through GORM, after it
+// ran: its kind (StatementKind), when it began and whether it failed (a
+// missing record is no failure). It runs on the caller's goroutine and must
+// be quick and safe for concurrent use.
+type QueryObserver func(ctx context.Context, kind string, begin time.Time, failed bool)
+
+// StatementKind returns the kind of a SQL statement, a small fixed set:
+// select, insert, update, delete or other (a WITH query counts as a
+// select).
+func StatementKind(sql string) string {
+	word, _, _ := strings.Cut(strings.TrimLeft(sql, " \t\r\n("), " ")
+	switch k := strings.ToLower(word); k {
+	case "select", "insert", "update", "delete":
+		return k
+	case "with":
+		return "select"
+	}
+	return "other"
 }
 
 // ParamsFilter drops the arguments of statements, so that logged SQL keeps

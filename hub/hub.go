@@ -184,6 +184,9 @@ type Hub struct {
 	armed     bool
 	armedAt   time.Time
 	stopTimer func() bool
+
+	// received, executions and delivered are Stats' counts.
+	received, executions, delivered atomic.Int64
 }
 
 // topic is one followed broker topic.
@@ -280,6 +283,22 @@ func (h *Hub) subscribedLocked() []*Subscription {
 		}
 	}
 	return subs
+}
+
+// Stats are a hub's counts since it started, for metrics.
+type Stats struct {
+	// Received counts the events decoded from the broker.
+	Received int64
+	// Executions counts the executions of live events: one per event and
+	// group of operations with the same Key.
+	Executions int64
+	// Delivered counts the payloads of live events handed to operations.
+	Delivered int64
+}
+
+// Stats returns the counts now. Safe for concurrent use.
+func (h *Hub) Stats() Stats {
+	return Stats{Received: h.received.Load(), Executions: h.executions.Load(), Delivered: h.delivered.Load()}
 }
 
 // Subscriptions is the number of live subscriptions (for metrics).
@@ -525,6 +544,7 @@ func (h *Hub) run(bsub pubsub.Subscription) {
 			h.log.Error("hub: decode event", "topic", m.Topic, "err", err)
 			continue
 		}
+		h.received.Add(1)
 		h.dispatch(m.Topic, ev)
 	}
 }
@@ -726,6 +746,7 @@ func (h *Hub) executeLocked(group []delivery) {
 	for i, d := range group {
 		if i == 0 || payload == nil {
 			d.s.spec.Emit(d.v)
+			h.executions.Add(1)
 			p, err := d.s.op.Execute()
 			if err != nil {
 				h.log.Error("hub: execute", "err", err)
@@ -734,5 +755,6 @@ func (h *Hub) executeLocked(group []delivery) {
 			payload = p
 		}
 		d.s.op.Send(payload, false)
+		h.delivered.Add(1)
 	}
 }

@@ -107,8 +107,13 @@ type Handler struct {
 
 // RealtimeStats are counts of the realtime transports, for metrics.
 type RealtimeStats struct {
-	// Connections are the open WebSocket connections and event streams.
+	// Connections are the open WebSocket connections and event streams:
+	// WebSockets plus EventStreams.
 	Connections int
+	// WebSockets are the open WebSocket connections.
+	WebSockets int
+	// EventStreams are the open server-sent event streams.
+	EventStreams int
 	// ClosedSlow counts the connections closed, since start, because
 	// they fell behind (their queue overflowed or a write stalled).
 	ClosedSlow int64
@@ -118,7 +123,14 @@ type RealtimeStats struct {
 func (h *Handler) Stats() RealtimeStats {
 	h.conns.mu.Lock()
 	defer h.conns.mu.Unlock()
-	return RealtimeStats{Connections: len(h.conns.live), ClosedSlow: h.conns.slow.Load()}
+	s := RealtimeStats{Connections: len(h.conns.live), ClosedSlow: h.conns.slow.Load()}
+	for c := range h.conns.live {
+		if _, ok := c.(*wsConn); ok {
+			s.WebSockets++
+		}
+	}
+	s.EventStreams = s.Connections - s.WebSockets
+	return s
 }
 
 // BeginShutdown refuses new WebSocket and SSE connections and ends the

@@ -12,6 +12,7 @@ import (
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/hub"
+	"github.com/parleychat/parley/metrics"
 )
 
 // How a realtime transport runs a GraphQL operation, and how a
@@ -69,16 +70,19 @@ func newOperation(ctx context.Context, id string, c client, rc *graphql.Operatio
 
 // run dispatches the operation, which calls the resolver (which registers
 // the subscription with the hub), then starts it: replay, then live
-// events. It returns false when the resolver refused: the handler then
-// holds the error.
-func (o *operation) run(h *hub.Hub, exec graphql.GraphExecutor, rc *graphql.OperationContext) bool {
+// events. It returns false when the resolver refused, with the response
+// that holds the error. m records the subscription as an operation.
+func (o *operation) run(h *hub.Hub, exec graphql.GraphExecutor, rc *graphql.OperationContext, m *metrics.Metrics) (*graphql.Response, bool) {
 	o.ticket = h.Expect(o)
 	handler, ctx := exec.DispatchOperation(hub.WithTicket(o.ctx, o.ticket), rc)
 	o.handler, o.ctx = handler, ctx
 	if err := h.Start(o.ticket); errors.Is(err, hub.ErrNotSubscribed) {
-		return false
+		refusal := handler(ctx)
+		observeOperation(m, rc, refusal)
+		return refusal, false
 	}
-	return true
+	observeOperation(m, rc, nil)
+	return nil, true
 }
 
 // stop ends the operation from the client's side.

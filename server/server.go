@@ -25,6 +25,7 @@ import (
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/graph"
 	"github.com/parleychat/parley/hub"
+	"github.com/parleychat/parley/metrics"
 	"github.com/parleychat/parley/playground"
 	"github.com/parleychat/parley/ratelimit"
 	"github.com/parleychat/parley/requestid"
@@ -92,6 +93,11 @@ type Config struct {
 	// Hub is the node's realtime engine, the one Chat registers
 	// subscriptions with.
 	Hub *hub.Hub
+	// Metrics, when not nil, records requests, operations and the
+	// realtime transports' writes.
+	Metrics *metrics.Metrics
+	// ServeMetrics serves Metrics at /metrics on this handler.
+	ServeMetrics bool
 	// CORSHeaders are request headers that pages from the allowed origins
 	// may send to /graphql besides those always allowed (CORSAllowedHeaders).
 	CORSHeaders []string
@@ -124,6 +130,7 @@ const DefaultRequestTimeout = 15 * time.Second
 //	/media/    uploads (PUT) and attachments (GET) at signed URLs; see
 //	           mediaHandler
 //	/query     404 NOT_FOUND with a pointer to /graphql
+//	/metrics   the Prometheus metrics, with Config.ServeMetrics
 //	/          the GraphQL playground
 //
 // Every request gets an id (package requestid): its own X-Request-Id when
@@ -162,8 +169,11 @@ func NewHandler(cfg Config) *Handler {
 		writeText(w, http.StatusOK, "ready")
 	})
 	mux.Handle(chat.MediaPathPrefix, mediaCORS(cfg.WebSocket.withDefaults().AllowedOrigins)(mediaHandler(cfg.Chat, log)))
+	if cfg.Metrics != nil && cfg.ServeMetrics {
+		mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	}
 	mux.Handle("/", playground.Handler("Parley", "/graphql"))
-	return &Handler{Handler: requestid.Middleware(logRequests(log, mux)), conns: conns}
+	return &Handler{Handler: requestid.Middleware(logRequests(log, instrument(cfg.Metrics, mux))), conns: conns}
 }
 
 func withDefaults(l Limits) Limits {
@@ -202,7 +212,7 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	es := graph.NewExecutableSchema(cfg)
 	srv := handler.New(es)
 	present := presentError(log)
-	rt := &realtime{verifier: c.Verifier, hooks: c.Realtime, log: log, limits: c.RateLimits}
+	rt := &realtime{verifier: c.Verifier, hooks: c.Realtime, log: log, limits: c.RateLimits, metrics: c.Metrics}
 	// The first transport that supports a request serves it: WebSocket
 	// upgrades (GET with Upgrade) and SSE (POST with Accept:
 	// text/event-stream) come before plain GET and POST, which refuse
@@ -232,6 +242,9 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 		srv.Use(extension.Introspection{})
 	}
 	srv.AroundResponses(capErrors(present))
+	if c.Metrics != nil {
+		srv.Use(operationMetrics{m: c.Metrics})
+	}
 	srv.AroundResponses(freshLoaders(svc))
 	return srv
 }

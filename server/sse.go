@@ -110,9 +110,9 @@ func (t *sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	defer t.conns.untrack(s)
 	op := newOperation(ctx, "sse", s, rc)
 	defer op.stop(t.hub)
-	if !op.run(t.hub, exec, rc) {
-		if resp := op.handler(op.ctx); resp != nil {
-			s.result(resp)
+	if refusal, ok := op.run(t.hub, exec, rc, t.rt.metrics); !ok {
+		if refusal != nil {
+			s.result(refusal)
 		}
 		s.complete()
 		return
@@ -160,6 +160,7 @@ func (s *sseStream) write(batch [][]byte) bool {
 		buf = append(buf, payload...)
 		buf = append(buf, "\n\n"...)
 	}
+	s.t.rt.metrics.ObserveWriteBatch("sse", len(batch), len(buf))
 	if _, err := s.w.Write(buf); err != nil {
 		return false
 	}

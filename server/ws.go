@@ -27,6 +27,7 @@ import (
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/hub"
+	"github.com/parleychat/parley/metrics"
 	"github.com/parleychat/parley/ratelimit"
 )
 
@@ -659,10 +660,10 @@ func (c *wsConn) start(id string, params *graphql.RawParams) {
 	c.mu.Lock()
 	c.ops[id] = op
 	c.mu.Unlock()
-	if !op.run(c.t.hub, c.exec, rc) {
+	if refusal, ok := op.run(c.t.hub, c.exec, rc, c.t.rt.metrics); !ok {
 		// The resolver refused: its error is the handler's one result.
-		if resp := op.handler(op.ctx); resp != nil {
-			c.sendResult(id, resp)
+		if refusal != nil {
+			c.sendResult(id, refusal)
 		}
 		c.finishOp(id, op, nil)
 	}
@@ -918,6 +919,7 @@ func (c *wsConn) write() {
 		case c.wakeup <- struct{}{}:
 		default:
 		}
+		c.t.rt.metrics.ObserveWriteBatch("websocket", n, size)
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.t.opts.WriteTimeout))
 		toWrite := bufs
 		if _, err := toWrite.WriteTo(c.nc); err != nil {
@@ -998,6 +1000,8 @@ type realtime struct {
 	// limits admits each connection of an identity (new and open
 	// connections); nil admits all.
 	limits *ratelimit.Limits
+	// metrics records subscriptions and writes; nil records nothing.
+	metrics *metrics.Metrics
 }
 
 // hasToken reports whether a connection_init payload holds a token in one of

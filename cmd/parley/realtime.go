@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/hub"
+	"github.com/parleychat/parley/metrics"
 	"github.com/parleychat/parley/presence"
 	presencememory "github.com/parleychat/parley/presence/memory"
 	presenceredis "github.com/parleychat/parley/presence/redis"
@@ -25,6 +26,9 @@ type realtime struct {
 	broker   pubsub.Broker
 	hub      *hub.Hub
 	presence presence.Tracker
+	// reconnects counts the Redis broker's restored connections; nil
+	// without Redis.
+	reconnects func() int64
 }
 
 // brokerBuffer is the broker's queue for this node's one subscription,
@@ -32,12 +36,14 @@ type realtime struct {
 const brokerBuffer = 1 << 16
 
 // openRealtime picks the broker: Redis when REDIS_URL is set, so that
-// several nodes act as one; otherwise in-process.
-func openRealtime(ctx context.Context, url string, log *slog.Logger) (*realtime, error) {
+// several nodes act as one; otherwise in-process. m counts publishes and
+// presence.
+func openRealtime(ctx context.Context, url string, log *slog.Logger, m *metrics.Metrics) (*realtime, error) {
 	opts := pubsub.Options{Logger: log, Buffer: brokerBuffer}
 	var (
-		broker  pubsub.Broker
-		tracker presence.Tracker
+		broker     pubsub.Broker
+		tracker    presence.Tracker
+		reconnects func() int64
 	)
 	if url == "" {
 		broker, tracker = memory.New(opts), presencememory.New()
@@ -46,16 +52,17 @@ func openRealtime(ctx context.Context, url string, log *slog.Logger) (*realtime,
 		if err != nil {
 			return nil, fmt.Errorf("redis broker: %w", err)
 		}
-		broker = b
+		broker, reconnects = b, b.Reconnects
 		if tracker, err = presenceredis.NewFromURL(ctx, url, nodeID(), presenceredis.Options{}); err != nil {
 			return nil, errClose(fmt.Errorf("redis presence: %w", err), broker)
 		}
 	}
+	broker, tracker = m.Broker(broker), m.Presence(tracker)
 	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log})
 	if err != nil {
 		return nil, errors.Join(err, tracker.Close(), broker.Close())
 	}
-	return &realtime{broker: broker, hub: h, presence: tracker}, nil
+	return &realtime{broker: broker, hub: h, presence: tracker, reconnects: reconnects}, nil
 }
 
 // Close closes the hub, the presence tracker (removing this node's

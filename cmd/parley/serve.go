@@ -17,6 +17,7 @@ import (
 	"github.com/parleychat/parley/delivery/setup"
 	"github.com/parleychat/parley/logging"
 	"github.com/parleychat/parley/media"
+	"github.com/parleychat/parley/metrics"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/server"
 )
@@ -74,6 +75,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	m := metrics.New()
+	store.ObserveQueries(func(_ context.Context, kind string, begin time.Time, failed bool) {
+		m.ObserveQuery(kind, failed, time.Since(begin))
+	})
 	defer func() {
 		if cerr := store.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close database: %w", cerr)
@@ -83,7 +88,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	rt, err := openRealtime(ctx, cfg.redisURL, log)
+	rt, err := openRealtime(ctx, cfg.redisURL, log, m)
 	if err != nil {
 		return err
 	}
@@ -146,7 +151,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Readiness:      []server.ReadinessCheck{{Failure: "database schema behind", Check: schemaCurrent(store)}},
 		RequestTimeout: cfg.requestTimeout,
 		RateLimits:     rates,
+		Metrics:        m, ServeMetrics: cfg.metricsAddr == "",
 	})
+	watchMetrics(m, handler, rt, dq)
 
 	if cfg.pprofAddr != "" {
 		stopPprof, err := startPprof(cfg.pprofAddr, log)
@@ -156,6 +163,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer func() {
 			if err := stopPprof(context.WithoutCancel(ctx)); err != nil {
 				log.Warn("stop pprof", "err", err)
+			}
+		}()
+	}
+
+	if cfg.metricsAddr != "" {
+		stopMetrics, err := startSideServer("metrics", cfg.metricsAddr, m.Handler(), log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stopMetrics(context.WithoutCancel(ctx)); err != nil {
+				log.Warn("stop metrics", "err", err)
 			}
 		}()
 	}
@@ -200,4 +219,32 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// watchMetrics makes m read the counts of the realtime transports, the hub,
+// the broker and the delivery queue (nil when nothing is delivered) at
+// every scrape.
+func watchMetrics(m *metrics.Metrics, h *server.Handler, rt *realtime, dq *deliveryQueue) {
+	src := metrics.Sources{
+		Connections: func() (int, int, int64) {
+			s := h.Stats()
+			return s.WebSockets, s.EventStreams, s.ClosedSlow
+		},
+		Subscriptions: rt.hub.Subscriptions,
+		Hub: func() (int64, int64, int64) {
+			s := rt.hub.Stats()
+			return s.Received, s.Executions, s.Delivered
+		},
+		BrokerReconnects: rt.reconnects,
+	}
+	if dq != nil {
+		src.Queue = func(ctx context.Context) (metrics.QueueStats, error) {
+			s, err := dq.Stats(ctx)
+			return metrics.QueueStats{
+				Available: s.Available, Scheduled: s.Scheduled, Running: s.Running,
+				Attempts: s.Attempts, Sent: s.Sent, Failed: s.Failed, GivenUp: s.GivenUp,
+			}, err
+		}
+	}
+	m.Watch(src)
 }

@@ -48,6 +48,7 @@ type settingsConfig struct {
 	shutdownTimeout time.Duration
 	requestTimeout  time.Duration
 	pprofAddr       string
+	metricsAddr     string
 	logLevel        slog.Level
 	logFormat       logging.Format
 	introspection   bool
@@ -120,6 +121,9 @@ func settings(c *settingsConfig) []config.Setting {
 		config.String(&c.pprofAddr, "PARLEY_PPROF_ADDR", "",
 			"When set, Go's profiling endpoints (`/debug/pprof/`) on this address, a listener of their own; bind it to loopback, e.g. `127.0.0.1:6060`.", checkAddr).
 			WithUnset("off"),
+		config.String(&c.metricsAddr, "PARLEY_METRICS_ADDR", "",
+			"When set, the Prometheus metrics (`/metrics`) on this address, a listener of their own, instead of on `PARLEY_ADDR`; e.g. `127.0.0.1:9090`. See [Metrics](#metrics).", checkAddr).
+			WithUnset("`/metrics` on `PARLEY_ADDR`"),
 		config.Func("PARLEY_LOG_LEVEL", "info",
 			"`debug`, `info`, `warn` or `error` (any case). `debug` adds one line per HTTP request.",
 			func(v string) error {

@@ -72,6 +72,7 @@ type Broker struct {
 	ping     time.Duration  // pingInterval
 	silence  time.Duration  // deadAfter
 	tokens   atomic.Uint64  // numbers the confirmation pings
+	restored atomic.Int64   // Reconnects
 	done     chan struct{}  // closed by Close
 	wg       sync.WaitGroup // the goroutines Close waits for
 
@@ -403,6 +404,7 @@ func (b *Broker) read() {
 			continue
 		}
 		if !downSince.IsZero() {
+			b.restored.Add(1)
 			b.log.Info("pubsub: redis connection restored", "outage", time.Since(downSince).Round(time.Millisecond))
 			downSince = time.Time{}
 		}
@@ -436,6 +438,10 @@ func (b *Broker) fanOut(m *goredis.Message) {
 		b.wg.Go(func() { b.detach(s) })
 	}
 }
+
+// Reconnects returns how often the pub/sub connection was restored after
+// it was lost, since New (for metrics). Safe for concurrent use.
+func (b *Broker) Reconnects() int64 { return b.restored.Load() }
 
 // answer wakes the confirm call waiting for the PING with payload token.
 func (b *Broker) answer(token string) {

@@ -280,6 +280,9 @@ func TestConnectionKilled(t *testing.T) {
 	if !logs.logged(slog.LevelInfo, "connection restored") {
 		t.Error("the recovery was not logged at info level")
 	}
+	if n := b.Reconnects(); n != 1 {
+		t.Errorf("Reconnects = %d, want 1", n)
+	}
 
 	// New subscriptions work on the new connection.
 	later := pubsubtest.Unique("later")
