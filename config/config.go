@@ -1,7 +1,7 @@
 // Package config reads a command's settings from environment variables and
 // command-line flags, declared once in a table of Settings. The same table
-// gives the flags, the --help text and the README's configuration table, so
-// none of them is a hand-kept copy of another.
+// gives the flags, the --help text and the configuration table of
+// docs/configuration.md, so none of them is a hand-kept copy of another.
 //
 // Each Setting is an environment variable (PARLEY_ADDR) with a flag derived
 // from its name (--addr), a default, a description and a parser that writes

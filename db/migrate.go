@@ -19,7 +19,7 @@ import (
 
 // migrationFiles holds the versioned migrations, one directory per dialect
 // (migrations/sqlite and migrations/postgres), as goose SQL files named
-// NNNNN_what_it_does.sql. See the README for how to add one.
+// NNNNN_what_it_does.sql. See docs/storage.md for how to add one.
 //
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFiles embed.FS

@@ -81,25 +81,25 @@ func (c *settingsConfig) rates() *ratelimit.Limits {
 
 // settings is THE table of Parley's settings: each is an environment
 // variable, a flag of `parley serve` derived from its name, a default, a
-// description (for --help and the README) and a parser into c. Adding a
-// setting is adding one entry here (and using its field); the README's table
-// is generated from this one (go test ./cmd/parley -run TestREADMESettings
-// -update).
+// description (for --help and docs/configuration.md) and a parser into c.
+// Adding a setting is adding one entry here (and using its field); the
+// table of docs/configuration.md is generated from this one (go test
+// ./cmd/parley -run TestREADMESettings -update).
 func settings(c *settingsConfig) []config.Setting {
 	chatDefaults, serverDefaults, rateDefaults := chat.DefaultLimits, server.DefaultLimits, ratelimit.Defaults
 	return []config.Setting{
 		config.String(&c.addr, "PARLEY_ADDR", ":8080",
 			"Address to listen on, `host:port`. `:8080` is every interface; `127.0.0.1:8080` is this machine only.", checkAddr),
 		config.String(&c.databaseURL, "DATABASE_URL", "",
-			"The database; see [Storage and migrations](#storage-and-migrations) for the accepted forms.", db.CheckURL).
+			"The database; see [Storage and migrations](storage.md) for the accepted forms.", db.CheckURL).
 			WithUnset("SQLite file `parley.db` in the working directory").Redacted(),
 		config.String(&c.jwtSecret, "PARLEY_JWT_SECRET", "",
-			"The HS256 secret that access tokens are signed with, at least 32 bytes. See [Tokens](#tokens).", checkSecret).
+			"The HS256 secret that access tokens are signed with, at least 32 bytes. See [Tokens](tokens.md).", checkSecret).
 			WithUnset("a development secret kept in the database").Redacted(),
 		config.Bool(&c.autoMigrate, "PARLEY_AUTO_MIGRATE", true,
-			"`false` stops `parley serve` and `parley token` from applying pending schema migrations at start; run `parley migrate up` instead. See [Storage and migrations](#storage-and-migrations)."),
+			"`false` stops `parley serve` and `parley token` from applying pending schema migrations at start; run `parley migrate up` instead. See [Storage and migrations](storage.md)."),
 		config.String(&c.redisURL, "REDIS_URL", "",
-			"The Redis server that nodes share for events and presence, e.g. `redis://127.0.0.1:6379/0` (`rediss://` for TLS; a password goes in the URL). Checked at start: an unreachable server stops it. See [Running several nodes](#running-several-nodes).", redis.CheckURL).
+			"The Redis server that nodes share for events and presence, e.g. `redis://127.0.0.1:6379/0` (`rediss://` for TLS; a password goes in the URL). Checked at start: an unreachable server stops it. See [Running several nodes](deployment.md#running-several-nodes).", redis.CheckURL).
 			WithUnset("events and presence stay inside this process").Redacted(),
 		config.List(&c.allowedOrigins, "PARLEY_ALLOWED_ORIGINS",
 			"Comma-separated host patterns whose web pages may open a WebSocket, such as `app.example.com`, `*.example.com`, `app.example.com:8443` or, to match the scheme too, `https://app.example.com`. Setting it replaces the default. The server's own host, and clients that send no `Origin` header (non-browser clients), are always allowed; other origins get HTTP 403. The same origins may call `/graphql` over HTTP from the browser (CORS: preflight answered, `Access-Control-Allow-Origin` echoed; no cookies are used, so no credentials mode).", checkOrigin).
@@ -122,7 +122,7 @@ func settings(c *settingsConfig) []config.Setting {
 			"When set, Go's profiling endpoints (`/debug/pprof/`) on this address, a listener of their own; bind it to loopback, e.g. `127.0.0.1:6060`.", checkAddr).
 			WithUnset("off"),
 		config.String(&c.metricsAddr, "PARLEY_METRICS_ADDR", "",
-			"When set, the Prometheus metrics (`/metrics`) on this address, a listener of their own, instead of on `PARLEY_ADDR`; e.g. `127.0.0.1:9090`. See [Metrics](#metrics).", checkAddr).
+			"When set, the Prometheus metrics (`/metrics`) on this address, a listener of their own, instead of on `PARLEY_ADDR`; e.g. `127.0.0.1:9090`. See [Metrics](observability.md#metrics).", checkAddr).
 			WithUnset("`/metrics` on `PARLEY_ADDR`"),
 		config.Func("PARLEY_LOG_LEVEL", "info",
 			"`debug`, `info`, `warn` or `error` (any case). `debug` adds one line per HTTP request.",
@@ -159,9 +159,9 @@ func settings(c *settingsConfig) []config.Setting {
 		config.Int(&c.serverLimits.MaxFragments, "PARLEY_MAX_QUERY_FRAGMENTS", serverDefaults.MaxFragments,
 			"Most fragment definitions in one document."),
 		config.Int(&c.serverLimits.MaxComplexity, "PARLEY_MAX_QUERY_COMPLEXITY", serverDefaults.MaxComplexity,
-			"Highest cost of one operation; see [Limits](#limits)."),
+			"Highest cost of one operation; see [Limits](limits.md)."),
 		config.Func("PARLEY_RATE_LIMITS", "on",
-			"`off` turns every per-user rate limit below off (load tests, trusted backends); see [Rate limits](#rate-limits).",
+			"`off` turns every per-user rate limit below off (load tests, trusted backends); see [Rate limits](limits.md#rate-limits).",
 			func(v string) error {
 				switch strings.ToLower(v) {
 				case "on", "true":
@@ -186,7 +186,7 @@ func settings(c *settingsConfig) []config.Setting {
 		config.Int(&c.rateLimits.OpenConnections, "PARLEY_RATE_OPEN_CONNECTIONS", rateDefaults.OpenConnections,
 			"WebSocket and SSE connections one user may hold open at once on a node; one more is refused as above."),
 		config.String(&c.delivery.FCM.CredentialsFile, "PARLEY_FCM_CREDENTIALS", "",
-			"Path of the Firebase service account's JSON key: turns FCM push on. Its `token_uri` is where access tokens come from. See [Push notifications](#push-notifications).", nil).
+			"Path of the Firebase service account's JSON key: turns FCM push on. Its `token_uri` is where access tokens come from. See [Push notifications](delivery.md#push-notifications).", nil).
 			WithUnset("FCM push off"),
 		config.String(&c.delivery.FCM.Endpoint, "PARLEY_FCM_ENDPOINT", fcm.DefaultEndpoint,
 			"FCM's base URL (the HTTP v1 API).", checkURL),
@@ -229,7 +229,7 @@ func settings(c *settingsConfig) []config.Setting {
 		config.Duration(&c.delivery.JobTimeout, "PARLEY_DELIVERY_TIMEOUT", queue.DefaultJobTimeout,
 			"How long one delivery job may run. A job left running by a node that died is taken over by another node twice this long after it started."),
 		config.String(&c.delivery.WebhookURL, "PARLEY_WEBHOOK_URL", "",
-			"Where webhooks are posted: turns them on. See [Webhooks](#webhooks).", checkURL).
+			"Where webhooks are posted: turns them on. See [Webhooks](delivery.md#webhooks).", checkURL).
 			WithUnset("webhooks off"),
 		config.String(&c.delivery.WebhookSecret, "PARLEY_WEBHOOK_SECRET", "",
 			"The Standard Webhooks secret, `whsec_<base64>`, that signs webhooks and pre-send calls; required with either URL.", webhook.CheckSecret).
@@ -238,7 +238,7 @@ func settings(c *settingsConfig) []config.Setting {
 			"Comma-separated webhook event types to deliver: "+eventList()+".", checkEvent).
 			WithUnset("all of them"),
 		config.String(&c.delivery.PreSendURL, "PARLEY_PRESEND_URL", "",
-			"The pre-send hook, called before a message is written: turns it on. See [Pre-send hook](#pre-send-hook).", checkURL).
+			"The pre-send hook, called before a message is written: turns it on. See [Pre-send hook](delivery.md#pre-send-hook).", checkURL).
 			WithUnset("off"),
 		config.Duration(&c.delivery.PreSendTimeout, "PARLEY_PRESEND_TIMEOUT", webhook.DefaultPreSendTimeout,
 			"How long the pre-send hook has to answer."),
@@ -253,7 +253,7 @@ func settings(c *settingsConfig) []config.Setting {
 				return errors.New("want open or closed")
 			}),
 		config.String(&c.mediaDir, "PARLEY_MEDIA_DIR", "parley-media",
-			"Directory where uploaded media are kept, created by the first upload; relative to the working directory. Several nodes need one shared directory. See [Media](#media).", nil),
+			"Directory where uploaded media are kept, created by the first upload; relative to the working directory. Several nodes need one shared directory. See [Media](media.md).", nil),
 		config.Int(&c.media.MaxUploadBytes, "PARLEY_MAX_UPLOAD_BYTES", chat.DefaultMaxUploadBytes,
 			"Largest upload (`createUpload`'s `size`), in bytes."),
 		config.List(&c.media.Types, "PARLEY_MEDIA_TYPES",
@@ -265,7 +265,7 @@ func settings(c *settingsConfig) []config.Setting {
 			"The server's public base URL as clients reach it, such as `https://chat.example.com`: media URLs are absolute on it.", checkURL).
 			WithUnset("media URLs are relative to the server (`/media/…`)"),
 		config.Bool(&c.admin, "PARLEY_ADMIN", true,
-			"`false` ignores the `admin` claim of tokens, turning the admin API and admins' OWNER rights off. See [Admin API](#admin-api)."),
+			"`false` ignores the `admin` claim of tokens, turning the admin API and admins' OWNER rights off. See [Admin API](admin-api.md)."),
 	}
 }
 

@@ -17,18 +17,20 @@ import (
 	"github.com/parleychat/parley/config"
 )
 
-var update = flag.Bool("update", false, "rewrite the README's configuration table from the settings table")
+var update = flag.Bool("update", false, "rewrite the configuration table of docs/configuration.md from the settings table")
 
-// readmeTable is where the README keeps the generated configuration table.
+// tableStart and tableEnd mark the generated configuration table in
+// docs/configuration.md.
 const (
 	tableStart = "<!-- settings: generated from cmd/parley/settings.go by `go test ./cmd/parley -run TestREADMESettings -update` -->\n"
 	tableEnd   = "<!-- end of settings -->\n"
 )
 
-// TestREADMESettings: the README's configuration table is the one generated
-// from the settings table.
+// TestREADMESettings: the configuration table of docs/configuration.md (the
+// README's reference on settings) is the one generated from the settings
+// table.
 func TestREADMESettings(t *testing.T) {
-	path := filepath.Join("..", "..", "README.md")
+	path := filepath.Join("..", "..", "docs", "configuration.md")
 	readme, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +38,7 @@ func TestREADMESettings(t *testing.T) {
 	before, rest, ok := strings.Cut(string(readme), tableStart)
 	_, after, ok2 := strings.Cut(rest, tableEnd)
 	if !ok || !ok2 {
-		t.Fatalf("README.md lacks the markers %q and %q", tableStart, tableEnd)
+		t.Fatalf("docs/configuration.md lacks the markers %q and %q", tableStart, tableEnd)
 	}
 	want := before + tableStart + config.MarkdownTable(settings(&settingsConfig{})) + tableEnd + after
 	if want == string(readme) {
@@ -48,7 +50,7 @@ func TestREADMESettings(t *testing.T) {
 		}
 		return
 	}
-	t.Errorf("README.md's configuration table is stale: run go test ./cmd/parley -run TestREADMESettings -update")
+	t.Errorf("docs/configuration.md's settings table is stale: run go test ./cmd/parley -run TestREADMESettings -update")
 }
 
 // TestHelp: every command's --help exits 0 and lists its flags; serve's
