@@ -103,6 +103,7 @@ func (s *Service) ImportMessages(ctx context.Context, channelID string, msgs []I
 			rows[i] = &models.Message{
 				ID: newID(), ChannelID: channelID, Index: ch.NextMessageIndex + i, AuthorID: &authors[m.Author].ID,
 				Body: m.Body, Attributes: m.Attributes, CreatedAt: m.CreatedAt.UTC().Truncate(time.Microsecond),
+				StoredType: models.MessageText, StoredOrigin: models.OriginImport, StoredPriority: models.PriorityNormal,
 			}
 		}
 		if err := db.ImportMessagesTx(tx, channelID, rows, importBatch); err != nil {
@@ -309,8 +310,8 @@ func (s *Service) removeMemberships(tx *gorm.DB, out *outbox, userID string) err
 }
 
 // tombstoneMessages empties and deletes every message of author, counting
-// the ones not yet deleted off their channels, and takes the author off
-// all of them.
+// the ones not yet deleted off their channels, removes their mentions and
+// the mentions of author, and takes the author off all of them.
 func tombstoneMessages(tx *gorm.DB, authorID string) error {
 	var counts []struct {
 		ChannelID string
@@ -328,7 +329,13 @@ func tombstoneMessages(tx *gorm.DB, authorID string) error {
 		}
 	}
 	err = tx.Model(&models.Message{}).Where("author_id = ? AND deleted_at IS NULL", authorID).
-		UpdateColumns(map[string]any{"body": "", "attributes": nil, "deleted_at": now()}).Error
+		UpdateColumns(map[string]any{"body": "", "attributes": nil, "latitude": nil, "longitude": nil, "deleted_at": now()}).Error
+	if err != nil {
+		return err
+	}
+	// Their messages' mentions, and the mentions of them, go too.
+	err = tx.Where("user_id = ? OR message_id IN (SELECT id FROM messages WHERE author_id = ?)", authorID, authorID).
+		Delete(&models.MessageMention{}).Error
 	if err != nil {
 		return err
 	}

@@ -38,8 +38,13 @@ func (s *Service) SetChannelState(ctx context.Context, id string, state models.C
 		}
 		var changed bool
 		ch, changed, err = setChannelState(tx, id, state)
-		if changed {
-			out.add(channelTopic(id), &event{Kind: evChannelUpdated, Channel: ch, Reasons: []string{ReasonState}})
+		if err != nil || !changed {
+			return err
+		}
+		out.add(channelTopic(id), &event{Kind: evChannelUpdated, Channel: ch, Reasons: []string{ReasonState}})
+		after, err := s.systemMessageChannel(tx, &out, id, models.SystemEvent{Kind: models.SystemStateChanged, ActorID: &v.UserID, State: &state})
+		if after != nil {
+			*ch = *after // the event shows the channel with its system message
 		}
 		return err
 	})

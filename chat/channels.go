@@ -336,6 +336,9 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 		if err := tx.Model(&models.Channel{}).Where("id = ?", id).UpdateColumns(changes).Error; err != nil {
 			return conflictOnDuplicate(err, "uniqueName %q is taken", deref(p.UniqueName.Value))
 		}
+		if err := s.channelChangeMessages(tx, &out, v, a.ch, p); err != nil {
+			return err
+		}
 		if err := tx.Take(&ch, "id = ?", id).Error; err != nil {
 			return err
 		}
@@ -347,6 +350,27 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, p ChannelPatch) 
 	}
 	s.flush(ctx, out)
 	return &ch, nil
+}
+
+// channelChangeMessages writes the system messages of patch p to old, the
+// channel as it was: FRIENDLY_NAME_CHANGED and PHOTO_CHANGED, each only
+// when the value changes.
+func (s *Service) channelChangeMessages(tx *gorm.DB, out *outbox, v viewer, old *models.Channel, p ChannelPatch) error {
+	if p.FriendlyName.Set && !samePtr(old.FriendlyName, p.FriendlyName.Value) {
+		ev := models.SystemEvent{Kind: models.SystemFriendlyNameChanged, ActorID: &v.UserID, FriendlyName: p.FriendlyName.Value}
+		if err := s.systemMessage(tx, out, old.ID, ev); err != nil {
+			return err
+		}
+	}
+	if p.PhotoURL.Set && !samePtr(old.PhotoURL, p.PhotoURL.Value) {
+		return s.systemMessage(tx, out, old.ID, models.SystemEvent{Kind: models.SystemPhotoChanged, ActorID: &v.UserID})
+	}
+	return nil
+}
+
+// samePtr reports whether a and b are both nil or point to equal values.
+func samePtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // DeleteChannel removes a channel with its members and messages. OWNER only.
@@ -365,7 +389,7 @@ func (s *Service) DeleteChannel(ctx context.Context, id string) (string, error) 
 			return err
 		}
 		out.add(channelTopic(id), &event{Kind: evChannelRemoved, Channel: a.ch})
-		for _, m := range []any{&models.Message{}, &models.Member{}} {
+		for _, m := range []any{&models.MessageMention{}, &models.Message{}, &models.Member{}} {
 			if err := tx.Where("channel_id = ?", id).Delete(m).Error; err != nil {
 				return err
 			}

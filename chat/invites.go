@@ -61,7 +61,7 @@ func (s *Service) InviteMember(ctx context.Context, channelID, identity string, 
 			return apperr.New(apperr.Conflict, "%q is already a member of this channel, or invited to it", identity)
 		}
 		out.add(userTopic(u.ID), &event{Kind: evMyChannel, ChannelEvent: ChannelInvited, Channel: a.ch})
-		return nil
+		return s.systemMessage(tx, &out, channelID, memberEvent(models.SystemMemberInvited, v.UserID, u.ID))
 	})
 	if err != nil {
 		return nil, internal("invite member", err)
@@ -94,7 +94,7 @@ func (s *Service) AcceptInvite(ctx context.Context, channelID string) (*models.M
 			m = a.me
 			return nil
 		}
-		m, err = acceptInvite(tx, a, &out)
+		m, err = s.acceptInvite(tx, a, &out)
 		return err
 	})
 	if err != nil {
@@ -106,10 +106,11 @@ func (s *Service) AcceptInvite(ctx context.Context, channelID string) (*models.M
 
 // acceptInvite turns the caller's invitation a.me into a JOINED membership
 // through tx, counts it and adds its events to out: memberJoined and
-// memberUpdated(STATUS) for the channel, JOINED for the caller. When a
+// memberUpdated(STATUS) for the channel, JOINED for the caller, and the
+// MEMBER_JOINED system message. When a
 // concurrent call accepted first it returns the membership and adds no
 // event. FORBIDDEN in a CLOSED channel.
-func acceptInvite(tx *gorm.DB, a *access, out *outbox) (*models.Member, error) {
+func (s *Service) acceptInvite(tx *gorm.DB, a *access, out *outbox) (*models.Member, error) {
 	if err := a.requireOpen("join it"); err != nil {
 		return nil, err
 	}
@@ -133,7 +134,7 @@ func acceptInvite(tx *gorm.DB, a *access, out *outbox) (*models.Member, error) {
 	out.add(channelTopic(m.ChannelID), &event{Kind: evMemberJoined, Member: &m})
 	out.add(channelTopic(m.ChannelID), &event{Kind: evMemberUpdated, Member: &m, Channel: a.ch, Reasons: []string{ReasonStatus}})
 	out.add(userTopic(m.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: a.ch})
-	return &m, nil
+	return &m, s.systemMessage(tx, out, m.ChannelID, memberEvent(models.SystemMemberJoined, m.UserID, m.UserID))
 }
 
 // DeclineInvite removes the caller's invitation to a channel and returns

@@ -27,6 +27,11 @@ type Loaders struct {
 	notifiable    *dataloadgen.Loader[string, bool]
 	grantChannels *dataloadgen.Loader[string, *models.Channel]
 	media         *dataloadgen.Loader[string, []*models.Media]
+	// unreadOf holds the caller's unread counts by channel, read with
+	// their memberships.
+	unreadOf map[string]Unread
+	mentions *dataloadgen.Loader[string, []string]
+	members  *dataloadgen.Loader[string, *models.Member]
 }
 
 type loadersKey struct{}
@@ -63,7 +68,37 @@ func (l *Loaders) messageLoader() *dataloadgen.Loader[string, *models.Message] {
 }
 
 func (l *Loaders) myMembershipLoader() *dataloadgen.Loader[string, *models.Member] {
-	return lazyLoader(l, &l.myMemberships, l.s.myMemberships)
+	return lazyLoader(l, &l.myMemberships, l.fetchMyMemberships)
+}
+
+// fetchMyMemberships loads the caller's memberships of channelIDs with
+// their unread counts in one query, keeping the counts for Unread.
+func (l *Loaders) fetchMyMemberships(ctx context.Context, channelIDs []string) ([]*models.Member, []error) {
+	rows, unread, err := l.s.myMemberships(ctx, channelIDs)
+	if err != nil {
+		return nil, []error{err}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unreadOf == nil {
+		l.unreadOf = make(map[string]Unread, len(unread))
+	}
+	for id, u := range unread {
+		l.unreadOf[id] = u
+	}
+	return rows, nil
+}
+
+// unread returns the caller's unread counts in channelID, loaded with
+// their membership (zero when they have not joined).
+func (l *Loaders) unread(ctx context.Context, channelID string) (Unread, error) {
+	me, err := l.myMembershipLoader().Load(ctx, channelID)
+	if err != nil || !me.Joined() {
+		return Unread{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.unreadOf[channelID], nil
 }
 
 func (l *Loaders) onlineLoader() *dataloadgen.Loader[string, bool] {
@@ -80,6 +115,14 @@ func (l *Loaders) grantChannelLoader() *dataloadgen.Loader[string, *models.Chann
 
 func (l *Loaders) mediaLoader() *dataloadgen.Loader[string, []*models.Media] {
 	return lazyLoader(l, &l.media, l.s.mediaByMessages)
+}
+
+func (l *Loaders) mentionLoader() *dataloadgen.Loader[string, []string] {
+	return lazyLoader(l, &l.mentions, l.s.mentionsByMessage)
+}
+
+func (l *Loaders) memberLoader() *dataloadgen.Loader[string, *models.Member] {
+	return lazyLoader(l, &l.members, l.s.membersByKey)
 }
 
 // WithLoaders returns a context carrying l.
@@ -150,22 +193,6 @@ func (s *Service) LastMessage(ctx context.Context, ch *models.Channel) (*models.
 		return nil, err
 	}
 	return m, nil
-}
-
-// UnreadCount is the number of messages after the caller's read horizon:
-// every message they may see when they never read, 0 when they have not
-// joined. Deleted messages after the horizon count too; messages before the
-// member's shared history do not.
-func (s *Service) UnreadCount(ctx context.Context, ch *models.Channel) (int, error) {
-	me, err := s.MyMembership(ctx, ch)
-	if err != nil || !me.Joined() {
-		return 0, err
-	}
-	read := me.HistoryStart - 1
-	if me.LastReadIndex != nil {
-		read = max(read, *me.LastReadIndex)
-	}
-	return max(ch.NextMessageIndex-1-read, 0), nil
 }
 
 // ChannelStatus is the caller's relation to ch: JOINED, INVITED or

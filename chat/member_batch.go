@@ -145,11 +145,13 @@ func (s *Service) AddMembers(ctx context.Context, channelID string, in []NewMemb
 			return err
 		}
 		a.ch.MembersCount += len(added)
-		for _, m := range added {
+		users := make([]string, len(added))
+		for i, m := range added {
+			users[i] = m.UserID
 			out.add(channelTopic(channelID), &event{Kind: evMemberJoined, Member: m})
 			out.add(userTopic(m.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelAdded, Channel: a.ch})
 		}
-		return nil
+		return s.systemMessage(tx, &out, channelID, memberEvent(models.SystemMemberAdded, v.UserID, users...))
 	})
 	if err != nil {
 		return nil, internal("add members", err)

@@ -38,7 +38,7 @@ func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Me
 			m = a.me
 			return nil
 		case a.me != nil:
-			m, err = acceptInvite(tx, a, &out)
+			m, err = s.acceptInvite(tx, a, &out)
 			return err
 		}
 		if err := a.requireOpen("join it"); err != nil {
@@ -46,12 +46,13 @@ func (s *Service) JoinChannel(ctx context.Context, channelID string) (*models.Me
 		}
 		var created bool
 		m, created, err = insertMember(tx, channelID, v.UserID, models.RoleMember)
-		if created {
-			a.ch.MembersCount++
-			out.add(channelTopic(channelID), &event{Kind: evMemberJoined, Member: m})
-			out.add(userTopic(v.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: a.ch})
+		if err != nil || !created {
+			return err
 		}
-		return err
+		a.ch.MembersCount++
+		out.add(channelTopic(channelID), &event{Kind: evMemberJoined, Member: m})
+		out.add(userTopic(v.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelJoined, Channel: a.ch})
+		return s.systemMessage(tx, &out, channelID, memberEvent(models.SystemMemberJoined, v.UserID, v.UserID))
 	})
 	if err != nil {
 		return nil, internal("join channel", err)
@@ -161,7 +162,7 @@ func (s *Service) AddMember(ctx context.Context, channelID, identity string, rol
 		a.ch.MembersCount++
 		out.add(channelTopic(channelID), &event{Kind: evMemberJoined, Member: m})
 		out.add(userTopic(u.ID), &event{Kind: evMyChannel, ChannelEvent: ChannelAdded, Channel: a.ch})
-		return nil
+		return s.systemMessage(tx, &out, channelID, memberEvent(models.SystemMemberAdded, v.UserID, u.ID))
 	})
 	if err != nil {
 		return nil, internal("add member", err)
@@ -223,6 +224,13 @@ func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) 
 		a.ch.MembersCount--
 		out.add(channelTopic(channelID), &event{Kind: evMemberLeft, Member: target})
 		out.add(userTopic(target.UserID), &event{Kind: evMyChannel, ChannelEvent: ChannelLeft, Channel: a.ch})
+		kind := models.SystemMemberRemoved
+		if target.UserID == v.UserID {
+			kind = models.SystemMemberLeft
+		}
+		if err := s.systemMessage(tx, &out, channelID, memberEvent(kind, v.UserID, target.UserID)); err != nil {
+			return err
+		}
 		if target.Role == models.RoleOwner {
 			successor, err := promoteSuccessor(tx, channelID)
 			if err != nil || successor == nil {
@@ -276,44 +284,7 @@ func promoteSuccessor(tx *gorm.DB, channelID string) (*models.Member, error) {
 // MarkRead moves the caller's read horizon forward to index; it never moves
 // back. BAD_USER_INPUT when index is not a message of the channel.
 func (s *Service) MarkRead(ctx context.Context, channelID string, index int) (*models.Member, error) {
-	v, err := s.viewer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var (
-		m   models.Member
-		out outbox
-	)
-	err = s.write(ctx, &out, func(tx *gorm.DB) error {
-		a, err := loadAccess(tx, v, channelID)
-		if err != nil {
-			return err
-		}
-		if err := a.requireOwnMembership(); err != nil {
-			return err
-		}
-		if index < a.me.HistoryStart || index >= a.ch.NextMessageIndex {
-			return apperr.New(apperr.BadUserInput, "index %d is not a message of this channel (%d to %d)", index, a.me.HistoryStart, a.ch.NextMessageIndex-1)
-		}
-		res := tx.Model(&models.Member{}).
-			Where("id = ? AND (last_read_index IS NULL OR last_read_index < ?)", a.me.ID, index).
-			UpdateColumns(map[string]any{"last_read_index": index, "last_read_at": now(), "updated_at": now()})
-		if res.Error != nil {
-			return res.Error
-		}
-		if err := tx.Take(&m, "id = ?", a.me.ID).Error; err != nil {
-			return err
-		}
-		if res.RowsAffected == 1 {
-			out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: &m, Channel: a.ch, Reasons: []string{ReasonLastRead}})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, internal("mark read", err)
-	}
-	s.flush(ctx, out)
-	return &m, nil
+	return s.moveReadHorizon(ctx, channelID, &index, true)
 }
 
 // Members lists a channel's members with status (JOINED, or INVITED for
@@ -364,16 +335,32 @@ func (s *Service) Members(ctx context.Context, channelID string, status models.M
 	return page, nil
 }
 
-// myMemberships loads the caller's memberships of channels for a loader: one
-// result per channel id, nil where the caller is not a member.
-func (s *Service) myMemberships(ctx context.Context, channelIDs []string) ([]*models.Member, []error) {
+// myMemberships loads the caller's memberships of channels for a loader:
+// one result per channel id, nil where the caller is not a member, and the
+// unread counts of those they joined (see unreadMessagesSQL), in one query.
+func (s *Service) myMemberships(ctx context.Context, channelIDs []string) ([]*models.Member, map[string]Unread, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
-		return nil, []error{err}
+		return nil, nil, err
 	}
-	var rows []*models.Member
-	if err := s.store.DB(ctx).Where("user_id = ? AND channel_id IN ?", v.UserID, channelIDs).Find(&rows).Error; err != nil {
-		return nil, []error{internal("load memberships", err)}
+	var rows []struct {
+		models.Member
+		UnreadMessages int
+		UnreadMentions int
 	}
-	return byID(channelIDs, rows, func(m *models.Member) string { return m.ChannelID }), nil
+	err = s.store.DB(ctx).Table("members AS m").
+		Select("m.*, "+unreadMessagesSQL+" AS unread_messages, "+unreadMentionsSQL+" AS unread_mentions").
+		Where("m.user_id = ? AND m.channel_id IN ?", v.UserID, channelIDs).Scan(&rows).Error
+	if err != nil {
+		return nil, nil, internal("load memberships", err)
+	}
+	members := make([]*models.Member, len(rows))
+	unread := make(map[string]Unread, len(rows))
+	for i := range rows {
+		members[i] = &rows[i].Member
+		if rows[i].Member.Joined() {
+			unread[rows[i].ChannelID] = Unread{Messages: rows[i].UnreadMessages, Mentions: rows[i].UnreadMentions}
+		}
+	}
+	return byID(channelIDs, members, func(m *models.Member) string { return m.ChannelID }), unread, nil
 }

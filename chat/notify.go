@@ -157,7 +157,7 @@ type recipient struct {
 // MessagePushes implements delivery.PushSource: one push per device of
 // each recipient of the message with that ID. The recipients are the
 // channel's joined members but the author who may see the message, whose
-// level is DEFAULT (MENTIONS gets nothing until messages carry mentions),
+// level is DEFAULT, or MENTIONS when the message mentions them,
 // and, unless PushAlways, who have no live connection on any node. A
 // deleted message, or one gone with its channel, pushes nothing. It reads
 // the message with its channel and author, the recipients' devices (one
@@ -166,7 +166,7 @@ func (s *Service) MessagePushes(ctx context.Context, messageID string) ([]delive
 	q := s.store.DB(ctx)
 	var msg models.Message
 	err := q.Take(&msg, "id = ?", messageID).Error
-	if isNotFound(err) || (err == nil && msg.DeletedAt != nil) {
+	if isNotFound(err) || (err == nil && (msg.DeletedAt != nil || msg.Type() == models.MessageSystem)) {
 		return nil, nil
 	}
 	if err != nil {
@@ -195,8 +195,11 @@ func (s *Service) MessagePushes(ctx context.Context, messageID string) ([]delive
 	err = q.Table("members").
 		Select("members.user_id AS user_id, push_registrations.id AS reg_id, push_registrations.provider AS provider, push_registrations.token AS token").
 		Joins("JOIN push_registrations ON push_registrations.user_id = members.user_id").
-		Where("members.channel_id = ? AND members.status = ? AND members.user_id <> ? AND members.history_start <= ? AND members.notification_level = ?",
-			ch.ID, models.MemberJoined, author, msg.Index, models.LevelDefault).
+		Where("members.channel_id = ? AND members.status = ? AND members.user_id <> ? AND members.history_start <= ?",
+			ch.ID, models.MemberJoined, author, msg.Index).
+		Where("members.notification_level = ? OR (members.notification_level = ? AND EXISTS "+
+			"(SELECT 1 FROM message_mentions x WHERE x.message_id = ? AND x.user_id = members.user_id))",
+			models.LevelDefault, models.LevelMentions, msg.ID).
 		Order("push_registrations.id").
 		Scan(&rows).Error
 	if err != nil {
@@ -238,33 +241,6 @@ func (s *Service) MessagePushes(ctx context.Context, messageID string) ([]delive
 	return out, nil
 }
 
-// unreadTotals returns each user's unread messages across their joined
-// channels that are not MUTED, counted as Channel.unreadCount counts them.
-func unreadTotals(q *gorm.DB, users []string) (map[string]int, error) {
-	var rows []struct {
-		UserID string
-		Total  int
-	}
-	// readFrom is the first index a member has not read.
-	const readFrom = `(CASE WHEN members.last_read_index IS NOT NULL AND members.last_read_index >= members.history_start
-		THEN members.last_read_index + 1 ELSE members.history_start END)`
-	err := q.Table("members").
-		Select(`members.user_id AS user_id, SUM(CASE WHEN channels.next_message_index > `+readFrom+
-			` THEN channels.next_message_index - `+readFrom+` ELSE 0 END) AS total`).
-		Joins("JOIN channels ON channels.id = members.channel_id").
-		Where("members.user_id IN ? AND members.status = ? AND members.notification_level <> ?", users, models.MemberJoined, models.LevelMuted).
-		Group("members.user_id").
-		Scan(&rows).Error
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]int, len(rows))
-	for _, r := range rows {
-		out[r.UserID] = r.Total
-	}
-	return out, nil
-}
-
 // pushTitle is the channel's friendly name, or else the sender's name.
 func pushTitle(ch *models.Channel, sender *models.User) string {
 	switch {
@@ -290,7 +266,7 @@ func pushData(m *models.Message, sender *models.User) map[string]string {
 		"channelId": m.ChannelID,
 		"messageId": m.ID,
 		"index":     strconv.Itoa(m.Index),
-		"type":      "TEXT",
+		"type":      string(m.Type()),
 	}
 	if sender != nil {
 		data["author"] = sender.Identity

@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/delivery"
 	"github.com/parleychat/parley/models"
 )
@@ -51,17 +52,28 @@ type sendRequest struct {
 	msg *models.Message
 	// media are the IDs of the uploads to attach to msg.
 	media []string
+	// mentions are the identities the message mentions.
+	mentions []string
 	// err is why this send failed, set before done is closed.
-	err  error
-	done chan struct{}
+	err error
+	// existing is the stored message this send repeats (the same client
+	// message id), and dup the earlier send of the same batch that it
+	// repeats; either way nothing is written for it.
+	existing *models.Message
+	dup      *sendRequest
+	done     chan struct{}
 }
+
+// writes reports whether the batch writes r's message: r is refused by no
+// rule and repeats no other send.
+func (r *sendRequest) writes() bool { return r.err == nil && r.existing == nil && r.dup == nil }
 
 // send stores msg (see insertMessages) in a batch with concurrent sends and
 // publishes it once the batch is committed. It returns when msg is
 // committed or has failed; cancelling ctx does not abandon a send already
 // queued.
-func (b *sendBatcher) send(ctx context.Context, s *Service, v viewer, msg *models.Message, media []string) error {
-	r := &sendRequest{ctx: ctx, v: v, msg: msg, media: media, done: make(chan struct{})}
+func (b *sendBatcher) send(ctx context.Context, s *Service, v viewer, msg *models.Message, media, mentions []string) error {
+	r := &sendRequest{ctx: ctx, v: v, msg: msg, media: media, mentions: mentions, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
 	lead := !b.writing
@@ -137,7 +149,7 @@ func (s *Service) writeSendBatch(batch []*sendRequest) {
 		}
 		added = added[:0]
 		for _, r := range batch {
-			if r.err == nil {
+			if r.writes() {
 				added = append(added, &event{Kind: evMessageAdded, Message: r.msg})
 			}
 		}
@@ -150,6 +162,16 @@ func (s *Service) writeSendBatch(batch []*sendRequest) {
 	}
 	if err != nil {
 		return
+	}
+	for _, r := range batch {
+		switch {
+		case r.existing != nil:
+			*r.msg = *r.existing
+		case r.dup != nil:
+			if r.err = r.dup.err; r.err == nil {
+				*r.msg = *r.dup.msg
+			}
+		}
 	}
 	for _, ev := range added {
 		s.publish(ctx, channelTopic(ev.Message.ChannelID), ev)
@@ -261,6 +283,15 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 	if len(runs) == 0 {
 		return nil, nil
 	}
+	if err := resolveMentions(tx, runs); err != nil {
+		return nil, err
+	}
+	if err := findRepeats(tx, runs); err != nil {
+		return nil, err
+	}
+	if runs = writtenRuns(runs); len(runs) == 0 {
+		return nil, nil
+	}
 	at := now()
 	channels, err := takeIndexes(tx, runs, at)
 	if err != nil {
@@ -269,7 +300,10 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 	if err := refuseVanished(tx, runs, channels); err != nil {
 		return nil, err
 	}
-	var msgs []*models.Message
+	var (
+		msgs     []*models.Message
+		mentions []*models.MessageMention
+	)
 	horizon := map[string]*models.Message{} // each sending member's last message
 	var activated []*models.Channel
 	for _, run := range runs {
@@ -290,8 +324,15 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 			snap.LastActivityUs = r.msg.CreatedAt.UnixMicro()
 			r.msg.Index = snap.NextMessageIndex - 1
 			r.msg.Author, r.msg.Channel = authorOf[r.v.UserID], &snap
+			me := memberOf[[2]string{channelID, r.v.UserID}]
+			if r.msg.SenderDisplayName == nil {
+				r.msg.SenderDisplayName = defaultDisplayName(me, r.msg.Author)
+			}
 			msgs = append(msgs, r.msg)
-			if me := memberOf[[2]string{channelID, r.v.UserID}]; me != nil {
+			for _, u := range r.msg.MentionIDs {
+				mentions = append(mentions, &models.MessageMention{MessageID: r.msg.ID, UserID: u, ChannelID: channelID, Index: r.msg.Index})
+			}
+			if me != nil {
 				// An admin who is not a member has no horizon.
 				horizon[me.ID] = r.msg
 			}
@@ -302,6 +343,11 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 	}
 	if err := tx.Create(msgs).Error; err != nil {
 		return nil, err
+	}
+	if len(mentions) > 0 {
+		if err := tx.Create(mentions).Error; err != nil {
+			return nil, err
+		}
 	}
 	if err := attachMedia(tx, runs); err != nil {
 		return nil, err
@@ -492,4 +538,132 @@ func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Membe
 		channelOf[c.ID] = c
 	}
 	return memberOf, authorOf, channelOf, nil
+}
+
+// defaultDisplayName is the name a message shows its author by when the
+// sender names none: the member's display name, else the user's friendly
+// name, else nil.
+func defaultDisplayName(me *models.Member, author *models.User) *string {
+	switch {
+	case me != nil && me.DisplayName != nil:
+		return me.DisplayName
+	case author != nil:
+		return author.FriendlyName
+	}
+	return nil
+}
+
+// resolveMentions sets each send's MentionIDs to the users its mentions
+// name, in one query for the batch; a send that mentions anyone who is not
+// a joined member of its channel gets BAD_USER_INPUT in r.err.
+func resolveMentions(tx *gorm.DB, runs [][]*sendRequest) error {
+	var pairs [][]any
+	for _, run := range runs {
+		for _, r := range run {
+			for _, identity := range r.mentions {
+				pairs = append(pairs, []any{r.msg.ChannelID, identity})
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	var rows []struct {
+		ChannelID string
+		Identity  string
+		UserID    string
+	}
+	err := tx.Table("members").Select("members.channel_id AS channel_id, users.identity AS identity, users.id AS user_id").
+		Joins("JOIN users ON users.id = members.user_id").
+		Where("members.status = ? AND (members.channel_id, users.identity) IN ?", models.MemberJoined, pairs).
+		Scan(&rows).Error
+	if err != nil {
+		return err
+	}
+	userOf := make(map[[2]string]string, len(rows))
+	for _, row := range rows {
+		userOf[[2]string{row.ChannelID, row.Identity}] = row.UserID
+	}
+	for _, run := range runs {
+		for _, r := range run {
+			for _, identity := range r.mentions {
+				id, ok := userOf[[2]string{r.msg.ChannelID, identity}]
+				if !ok {
+					r.err = apperr.New(apperr.BadUserInput, "mentions: %q is not a member of this channel", identity)
+					break
+				}
+				r.msg.MentionIDs = append(r.msg.MentionIDs, id)
+			}
+		}
+	}
+	return nil
+}
+
+// findRepeats marks the sends of runs that repeat a client message id:
+// r.existing for one already stored, r.dup for one sent earlier in the
+// batch. On PostgreSQL it first locks the channels' rows, in ID order as
+// takeIndexes does, so that a concurrent batch with the same id has
+// committed, and its message is found, before this one looks.
+func findRepeats(tx *gorm.DB, runs [][]*sendRequest) error {
+	var keys [][]any
+	var channels []string
+	for _, run := range runs {
+		for _, r := range run {
+			if r.err == nil && r.msg.ClientMessageID != nil {
+				keys = append(keys, []any{r.msg.ChannelID, r.v.UserID, *r.msg.ClientMessageID})
+				if !slices.Contains(channels, r.msg.ChannelID) {
+					channels = append(channels, r.msg.ChannelID)
+				}
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if tx.Dialector.Name() != "sqlite" {
+		var locked []models.Channel
+		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+			Select("id").Where("id IN ?", channels).Order("id").Find(&locked).Error
+		if err != nil {
+			return err
+		}
+	}
+	var stored []*models.Message
+	err := tx.Where("client_message_id IS NOT NULL AND (channel_id, author_id, client_message_id) IN ?", keys).Find(&stored).Error
+	if err != nil {
+		return err
+	}
+	type key struct{ channel, author, client string }
+	storedAs := make(map[key]*models.Message, len(stored))
+	for _, m := range stored {
+		storedAs[key{m.ChannelID, *m.AuthorID, *m.ClientMessageID}] = m
+	}
+	first := map[key]*sendRequest{}
+	for _, run := range runs {
+		for _, r := range run {
+			if r.err != nil || r.msg.ClientMessageID == nil {
+				continue
+			}
+			k := key{r.msg.ChannelID, r.v.UserID, *r.msg.ClientMessageID}
+			if r.existing = storedAs[k]; r.existing != nil {
+				continue
+			}
+			if r.dup = first[k]; r.dup == nil {
+				first[k] = r
+			}
+		}
+	}
+	return nil
+}
+
+// writtenRuns returns runs without the sends that write nothing (see
+// sendRequest.writes), and without the runs left empty.
+func writtenRuns(runs [][]*sendRequest) [][]*sendRequest {
+	out := runs[:0]
+	for _, run := range runs {
+		if run = slices.DeleteFunc(run, func(r *sendRequest) bool { return !r.writes() }); len(run) > 0 {
+			out = append(out, run)
+		}
+	}
+	return out
 }

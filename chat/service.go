@@ -81,6 +81,10 @@ type Options struct {
 	// registration; otherwise (PARLEY_PUSH_WHEN=offline) only to those
 	// with no live connection on any node.
 	PushAlways bool
+	// SystemMessages writes a SYSTEM message into a channel's history
+	// when its friendlyName, state or photo changes and when members join,
+	// leave, are added, invited or removed.
+	SystemMessages bool
 	// RateLimits limits startTyping per user and channel: the calls over
 	// the limit succeed and do nothing. Nil limits nothing.
 	RateLimits *ratelimit.Limits
@@ -112,6 +116,8 @@ type Service struct {
 	media MediaOptions
 	// expiryWarning is Options.ExpiryWarning.
 	expiryWarning time.Duration
+	// systemMessages is Options.SystemMessages.
+	systemMessages bool
 }
 
 // New returns a Service on store.
@@ -146,6 +152,7 @@ func New(store *db.Store, opts Options) *Service {
 		broker: opts.Broker, hub: opts.Hub, presence: opts.Presence, typing: newTypingTimers(typingTimeout), verifier: opts.Verifier,
 		delivery: opts.Delivery, presend: opts.PreSend, pushAlways: opts.PushAlways,
 		rates: opts.RateLimits, media: opts.Media.withDefaults(), expiryWarning: opts.ExpiryWarning,
+		systemMessages: opts.SystemMessages,
 	}
 	if s.expiryWarning <= 0 {
 		s.expiryWarning = DefaultExpiryWarning

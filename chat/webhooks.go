@@ -168,7 +168,7 @@ func (r *related) load(tx *gorm.DB, userIDs, channelIDs []string) error {
 func (s *Service) webhookJobs(tx *gorm.DB, out outbox) (delivery.Jobs, error) {
 	var evs []*event
 	for _, e := range out {
-		if typ := webhookOf[e.ev.Kind]; typ != "" && s.wantsWebhook(typ) && !onlyOnline(e.ev) && !slices.Contains(evs, e.ev) {
+		if typ := webhookOf[e.ev.Kind]; typ != "" && s.wantsWebhook(typ) && !onlyOnline(e.ev) && !isSystem(e.ev) && !slices.Contains(evs, e.ev) {
 			evs = append(evs, e.ev)
 		}
 	}

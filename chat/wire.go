@@ -110,6 +110,30 @@ type wireMessage struct {
 	DeletedAt  *time.Time   `json:"deletedAt,omitempty"`
 	Author     *wireUser    `json:"author,omitempty"`
 	Channel    *wireChannel `json:"channel,omitempty"`
+	// The fields below are absent in payloads of nodes that predate them,
+	// and when empty; Type, Origin and Priority also when TEXT, USER and
+	// NORMAL.
+	Type              models.MessageType     `json:"type,omitempty"`
+	Origin            models.MessageOrigin   `json:"origin,omitempty"`
+	Priority          models.MessagePriority `json:"priority,omitempty"`
+	SenderDisplayName *string                `json:"senderDisplayName,omitempty"`
+	Latitude          *float64               `json:"latitude,omitempty"`
+	Longitude         *float64               `json:"longitude,omitempty"`
+	System            *wireSystemEvent       `json:"system,omitempty"`
+	ClientMessageID   *string                `json:"clientMessageId,omitempty"`
+	UpdatedByID       *string                `json:"updatedById,omitempty"`
+	// MentionIDs is absent when the publisher did not know the mentions
+	// (an edit or a deletion): subscribers load them.
+	MentionIDs []string `json:"mentionIds,omitempty"`
+}
+
+// wireSystemEvent is a models.SystemEvent on the wire.
+type wireSystemEvent struct {
+	Kind         models.SystemEventKind `json:"kind"`
+	ActorID      *string                `json:"actorId,omitempty"`
+	UserIDs      []string               `json:"userIds,omitempty"`
+	FriendlyName *string                `json:"friendlyName,omitempty"`
+	State        *models.ChannelState   `json:"state,omitempty"`
 }
 
 // encodeEvent returns ev's wire payload.
@@ -223,20 +247,42 @@ func toWireMessage(m *models.Message) *wireMessage {
 	if m == nil {
 		return nil
 	}
-	return &wireMessage{
+	w := &wireMessage{
 		ID: m.ID, ChannelID: m.ChannelID, Index: m.Index, AuthorID: m.AuthorID, Body: m.Body, Attributes: m.Attributes,
 		CreatedAt: m.CreatedAt, EditedAt: m.EditedAt, DeletedAt: m.DeletedAt,
 		Author: toWireUser(m.Author), Channel: toWireChannel(m.Channel),
+		SenderDisplayName: m.SenderDisplayName, Latitude: m.Latitude, Longitude: m.Longitude,
+		ClientMessageID: m.ClientMessageID, UpdatedByID: m.UpdatedByID, MentionIDs: m.MentionIDs,
 	}
+	if m.Type() != models.MessageText {
+		w.Type = m.StoredType
+	}
+	if m.Origin() != models.OriginUser {
+		w.Origin = m.StoredOrigin
+	}
+	if m.Priority() != models.PriorityNormal {
+		w.Priority = m.StoredPriority
+	}
+	if e := m.System; e != nil {
+		w.System = &wireSystemEvent{Kind: e.Kind, ActorID: e.ActorID, UserIDs: e.UserIDs, FriendlyName: e.FriendlyName, State: e.State}
+	}
+	return w
 }
 
 func (w *wireMessage) model() *models.Message {
 	if w == nil {
 		return nil
 	}
-	return &models.Message{
+	m := &models.Message{
 		ID: w.ID, ChannelID: w.ChannelID, Index: w.Index, AuthorID: w.AuthorID, Body: w.Body, Attributes: w.Attributes,
 		CreatedAt: w.CreatedAt, EditedAt: w.EditedAt, DeletedAt: w.DeletedAt,
 		Author: w.Author.model(), Channel: w.Channel.model(),
+		StoredType: w.Type, StoredOrigin: w.Origin, StoredPriority: w.Priority,
+		SenderDisplayName: w.SenderDisplayName, Latitude: w.Latitude, Longitude: w.Longitude,
+		ClientMessageID: w.ClientMessageID, UpdatedByID: w.UpdatedByID, MentionIDs: w.MentionIDs,
 	}
+	if e := w.System; e != nil {
+		m.System = &models.SystemEvent{Kind: e.Kind, ActorID: e.ActorID, UserIDs: e.UserIDs, FriendlyName: e.FriendlyName, State: e.State}
+	}
+	return m
 }

@@ -179,3 +179,39 @@ func TestWireCarriesMembershipAndChannelFields(t *testing.T) {
 		t.Fatalf("round trip of %s:\n got %+v\nwant %+v", data, got, ev)
 	}
 }
+
+// TestWireMessageKinds: the message fields added after version 1 (type,
+// origin, priority, location, system event, client id, mentions…) survive
+// a round trip; a payload without them reads as a TEXT message from a
+// user at NORMAL priority.
+func TestWireMessageKinds(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 20, 30, 0, time.UTC)
+	actor, name, cid, lat, lon := "u-1", "Ops", "c-42", 48.85, 2.35
+	state := models.StateClosed
+	for _, msg := range []*models.Message{
+		{ID: "m-1", ChannelID: "c-1", Index: 3, CreatedAt: at, StoredType: models.MessageSystem, StoredOrigin: models.OriginSystem,
+			System: &models.SystemEvent{Kind: models.SystemStateChanged, ActorID: &actor, UserIDs: []string{"u-2"}, FriendlyName: &name, State: &state}},
+		{ID: "m-2", ChannelID: "c-1", Index: 4, AuthorID: &actor, CreatedAt: at, StoredType: models.MessageLocation,
+			StoredPriority: models.PriorityHigh, SenderDisplayName: &name, Latitude: &lat, Longitude: &lon, ClientMessageID: &cid,
+			UpdatedByID: &actor, MentionIDs: []string{"u-2", "u-3"}},
+	} {
+		data, err := encodeEvent(&event{ID: "e", Kind: evMessageAdded, Message: msg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := decodeEvent(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ev.Message, msg) {
+			t.Errorf("%s decodes to\n%+v\nwant\n%+v", data, ev.Message, msg)
+		}
+	}
+	ev, err := decodeEvent([]byte(`{"v":1,"k":"message.added","m":{"id":"m","channelId":"c","index":0,"body":"x","createdAt":"2026-12-01T10:20:30Z"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := ev.Message; m.Type() != models.MessageText || m.Origin() != models.OriginUser || m.Priority() != models.PriorityNormal {
+		t.Errorf("an old payload reads as type %q, origin %q, priority %q", m.Type(), m.Origin(), m.Priority())
+	}
+}

@@ -40,6 +40,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	SystemEvent() SystemEventResolver
 	User() UserResolver
 }
 
@@ -48,23 +49,24 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Channel struct {
-		Attributes       func(childComplexity int) int
-		CreatedAt        func(childComplexity int) int
-		CreatedBy        func(childComplexity int) int
-		FriendlyName     func(childComplexity int) int
-		ID               func(childComplexity int) int
-		LastMessage      func(childComplexity int) int
-		LastMessageIndex func(childComplexity int) int
-		MembersCount     func(childComplexity int) int
-		MessagesCount    func(childComplexity int) int
-		MyMembership     func(childComplexity int) int
-		PhotoURL         func(childComplexity int) int
-		State            func(childComplexity int) int
-		Status           func(childComplexity int) int
-		Type             func(childComplexity int) int
-		UniqueName       func(childComplexity int) int
-		UnreadCount      func(childComplexity int) int
-		UpdatedAt        func(childComplexity int) int
+		Attributes          func(childComplexity int) int
+		CreatedAt           func(childComplexity int) int
+		CreatedBy           func(childComplexity int) int
+		FriendlyName        func(childComplexity int) int
+		ID                  func(childComplexity int) int
+		LastMessage         func(childComplexity int) int
+		LastMessageIndex    func(childComplexity int) int
+		MembersCount        func(childComplexity int) int
+		MessagesCount       func(childComplexity int) int
+		MyMembership        func(childComplexity int) int
+		PhotoURL            func(childComplexity int) int
+		State               func(childComplexity int) int
+		Status              func(childComplexity int) int
+		Type                func(childComplexity int) int
+		UniqueName          func(childComplexity int) int
+		UnreadCount         func(childComplexity int) int
+		UnreadMentionsCount func(childComplexity int) int
+		UpdatedAt           func(childComplexity int) int
 	}
 
 	ChannelConnection struct {
@@ -88,6 +90,11 @@ type ComplexityRoot struct {
 		Key     func(childComplexity int) int
 		Read    func(childComplexity int) int
 		Write   func(childComplexity int) int
+	}
+
+	Location struct {
+		Latitude  func(childComplexity int) int
+		Longitude func(childComplexity int) int
 	}
 
 	Media struct {
@@ -133,16 +140,28 @@ type ComplexityRoot struct {
 	}
 
 	Message struct {
-		Attributes func(childComplexity int) int
-		Author     func(childComplexity int) int
-		Body       func(childComplexity int) int
-		Channel    func(childComplexity int) int
-		CreatedAt  func(childComplexity int) int
-		DeletedAt  func(childComplexity int) int
-		EditedAt   func(childComplexity int) int
-		ID         func(childComplexity int) int
-		Index      func(childComplexity int) int
-		Media      func(childComplexity int) int
+		Attributes        func(childComplexity int) int
+		Author            func(childComplexity int) int
+		Body              func(childComplexity int) int
+		Channel           func(childComplexity int) int
+		ClientMessageID   func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		DeletedAt         func(childComplexity int) int
+		EditedAt          func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Index             func(childComplexity int) int
+		Location          func(childComplexity int) int
+		Media             func(childComplexity int) int
+		Member            func(childComplexity int) int
+		Mentions          func(childComplexity int) int
+		Mine              func(childComplexity int) int
+		Origin            func(childComplexity int) int
+		Priority          func(childComplexity int) int
+		Read              func(childComplexity int) int
+		SenderDisplayName func(childComplexity int) int
+		System            func(childComplexity int) int
+		Type              func(childComplexity int) int
+		UpdatedBy         func(childComplexity int) int
 	}
 
 	MessageConnection struct {
@@ -167,12 +186,13 @@ type ComplexityRoot struct {
 		DeleteMessage          func(childComplexity int, id string) int
 		DeleteUser             func(childComplexity int, identity string) int
 		DirectChannel          func(childComplexity int, identity string) int
-		EditMessage            func(childComplexity int, id string, body string, attributes models.JSON) int
+		EditMessage            func(childComplexity int, id string, body *string, attributes models.JSON, attributesPatch models.JSON) int
 		GetOrCreateChannel     func(childComplexity int, input model.CreateChannelInput) int
 		ImportMessages         func(childComplexity int, channelID string, messages []*model.ImportMessageInput) int
 		InviteMember           func(childComplexity int, channelID string, identity string, role *models.MemberRole) int
 		JoinChannel            func(childComplexity int, channelID string) int
 		LeaveChannel           func(childComplexity int, channelID string) int
+		MarkAllRead            func(childComplexity int) int
 		MarkRead               func(childComplexity int, channelID string, index int) int
 		RefreshSession         func(childComplexity int, token string) int
 		RegisterPush           func(childComplexity int, provider models.PushProvider, token string) int
@@ -181,6 +201,7 @@ type ComplexityRoot struct {
 		SetChannelState        func(childComplexity int, id string, state models.ChannelState) int
 		SetMemberState         func(childComplexity int, channelIds []string, state models.JSON) int
 		SetNotificationLevel   func(childComplexity int, channelID string, level models.NotificationLevel) int
+		SetReadHorizon         func(childComplexity int, channelID string, index *int) int
 		StartTyping            func(childComplexity int, channelID string) int
 		UnregisterPush         func(childComplexity int, provider models.PushProvider, token string) int
 		UpdateChannel          func(childComplexity int, id string, input model.UpdateChannelInput) int
@@ -208,11 +229,13 @@ type ComplexityRoot struct {
 		ChannelByUniqueName func(childComplexity int, uniqueName string) int
 		Me                  func(childComplexity int) int
 		Members             func(childComplexity int, channelID string, first *int, after *string, status *models.MemberStatus) int
-		Messages            func(childComplexity int, channelID string, first *int, after *string, last *int, before *string) int
+		Message             func(childComplexity int, id string) int
+		Messages            func(childComplexity int, channelID string, first *int, after *string, last *int, before *string, filter *model.MessageFilter) int
 		MyChannels          func(childComplexity int, first *int, after *string, orderBy *model.ChannelOrder, filter *model.ChannelFilter) int
 		MyPushRegistrations func(childComplexity int) int
 		PublicChannels      func(childComplexity int, first *int, after *string) int
 		Session             func(childComplexity int) int
+		UnreadSummary       func(childComplexity int) int
 		User                func(childComplexity int, identity string) int
 	}
 
@@ -241,10 +264,24 @@ type ComplexityRoot struct {
 		UserUpdated    func(childComplexity int, identity *string, identities []string) int
 	}
 
+	SystemEvent struct {
+		Actor        func(childComplexity int) int
+		FriendlyName func(childComplexity int) int
+		Kind         func(childComplexity int) int
+		State        func(childComplexity int) int
+		Users        func(childComplexity int) int
+	}
+
 	TypingEvent struct {
 		At      func(childComplexity int) int
 		Channel func(childComplexity int) int
 		User    func(childComplexity int) int
+	}
+
+	UnreadSummary struct {
+		Channels func(childComplexity int) int
+		Mentions func(childComplexity int) int
+		Messages func(childComplexity int) int
 	}
 
 	Upload struct {
@@ -283,6 +320,7 @@ type ChannelResolver interface {
 
 	MyMembership(ctx context.Context, obj *models.Channel) (*models.Member, error)
 	UnreadCount(ctx context.Context, obj *models.Channel) (int, error)
+	UnreadMentionsCount(ctx context.Context, obj *models.Channel) (int, error)
 }
 type ChannelGrantResolver interface {
 	Channel(ctx context.Context, obj *model.ChannelGrant) (*models.Channel, error)
@@ -301,6 +339,11 @@ type MessageResolver interface {
 
 	Author(ctx context.Context, obj *models.Message) (*models.User, error)
 
+	Mentions(ctx context.Context, obj *models.Message) ([]*models.User, error)
+	UpdatedBy(ctx context.Context, obj *models.Message) (*models.User, error)
+	Member(ctx context.Context, obj *models.Message) (*models.Member, error)
+	Mine(ctx context.Context, obj *models.Message) (bool, error)
+	Read(ctx context.Context, obj *models.Message) (bool, error)
 	Media(ctx context.Context, obj *models.Message) ([]*chat.MediaView, error)
 }
 type MutationResolver interface {
@@ -327,8 +370,10 @@ type MutationResolver interface {
 	MarkRead(ctx context.Context, channelID string, index int) (*models.Member, error)
 	CreateUpload(ctx context.Context, input model.CreateUploadInput) (*chat.Upload, error)
 	SendMessage(ctx context.Context, input model.SendMessageInput) (*models.Message, error)
-	EditMessage(ctx context.Context, id string, body string, attributes models.JSON) (*models.Message, error)
+	EditMessage(ctx context.Context, id string, body *string, attributes models.JSON, attributesPatch models.JSON) (*models.Message, error)
 	DeleteMessage(ctx context.Context, id string) (*models.Message, error)
+	SetReadHorizon(ctx context.Context, channelID string, index *int) (*models.Member, error)
+	MarkAllRead(ctx context.Context) (int, error)
 	SetNotificationLevel(ctx context.Context, channelID string, level models.NotificationLevel) (*models.Member, error)
 	RegisterPush(ctx context.Context, provider models.PushProvider, token string) (*models.PushRegistration, error)
 	UnregisterPush(ctx context.Context, provider models.PushProvider, token string) (*string, error)
@@ -344,7 +389,9 @@ type QueryResolver interface {
 	MyChannels(ctx context.Context, first *int, after *string, orderBy *model.ChannelOrder, filter *model.ChannelFilter) (*model.ChannelConnection, error)
 	PublicChannels(ctx context.Context, first *int, after *string) (*model.ChannelConnection, error)
 	Members(ctx context.Context, channelID string, first *int, after *string, status *models.MemberStatus) (*model.MemberConnection, error)
-	Messages(ctx context.Context, channelID string, first *int, after *string, last *int, before *string) (*model.MessageConnection, error)
+	Messages(ctx context.Context, channelID string, first *int, after *string, last *int, before *string, filter *model.MessageFilter) (*model.MessageConnection, error)
+	Message(ctx context.Context, id string) (*models.Message, error)
+	UnreadSummary(ctx context.Context) (*model.UnreadSummary, error)
 	MyPushRegistrations(ctx context.Context) ([]*models.PushRegistration, error)
 	Session(ctx context.Context) (*model.Session, error)
 }
@@ -360,6 +407,10 @@ type SubscriptionResolver interface {
 	ChannelEvents(ctx context.Context) (<-chan *model.ChannelEvent, error)
 	UserUpdated(ctx context.Context, identity *string, identities []string) (<-chan *model.UserEvent, error)
 	SessionEvents(ctx context.Context) (<-chan *model.SessionEvent, error)
+}
+type SystemEventResolver interface {
+	Actor(ctx context.Context, obj *models.SystemEvent) (*models.User, error)
+	Users(ctx context.Context, obj *models.SystemEvent) ([]*models.User, error)
 }
 type UserResolver interface {
 	Online(ctx context.Context, obj *models.User) (bool, error)
@@ -481,6 +532,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Channel.UnreadCount(childComplexity), true
+	case "Channel.unreadMentionsCount":
+		if e.ComplexityRoot.Channel.UnreadMentionsCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.UnreadMentionsCount(childComplexity), true
 	case "Channel.updatedAt":
 		if e.ComplexityRoot.Channel.UpdatedAt == nil {
 			break
@@ -557,6 +614,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChannelGrant.Write(childComplexity), true
+
+	case "Location.latitude":
+		if e.ComplexityRoot.Location.Latitude == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Location.Latitude(childComplexity), true
+	case "Location.longitude":
+		if e.ComplexityRoot.Location.Longitude == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Location.Longitude(childComplexity), true
 
 	case "Media.contentType":
 		if e.ComplexityRoot.Media.ContentType == nil {
@@ -749,6 +819,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.Channel(childComplexity), true
+	case "Message.clientMessageId":
+		if e.ComplexityRoot.Message.ClientMessageID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.ClientMessageID(childComplexity), true
 	case "Message.createdAt":
 		if e.ComplexityRoot.Message.CreatedAt == nil {
 			break
@@ -779,12 +855,78 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.Index(childComplexity), true
+	case "Message.location":
+		if e.ComplexityRoot.Message.Location == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Location(childComplexity), true
 	case "Message.media":
 		if e.ComplexityRoot.Message.Media == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Message.Media(childComplexity), true
+	case "Message.member":
+		if e.ComplexityRoot.Message.Member == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Member(childComplexity), true
+	case "Message.mentions":
+		if e.ComplexityRoot.Message.Mentions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Mentions(childComplexity), true
+	case "Message.mine":
+		if e.ComplexityRoot.Message.Mine == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Mine(childComplexity), true
+	case "Message.origin":
+		if e.ComplexityRoot.Message.Origin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Origin(childComplexity), true
+	case "Message.priority":
+		if e.ComplexityRoot.Message.Priority == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Priority(childComplexity), true
+	case "Message.read":
+		if e.ComplexityRoot.Message.Read == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Read(childComplexity), true
+	case "Message.senderDisplayName":
+		if e.ComplexityRoot.Message.SenderDisplayName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.SenderDisplayName(childComplexity), true
+	case "Message.system":
+		if e.ComplexityRoot.Message.System == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.System(childComplexity), true
+	case "Message.type":
+		if e.ComplexityRoot.Message.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Type(childComplexity), true
+	case "Message.updatedBy":
+		if e.ComplexityRoot.Message.UpdatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.UpdatedBy(childComplexity), true
 
 	case "MessageConnection.edges":
 		if e.ComplexityRoot.MessageConnection.Edges == nil {
@@ -938,7 +1080,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.EditMessage(childComplexity, args["id"].(string), args["body"].(string), args["attributes"].(models.JSON)), true
+		return e.ComplexityRoot.Mutation.EditMessage(childComplexity, args["id"].(string), args["body"].(*string), args["attributes"].(models.JSON), args["attributesPatch"].(models.JSON)), true
 	case "Mutation.getOrCreateChannel":
 		if e.ComplexityRoot.Mutation.GetOrCreateChannel == nil {
 			break
@@ -994,6 +1136,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LeaveChannel(childComplexity, args["channelId"].(string)), true
+	case "Mutation.markAllRead":
+		if e.ComplexityRoot.Mutation.MarkAllRead == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.MarkAllRead(childComplexity), true
 	case "Mutation.markRead":
 		if e.ComplexityRoot.Mutation.MarkRead == nil {
 			break
@@ -1082,6 +1230,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetNotificationLevel(childComplexity, args["channelId"].(string), args["level"].(models.NotificationLevel)), true
+	case "Mutation.setReadHorizon":
+		if e.ComplexityRoot.Mutation.SetReadHorizon == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setReadHorizon_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetReadHorizon(childComplexity, args["channelId"].(string), args["index"].(*int)), true
 	case "Mutation.startTyping":
 		if e.ComplexityRoot.Mutation.StartTyping == nil {
 			break
@@ -1239,6 +1398,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Members(childComplexity, args["channelId"].(string), args["first"].(*int), args["after"].(*string), args["status"].(*models.MemberStatus)), true
+	case "Query.message":
+		if e.ComplexityRoot.Query.Message == nil {
+			break
+		}
+
+		args, err := ec.field_Query_message_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Message(childComplexity, args["id"].(string)), true
 	case "Query.messages":
 		if e.ComplexityRoot.Query.Messages == nil {
 			break
@@ -1249,7 +1419,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Messages(childComplexity, args["channelId"].(string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+		return e.ComplexityRoot.Query.Messages(childComplexity, args["channelId"].(string), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.MessageFilter)), true
 	case "Query.myChannels":
 		if e.ComplexityRoot.Query.MyChannels == nil {
 			break
@@ -1284,6 +1454,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Session(childComplexity), true
+	case "Query.unreadSummary":
+		if e.ComplexityRoot.Query.UnreadSummary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.UnreadSummary(childComplexity), true
 	case "Query.user":
 		if e.ComplexityRoot.Query.User == nil {
 			break
@@ -1440,6 +1616,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.UserUpdated(childComplexity, args["identity"].(*string), args["identities"].([]string)), true
 
+	case "SystemEvent.actor":
+		if e.ComplexityRoot.SystemEvent.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SystemEvent.Actor(childComplexity), true
+	case "SystemEvent.friendlyName":
+		if e.ComplexityRoot.SystemEvent.FriendlyName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SystemEvent.FriendlyName(childComplexity), true
+	case "SystemEvent.kind":
+		if e.ComplexityRoot.SystemEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SystemEvent.Kind(childComplexity), true
+	case "SystemEvent.state":
+		if e.ComplexityRoot.SystemEvent.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SystemEvent.State(childComplexity), true
+	case "SystemEvent.users":
+		if e.ComplexityRoot.SystemEvent.Users == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SystemEvent.Users(childComplexity), true
+
 	case "TypingEvent.at":
 		if e.ComplexityRoot.TypingEvent.At == nil {
 			break
@@ -1458,6 +1665,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TypingEvent.User(childComplexity), true
+
+	case "UnreadSummary.channels":
+		if e.ComplexityRoot.UnreadSummary.Channels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadSummary.Channels(childComplexity), true
+	case "UnreadSummary.mentions":
+		if e.ComplexityRoot.UnreadSummary.Mentions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadSummary.Mentions(childComplexity), true
+	case "UnreadSummary.messages":
+		if e.ComplexityRoot.UnreadSummary.Messages == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadSummary.Messages(childComplexity), true
 
 	case "Upload.expiresAt":
 		if e.ComplexityRoot.Upload.ExpiresAt == nil {
@@ -1561,6 +1787,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateChannelInput", ec.unmarshalInputCreateChannelInput),
 			graphql.NewInputUnmarshaler("CreateUploadInput", ec.unmarshalInputCreateUploadInput),
 			graphql.NewInputUnmarshaler("ImportMessageInput", ec.unmarshalInputImportMessageInput),
+			graphql.NewInputUnmarshaler("LocationInput", ec.unmarshalInputLocationInput),
+			graphql.NewInputUnmarshaler("MessageFilter", ec.unmarshalInputMessageFilter),
 			graphql.NewInputUnmarshaler("SendMessageInput", ec.unmarshalInputSendMessageInput),
 			graphql.NewInputUnmarshaler("UpdateChannelInput", ec.unmarshalInputUpdateChannelInput),
 			graphql.NewInputUnmarshaler("UpdateMeInput", ec.unmarshalInputUpdateMeInput),
@@ -1723,6 +1951,8 @@ func (ec *executionContext) childFields_Channel(ctx context.Context, field graph
 		return ec.fieldContext_Channel_myMembership(ctx, field)
 	case "unreadCount":
 		return ec.fieldContext_Channel_unreadCount(ctx, field)
+	case "unreadMentionsCount":
+		return ec.fieldContext_Channel_unreadMentionsCount(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Channel", field.Name)
 }
@@ -1771,6 +2001,16 @@ func (ec *executionContext) childFields_ChannelGrant(ctx context.Context, field 
 		return ec.fieldContext_ChannelGrant_write(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChannelGrant", field.Name)
+}
+
+func (ec *executionContext) childFields_Location(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "latitude":
+		return ec.fieldContext_Location_latitude(ctx, field)
+	case "longitude":
+		return ec.fieldContext_Location_longitude(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Location", field.Name)
 }
 
 func (ec *executionContext) childFields_Media(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1877,6 +2117,30 @@ func (ec *executionContext) childFields_Message(ctx context.Context, field graph
 		return ec.fieldContext_Message_editedAt(ctx, field)
 	case "deletedAt":
 		return ec.fieldContext_Message_deletedAt(ctx, field)
+	case "type":
+		return ec.fieldContext_Message_type(ctx, field)
+	case "origin":
+		return ec.fieldContext_Message_origin(ctx, field)
+	case "priority":
+		return ec.fieldContext_Message_priority(ctx, field)
+	case "senderDisplayName":
+		return ec.fieldContext_Message_senderDisplayName(ctx, field)
+	case "location":
+		return ec.fieldContext_Message_location(ctx, field)
+	case "system":
+		return ec.fieldContext_Message_system(ctx, field)
+	case "clientMessageId":
+		return ec.fieldContext_Message_clientMessageId(ctx, field)
+	case "mentions":
+		return ec.fieldContext_Message_mentions(ctx, field)
+	case "updatedBy":
+		return ec.fieldContext_Message_updatedBy(ctx, field)
+	case "member":
+		return ec.fieldContext_Message_member(ctx, field)
+	case "mine":
+		return ec.fieldContext_Message_mine(ctx, field)
+	case "read":
+		return ec.fieldContext_Message_read(ctx, field)
 	case "media":
 		return ec.fieldContext_Message_media(ctx, field)
 	}
@@ -1953,6 +2217,22 @@ func (ec *executionContext) childFields_SessionEvent(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type SessionEvent", field.Name)
 }
 
+func (ec *executionContext) childFields_SystemEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_SystemEvent_kind(ctx, field)
+	case "actor":
+		return ec.fieldContext_SystemEvent_actor(ctx, field)
+	case "users":
+		return ec.fieldContext_SystemEvent_users(ctx, field)
+	case "friendlyName":
+		return ec.fieldContext_SystemEvent_friendlyName(ctx, field)
+	case "state":
+		return ec.fieldContext_SystemEvent_state(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SystemEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_TypingEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "channel":
@@ -1963,6 +2243,18 @@ func (ec *executionContext) childFields_TypingEvent(ctx context.Context, field g
 		return ec.fieldContext_TypingEvent_at(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TypingEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_UnreadSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "channels":
+		return ec.fieldContext_UnreadSummary_channels(ctx, field)
+	case "messages":
+		return ec.fieldContext_UnreadSummary_messages(ctx, field)
+	case "mentions":
+		return ec.fieldContext_UnreadSummary_mentions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UnreadSummary", field.Name)
 }
 
 func (ec *executionContext) childFields_Upload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2303,8 +2595,8 @@ func (ec *executionContext) field_Mutation_editMessage_args(ctx context.Context,
 	}
 	args["id"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "body",
-		func(ctx context.Context, v any) (string, error) {
-			return ec.unmarshalNString2string(ctx, v)
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -2318,6 +2610,14 @@ func (ec *executionContext) field_Mutation_editMessage_args(ctx context.Context,
 		return nil, err
 	}
 	args["attributes"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "attributesPatch",
+		func(ctx context.Context, v any) (models.JSON, error) {
+			return ec.unmarshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐJSON(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["attributesPatch"] = arg3
 	return args, nil
 }
 
@@ -2575,6 +2875,28 @@ func (ec *executionContext) field_Mutation_setNotificationLevel_args(ctx context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setReadHorizon_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "index",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["index"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_startTyping_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2771,6 +3093,20 @@ func (ec *executionContext) field_Query_members_args(ctx context.Context, rawArg
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_message_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_messages_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2814,6 +3150,14 @@ func (ec *executionContext) field_Query_messages_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["before"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.MessageFilter, error) {
+			return ec.unmarshalOMessageFilter2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐMessageFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg5
 	return args, nil
 }
 
@@ -3533,6 +3877,29 @@ func (ec *executionContext) fieldContext_Channel_unreadCount(_ context.Context, 
 	return graphql.NewScalarFieldContext("Channel", field, true, true, "Int")
 }
 
+func (ec *executionContext) _Channel_unreadMentionsCount(ctx context.Context, field graphql.CollectedField, obj *models.Channel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Channel_unreadMentionsCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Channel().UnreadMentionsCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Channel_unreadMentionsCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Channel", field, true, true, "Int")
+}
+
 func (ec *executionContext) _ChannelConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ChannelConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3829,6 +4196,52 @@ func (ec *executionContext) _ChannelGrant_write(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_ChannelGrant_write(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ChannelGrant", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Location_latitude(ctx context.Context, field graphql.CollectedField, obj *models.Location) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Location_latitude(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Latitude, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Location_latitude(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Location", field, false, false, "Float")
+}
+
+func (ec *executionContext) _Location_longitude(ctx context.Context, field graphql.CollectedField, obj *models.Location) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Location_longitude(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Longitude, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Location_longitude(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Location", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Media_id(ctx context.Context, field graphql.CollectedField, obj *chat.MediaView) (ret graphql.Marshaler) {
@@ -4729,6 +5142,327 @@ func (ec *executionContext) _Message_deletedAt(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_Message_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Message", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _Message_type(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.MessageType) graphql.Marshaler {
+			return ec.marshalNMessageType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Message_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, false, "MessageType")
+}
+
+func (ec *executionContext) _Message_origin(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_origin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Origin(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.MessageOrigin) graphql.Marshaler {
+			return ec.marshalNMessageOrigin2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageOrigin(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Message_origin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, false, "MessageOrigin")
+}
+
+func (ec *executionContext) _Message_priority(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_priority(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Priority(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.MessagePriority) graphql.Marshaler {
+			return ec.marshalNMessagePriority2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessagePriority(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Message_priority(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, false, "MessagePriority")
+}
+
+func (ec *executionContext) _Message_senderDisplayName(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_senderDisplayName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SenderDisplayName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_senderDisplayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, false, false, "String")
+}
+
+func (ec *executionContext) _Message_location(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_location(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Location(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Location) graphql.Marshaler {
+			return ec.marshalOLocation2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐLocation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_location(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Message",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Location(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Message_system(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_system(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.System, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.SystemEvent) graphql.Marshaler {
+			return ec.marshalOSystemEvent2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐSystemEvent(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_system(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Message",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SystemEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Message_clientMessageId(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_clientMessageId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMessageID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_clientMessageId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, false, false, "String")
+}
+
+func (ec *executionContext) _Message_mentions(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_mentions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Message().Mentions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUserᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Message_mentions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Message",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Message_updatedBy(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_updatedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Message().UpdatedBy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_updatedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Message",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Message_member(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_member(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Message().Member(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Member) graphql.Marshaler {
+			return ec.marshalOMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_member(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Message",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Message_mine(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_mine(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Message().Mine(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Message_mine(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _Message_read(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_read(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Message().Read(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Message_read(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _Message_media(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
@@ -5904,7 +6638,7 @@ func (ec *executionContext) _Mutation_editMessage(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().EditMessage(ctx, fc.Args["id"].(string), fc.Args["body"].(string), fc.Args["attributes"].(models.JSON))
+			return ec.Resolvers.Mutation().EditMessage(ctx, fc.Args["id"].(string), fc.Args["body"].(*string), fc.Args["attributes"].(models.JSON), fc.Args["attributesPatch"].(models.JSON))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Message) graphql.Marshaler {
@@ -5980,6 +6714,73 @@ func (ec *executionContext) fieldContext_Mutation_deleteMessage(ctx context.Cont
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setReadHorizon(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setReadHorizon(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetReadHorizon(ctx, fc.Args["channelId"].(string), fc.Args["index"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Member) graphql.Marshaler {
+			return ec.marshalNMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setReadHorizon(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setReadHorizon_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_markAllRead(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_markAllRead(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().MarkAllRead(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_markAllRead(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Int")
 }
 
 func (ec *executionContext) _Mutation_setNotificationLevel(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -6715,7 +7516,7 @@ func (ec *executionContext) _Query_messages(ctx context.Context, field graphql.C
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Messages(ctx, fc.Args["channelId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+			return ec.Resolvers.Query().Messages(ctx, fc.Args["channelId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["filter"].(*model.MessageFilter))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.MessageConnection) graphql.Marshaler {
@@ -6745,6 +7546,82 @@ func (ec *executionContext) fieldContext_Query_messages(ctx context.Context, fie
 	if fc.Args, err = ec.field_Query_messages_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_message(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Message(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Message) graphql.Marshaler {
+			return ec.marshalOMessage2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessage(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_message(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Message(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_message_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_unreadSummary(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_unreadSummary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().UnreadSummary(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UnreadSummary) graphql.Marshaler {
+			return ec.marshalNUnreadSummary2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUnreadSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_unreadSummary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UnreadSummary(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -7473,6 +8350,139 @@ func (ec *executionContext) fieldContext_Subscription_sessionEvents(_ context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _SystemEvent_kind(ctx context.Context, field graphql.CollectedField, obj *models.SystemEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SystemEvent_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.SystemEventKind) graphql.Marshaler {
+			return ec.marshalNSystemEventKind2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐSystemEventKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SystemEvent_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SystemEvent", field, false, false, "SystemEventKind")
+}
+
+func (ec *executionContext) _SystemEvent_actor(ctx context.Context, field graphql.CollectedField, obj *models.SystemEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SystemEvent_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SystemEvent().Actor(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SystemEvent_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SystemEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SystemEvent_users(ctx context.Context, field graphql.CollectedField, obj *models.SystemEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SystemEvent_users(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SystemEvent().Users(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*models.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚕᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUserᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SystemEvent_users(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SystemEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SystemEvent_friendlyName(ctx context.Context, field graphql.CollectedField, obj *models.SystemEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SystemEvent_friendlyName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FriendlyName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SystemEvent_friendlyName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SystemEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SystemEvent_state(ctx context.Context, field graphql.CollectedField, obj *models.SystemEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SystemEvent_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.ChannelState) graphql.Marshaler {
+			return ec.marshalOChannelState2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SystemEvent_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SystemEvent", field, false, false, "ChannelState")
+}
+
 func (ec *executionContext) _TypingEvent_channel(ctx context.Context, field graphql.CollectedField, obj *model.TypingEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7558,6 +8568,75 @@ func (ec *executionContext) _TypingEvent_at(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_TypingEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("TypingEvent", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _UnreadSummary_channels(ctx context.Context, field graphql.CollectedField, obj *model.UnreadSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnreadSummary_channels(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channels, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnreadSummary_channels(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UnreadSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UnreadSummary_messages(ctx context.Context, field graphql.CollectedField, obj *model.UnreadSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnreadSummary_messages(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Messages, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnreadSummary_messages(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UnreadSummary", field, false, false, "Int")
+}
+
+func (ec *executionContext) _UnreadSummary_mentions(ctx context.Context, field graphql.CollectedField, obj *model.UnreadSummary) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnreadSummary_mentions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mentions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnreadSummary_mentions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UnreadSummary", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Upload_id(ctx context.Context, field graphql.CollectedField, obj *chat.Upload) (ret graphql.Marshaler) {
@@ -9364,6 +10443,132 @@ func UnmarshalImportMessageInput(ctx context.Context, raw any) (model.ImportMess
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputLocationInput(ctx context.Context, obj any) (model.LocationInput, error) {
+	var it model.LocationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"latitude", "longitude"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "latitude":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("latitude"))
+			data, err := ec.unmarshalNFloat2float64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Latitude = data
+		case "longitude":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("longitude"))
+			data, err := ec.unmarshalNFloat2float64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Longitude = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalLocationInput unmarshals raw into the LocationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalLocationInput(ctx context.Context, raw any) (model.LocationInput, error) {
+	var out model.LocationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "LocationInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputMessageFilter(ctx context.Context, obj any) (model.MessageFilter, error) {
+	var it model.MessageFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"types", "authors", "fromIndex", "toIndex", "hasMedia", "mentionsMe"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "types":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
+			data, err := ec.unmarshalOMessageType2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageTypeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Types = data
+		case "authors":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("authors"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Authors = data
+		case "fromIndex":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fromIndex"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FromIndex = data
+		case "toIndex":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("toIndex"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ToIndex = data
+		case "hasMedia":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasMedia"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HasMedia = data
+		case "mentionsMe":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("mentionsMe"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MentionsMe = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalMessageFilter unmarshals raw into the MessageFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalMessageFilter(ctx context.Context, raw any) (model.MessageFilter, error) {
+	var out model.MessageFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "MessageFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, obj any) (model.SendMessageInput, error) {
 	var it model.SendMessageInput
 	if obj == nil {
@@ -9375,7 +10580,7 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"channelId", "body", "attributes", "media"}
+	fieldsInOrder := [...]string{"channelId", "body", "attributes", "location", "clientMessageId", "mentions", "priority", "senderDisplayName", "media"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -9391,7 +10596,7 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 			it.ChannelID = data
 		case "body":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("body"))
-			data, err := ec.unmarshalNString2string(ctx, v)
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -9403,6 +10608,41 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 				return it, err
 			}
 			it.Attributes = data
+		case "location":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("location"))
+			data, err := ec.unmarshalOLocationInput2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐLocationInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Location = data
+		case "clientMessageId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMessageId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMessageID = data
+		case "mentions":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("mentions"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Mentions = data
+		case "priority":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("priority"))
+			data, err := ec.unmarshalOMessagePriority2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessagePriority(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Priority = data
+		case "senderDisplayName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("senderDisplayName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.SenderDisplayName = data
 		case "media":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("media"))
 			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
@@ -9802,6 +11042,12 @@ func (ec *executionContext) _Channel(ctx context.Context, sel ast.SelectionSet, 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Channel_unreadCount(ctx, field, obj)
 				})
+		case "unreadMentionsCount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Channel_unreadMentionsCount(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9969,6 +11215,44 @@ func (ec *executionContext) _ChannelGrant(ctx context.Context, sel ast.Selection
 			out.Values[i] = ec._ChannelGrant_write(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var locationImplementors = []string{"Location"}
+
+func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet, obj *models.Location) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, locationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Location")
+		case "latitude":
+			out.Values[i] = ec._Location_latitude(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "longitude":
+			out.Values[i] = ec._Location_longitude(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -10324,6 +11608,71 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "type":
+			out.Values[i] = ec._Message_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "origin":
+			out.Values[i] = ec._Message_origin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "priority":
+			out.Values[i] = ec._Message_priority(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "senderDisplayName":
+			out.Values[i] = ec._Message_senderDisplayName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "location":
+			out.Values[i] = ec._Message_location(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "system":
+			out.Values[i] = ec._Message_system(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "clientMessageId":
+			out.Values[i] = ec._Message_clientMessageId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "mentions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Message_mentions(ctx, field, obj)
+				})
+		case "updatedBy":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Message_updatedBy(ctx, field, obj)
+				})
+		case "member":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Message_member(ctx, field, obj)
+				})
+		case "mine":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Message_mine(ctx, field, obj)
+				})
+		case "read":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Message_read(ctx, field, obj)
+				})
 		case "media":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -10617,6 +11966,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "setReadHorizon":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setReadHorizon(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "markAllRead":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_markAllRead(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "setNotificationLevel":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setNotificationLevel(ctx, field)
@@ -10839,6 +12202,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_messages(ctx, field)
 				})
+		case "message":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_message(ctx, field)
+				})
+		case "unreadSummary":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_unreadSummary(ctx, field)
+				})
 		case "myPushRegistrations":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -11003,6 +12378,61 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 }
 
+var systemEventImplementors = []string{"SystemEvent"}
+
+func (ec *executionContext) _SystemEvent(ctx context.Context, sel ast.SelectionSet, obj *models.SystemEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, systemEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SystemEvent")
+		case "kind":
+			out.Values[i] = ec._SystemEvent_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SystemEvent_actor(ctx, field, obj)
+				})
+		case "users":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SystemEvent_users(ctx, field, obj)
+				})
+		case "friendlyName":
+			out.Values[i] = ec._SystemEvent_friendlyName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "state":
+			out.Values[i] = ec._SystemEvent_state(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var typingEventImplementors = []string{"TypingEvent"}
 
 func (ec *executionContext) _TypingEvent(ctx context.Context, sel ast.SelectionSet, obj *model.TypingEvent) graphql.Marshaler {
@@ -11026,6 +12456,49 @@ func (ec *executionContext) _TypingEvent(ctx context.Context, sel ast.SelectionS
 			}
 		case "at":
 			out.Values[i] = ec._TypingEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var unreadSummaryImplementors = []string{"UnreadSummary"}
+
+func (ec *executionContext) _UnreadSummary(ctx context.Context, sel ast.SelectionSet, obj *model.UnreadSummary) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, unreadSummaryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UnreadSummary")
+		case "channels":
+			out.Values[i] = ec._UnreadSummary_channels(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "messages":
+			out.Values[i] = ec._UnreadSummary_messages(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mentions":
+			out.Values[i] = ec._UnreadSummary_mentions(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -11767,6 +13240,20 @@ func (ec *executionContext) marshalNDateTime2timeᚐTime(ctx context.Context, se
 	return res
 }
 
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12055,6 +13542,36 @@ func (ec *executionContext) marshalNMessageEdge2ᚖgithubᚗcomᚋparleychatᚋp
 	return ec._MessageEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNMessageOrigin2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageOrigin(ctx context.Context, v any) (models.MessageOrigin, error) {
+	var res models.MessageOrigin
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMessageOrigin2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageOrigin(ctx context.Context, sel ast.SelectionSet, v models.MessageOrigin) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNMessagePriority2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessagePriority(ctx context.Context, v any) (models.MessagePriority, error) {
+	var res models.MessagePriority
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMessagePriority2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessagePriority(ctx context.Context, sel ast.SelectionSet, v models.MessagePriority) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNMessageType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageType(ctx context.Context, v any) (models.MessageType, error) {
+	var res models.MessageType
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMessageType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageType(ctx context.Context, sel ast.SelectionSet, v models.MessageType) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNNotificationLevel2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐNotificationLevel(ctx context.Context, v any) (models.NotificationLevel, error) {
 	var res models.NotificationLevel
 	err := res.UnmarshalGQL(v)
@@ -12152,12 +13669,30 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNSystemEventKind2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐSystemEventKind(ctx context.Context, v any) (models.SystemEventKind, error) {
+	var res models.SystemEventKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSystemEventKind2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐSystemEventKind(ctx context.Context, sel ast.SelectionSet, v models.SystemEventKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNTypingEvent2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐTypingEvent(ctx context.Context, sel ast.SelectionSet, v *model.TypingEvent) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "TypingEvent!")
 		return graphql.Null
 	}
 	return ec._TypingEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUnreadSummary2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUnreadSummary(ctx context.Context, sel ast.SelectionSet, v *model.UnreadSummary) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UnreadSummary!")
+		return graphql.Null
+	}
+	return ec._UnreadSummary(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUpdateChannelInput2githubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUpdateChannelInput(ctx context.Context, v any) (model.UpdateChannelInput, error) {
@@ -12524,6 +14059,22 @@ func (ec *executionContext) marshalOChannelState2ᚕgithubᚗcomᚋparleychatᚋ
 	return ret
 }
 
+func (ec *executionContext) unmarshalOChannelState2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx context.Context, v any) (*models.ChannelState, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(models.ChannelState)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOChannelState2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelState(ctx context.Context, sel ast.SelectionSet, v *models.ChannelState) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOChannelStatus2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannelStatusᚄ(ctx context.Context, v any) ([]models.ChannelStatus, error) {
 	if v == nil {
 		return nil, nil
@@ -12701,6 +14252,21 @@ func (ec *executionContext) marshalOJSON2githubᚗcomᚋparleychatᚋparleyᚋmo
 	return v
 }
 
+func (ec *executionContext) marshalOLocation2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐLocation(ctx context.Context, sel ast.SelectionSet, v *models.Location) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Location(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOLocationInput2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐLocationInput(ctx context.Context, v any) (*model.LocationInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputLocationInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalOMember2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMember(ctx context.Context, sel ast.SelectionSet, v *models.Member) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -12761,6 +14327,66 @@ func (ec *executionContext) marshalOMessage2ᚖgithubᚗcomᚋparleychatᚋparle
 		return graphql.Null
 	}
 	return ec._Message(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOMessageFilter2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐMessageFilter(ctx context.Context, v any) (*model.MessageFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputMessageFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOMessagePriority2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessagePriority(ctx context.Context, v any) (*models.MessagePriority, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(models.MessagePriority)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOMessagePriority2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessagePriority(ctx context.Context, sel ast.SelectionSet, v *models.MessagePriority) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalOMessageType2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageTypeᚄ(ctx context.Context, v any) ([]models.MessageType, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]models.MessageType, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNMessageType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageType(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOMessageType2ᚕgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []models.MessageType) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMessageType2githubᚗcomᚋparleychatᚋparleyᚋmodelsᚐMessageType(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalONotificationLevel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐNotificationLevel(ctx context.Context, v any) (*models.NotificationLevel, error) {
@@ -12846,6 +14472,13 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = ctx
 	res := graphql.MarshalString(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOSystemEvent2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐSystemEvent(ctx context.Context, sel ast.SelectionSet, v *models.SystemEvent) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SystemEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOUser2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐUser(ctx context.Context, sel ast.SelectionSet, v *models.User) graphql.Marshaler {

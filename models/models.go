@@ -101,6 +101,28 @@ type Message struct {
 	CreatedAt  time.Time `gorm:"not null"`
 	EditedAt   *time.Time
 	DeletedAt  *time.Time
+	// StoredType, StoredOrigin and StoredPriority are as stored; empty
+	// (in events of nodes that predate them) means TEXT, USER and NORMAL.
+	// Read them through Type, Origin and Priority.
+	StoredType     MessageType     `gorm:"column:type;size:16;not null;default:TEXT"`
+	StoredOrigin   MessageOrigin   `gorm:"column:origin;size:16;not null;default:USER"`
+	StoredPriority MessagePriority `gorm:"column:priority;size:16;not null;default:NORMAL"`
+	// SenderDisplayName is the name the message shows its author by, set
+	// when it is sent.
+	SenderDisplayName *string  `gorm:"size:256"`
+	Latitude          *float64 `gorm:"type:double precision"`
+	Longitude         *float64 `gorm:"type:double precision"`
+	// System is the change a SYSTEM message reports; nil for others.
+	System *SystemEvent
+	// ClientMessageID is the sender's id of the message, unique per
+	// channel and author: a send that repeats it gets the stored message.
+	ClientMessageID *string `gorm:"column:client_message_id;size:128"`
+	// UpdatedByID is who edited the message last.
+	UpdatedByID *string `gorm:"size:36"`
+	// MentionIDs are the ids of the users the message mentions, carried
+	// by live events and set by a send; nil on a row read from the
+	// database (Message.mentions loads them then).
+	MentionIDs []string `gorm:"-"`
 	// Author and Channel are snapshots carried by live events so that each
 	// subscriber need not load them; they are never stored.
 	Author  *User    `gorm:"-"`
@@ -119,5 +141,5 @@ type PushRegistration struct {
 
 // All lists every model, in an order that migrations can create.
 func All() []any {
-	return []any{&User{}, &Channel{}, &Member{}, &Message{}, &PushRegistration{}, &Media{}}
+	return []any{&User{}, &Channel{}, &Member{}, &Message{}, &PushRegistration{}, &Media{}, &MessageMention{}}
 }

@@ -149,6 +149,10 @@ type Options struct {
 	Delivery *setup.Config
 	// PushAlways pushes to online recipients too (PARLEY_PUSH_WHEN=always).
 	PushAlways bool
+	// SystemMessages writes system messages (PARLEY_SYSTEM_MESSAGES, on in
+	// the server by default); test servers write none unless asked, so
+	// that tests of other rules see only the indexes of their messages.
+	SystemMessages bool
 	// NoAdmin ignores tokens' admin claim (PARLEY_ADMIN=false).
 	NoAdmin bool
 	// RateLimits, when not nil, are the server's per-user rate limits;
@@ -263,6 +267,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 	chatOpts := chat.Options{
 		Limits: opts.ChatLimits, Logger: log, Broker: broker, Hub: h, Presence: presence, TypingTimeout: opts.TypingTimeout,
 		Verifier: verifier, PushAlways: opts.PushAlways, RateLimits: rates, Media: mediaOpts, ExpiryWarning: opts.ExpiryWarning,
+		SystemMessages: opts.SystemMessages,
 	}
 	q := openDelivery(t, opts.Delivery, store, log, &chatOpts)
 	svc := chat.New(store, chatOpts)

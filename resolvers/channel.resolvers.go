@@ -39,6 +39,11 @@ func (r *channelResolver) UnreadCount(ctx context.Context, obj *models.Channel) 
 	return r.Chat.UnreadCount(ctx, obj)
 }
 
+// UnreadMentionsCount is the resolver for the unreadMentionsCount field.
+func (r *channelResolver) UnreadMentionsCount(ctx context.Context, obj *models.Channel) (int, error) {
+	return r.Chat.UnreadMentionsCount(ctx, obj)
+}
+
 // Channel is the resolver for the channel field.
 func (r *memberResolver) Channel(ctx context.Context, obj *models.Member) (*models.Channel, error) {
 	return r.Chat.ChannelOf(ctx, obj.ChannelID)

@@ -24,14 +24,55 @@ func (r *messageResolver) Author(ctx context.Context, obj *models.Message) (*mod
 	return r.Chat.Author(ctx, obj)
 }
 
+// Mentions is the resolver for the mentions field.
+func (r *messageResolver) Mentions(ctx context.Context, obj *models.Message) ([]*models.User, error) {
+	return r.Chat.Mentions(ctx, obj)
+}
+
+// UpdatedBy is the resolver for the updatedBy field.
+func (r *messageResolver) UpdatedBy(ctx context.Context, obj *models.Message) (*models.User, error) {
+	return r.Chat.UpdatedBy(ctx, obj)
+}
+
+// Member is the resolver for the member field.
+func (r *messageResolver) Member(ctx context.Context, obj *models.Message) (*models.Member, error) {
+	return r.Chat.MessageMember(ctx, obj)
+}
+
+// Mine is the resolver for the mine field.
+func (r *messageResolver) Mine(ctx context.Context, obj *models.Message) (bool, error) {
+	return r.Chat.Mine(ctx, obj)
+}
+
+// Read is the resolver for the read field.
+func (r *messageResolver) Read(ctx context.Context, obj *models.Message) (bool, error) {
+	return r.Chat.Read(ctx, obj)
+}
+
 // SendMessage is the resolver for the sendMessage field.
 func (r *mutationResolver) SendMessage(ctx context.Context, input model.SendMessageInput) (*models.Message, error) {
-	return r.Chat.SendMessage(ctx, chat.NewMessage{ChannelID: input.ChannelID, Body: input.Body, Attributes: input.Attributes, Media: input.Media})
+	in := chat.NewMessage{
+		ChannelID: input.ChannelID, Attributes: input.Attributes, ClientMessageID: input.ClientMessageID,
+		Mentions: input.Mentions, SenderDisplayName: input.SenderDisplayName, Media: input.Media,
+	}
+	if input.Body != nil {
+		in.Body = *input.Body
+	}
+	if input.Location != nil {
+		in.Location = &models.Location{Latitude: input.Location.Latitude, Longitude: input.Location.Longitude}
+	}
+	if input.Priority != nil {
+		in.Priority = *input.Priority
+	}
+	return r.Chat.SendMessage(ctx, in)
 }
 
 // EditMessage is the resolver for the editMessage field.
-func (r *mutationResolver) EditMessage(ctx context.Context, id string, body string, attributes models.JSON) (*models.Message, error) {
-	return r.Chat.EditMessage(ctx, id, body, attributes)
+func (r *mutationResolver) EditMessage(ctx context.Context, id string, body *string, attributes models.JSON, attributesPatch models.JSON) (*models.Message, error) {
+	return r.Chat.EditMessage(ctx, id, chat.MessageEdit{
+		Body: body, Attributes: attributes,
+		AttributesPatch: chat.Optional[models.JSON]{Set: attributesPatch != nil, Value: attributesPatch},
+	})
 }
 
 // DeleteMessage is the resolver for the deleteMessage field.
@@ -39,9 +80,26 @@ func (r *mutationResolver) DeleteMessage(ctx context.Context, id string) (*model
 	return r.Chat.DeleteMessage(ctx, id)
 }
 
+// SetReadHorizon is the resolver for the setReadHorizon field.
+func (r *mutationResolver) SetReadHorizon(ctx context.Context, channelID string, index *int) (*models.Member, error) {
+	return r.Chat.SetReadHorizon(ctx, channelID, index)
+}
+
+// MarkAllRead is the resolver for the markAllRead field.
+func (r *mutationResolver) MarkAllRead(ctx context.Context) (int, error) {
+	return r.Chat.MarkAllRead(ctx)
+}
+
 // Messages is the resolver for the messages field.
-func (r *queryResolver) Messages(ctx context.Context, channelID string, first *int, after *string, last *int, before *string) (*model.MessageConnection, error) {
-	p, err := r.Chat.Messages(ctx, channelID, pageArgs(first, after, last, before))
+func (r *queryResolver) Messages(ctx context.Context, channelID string, first *int, after *string, last *int, before *string, filter *model.MessageFilter) (*model.MessageConnection, error) {
+	var f *chat.MessageFilter
+	if filter != nil {
+		f = &chat.MessageFilter{
+			Types: filter.Types, Authors: filter.Authors, FromIndex: filter.FromIndex, ToIndex: filter.ToIndex,
+			HasMedia: filter.HasMedia, MentionsMe: filter.MentionsMe,
+		}
+	}
+	p, err := r.Chat.Messages(ctx, channelID, pageArgs(first, after, last, before), f)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +109,37 @@ func (r *queryResolver) Messages(ctx context.Context, channelID string, first *i
 	}, nil
 }
 
+// Message is the resolver for the message field.
+func (r *queryResolver) Message(ctx context.Context, id string) (*models.Message, error) {
+	return r.Chat.Message(ctx, id)
+}
+
+// UnreadSummary is the resolver for the unreadSummary field.
+func (r *queryResolver) UnreadSummary(ctx context.Context) (*model.UnreadSummary, error) {
+	sum, err := r.Chat.UnreadSummary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &model.UnreadSummary{Channels: sum.Channels, Messages: sum.Messages, Mentions: sum.Mentions}, nil
+}
+
+// Actor is the resolver for the actor field.
+func (r *systemEventResolver) Actor(ctx context.Context, obj *models.SystemEvent) (*models.User, error) {
+	return r.Chat.SystemActor(ctx, obj)
+}
+
+// Users is the resolver for the users field.
+func (r *systemEventResolver) Users(ctx context.Context, obj *models.SystemEvent) ([]*models.User, error) {
+	return r.Chat.SystemUsers(ctx, obj)
+}
+
 // Message returns graph.MessageResolver implementation.
 func (r *Resolver) Message() graph.MessageResolver { return &messageResolver{r} }
 
-type messageResolver struct{ *Resolver }
+// SystemEvent returns graph.SystemEventResolver implementation.
+func (r *Resolver) SystemEvent() graph.SystemEventResolver { return &systemEventResolver{r} }
+
+type (
+	messageResolver     struct{ *Resolver }
+	systemEventResolver struct{ *Resolver }
+)

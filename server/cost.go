@@ -208,7 +208,7 @@ func setComplexity(c *graph.ComplexityRoot, defaultPage int) {
 		}
 		return defaultPage
 	}
-	c.Query.Messages = func(child int, _ string, first *int, _ *string, last *int, _ *string) int {
+	c.Query.Messages = func(child int, _ string, first *int, _ *string, last *int, _ *string, _ *model.MessageFilter) int {
 		return satAdd(1, satMul(child, size(first, last)))
 	}
 	c.Query.Members = func(child int, _ string, first *int, _ *string, _ *models.MemberStatus) int {

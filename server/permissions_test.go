@@ -199,6 +199,15 @@ func TestPermissions(t *testing.T) {
 			row{ok, ok, ok, ok, nf, nf, u_}, row{ok, ok, ok, ok, nf, nf, u_}, row{ok, ok, ok, ok, nf, nf, u_}},
 		{"markRead", "markRead", `mutation($c: ID!) { markRead(channelId: $c, index: 0) { id } }`, chanVars, true,
 			row{ok, ok, ok, ok, f_, f_, u_}, row{ok, ok, ok, ok, f_, nf, u_}, row{ok, ok, ok, ok, f_, f_, u_}},
+		{"setReadHorizon", "setReadHorizon", `mutation($c: ID!) { setReadHorizon(channelId: $c, index: 0) { id } }`, chanVars, true,
+			row{ok, ok, ok, ok, f_, f_, u_}, row{ok, ok, ok, ok, f_, nf, u_}, row{ok, ok, ok, ok, f_, f_, u_}},
+		{"setReadHorizon(null)", "setReadHorizon", `mutation($c: ID!) { setReadHorizon(channelId: $c, index: null) { id } }`, chanVars, true,
+			row{ok, ok, ok, ok, f_, f_, u_}, row{ok, ok, ok, ok, f_, nf, u_}, row{ok, ok, ok, ok, f_, f_, u_}},
+		{"sendMessage(location, mentions, clientMessageId)", "sendMessage",
+			`mutation($c: ID!) { sendMessage(input: {channelId: $c, location: {latitude: 1, longitude: 2}, mentions: ["owner"], clientMessageId: "x"}) { id } }`, chanVars, true,
+			row{ok, ok, ok, f_, f_, f_, u_}, row{ok, ok, ok, f_, f_, nf, u_}, row{f_, f_, f_, f_, f_, f_, u_}},
+		{"editMessage(attributesPatch)", "editMessage", `mutation($id: ID!) { editMessage(id: $id, attributesPatch: {k: 1}) { id } }`, msgVars, true,
+			row{f_, f_, ok, f_, nf, nf, u_}, row{f_, f_, ok, f_, nf, nf, u_}, row{f_, f_, f_, f_, nf, nf, u_}},
 		// Leaving a channel one is not in: there is no such membership. An
 		// invitee leaving declines.
 		{"leaveChannel", "leaveChannel", `mutation($c: ID!) { leaveChannel(channelId: $c) }`, chanVars, true,
@@ -288,6 +297,9 @@ func TestPermissions(t *testing.T) {
 				`mutation { updateMe(input: {friendlyName: "anon"}) { id } }`,
 				`mutation { registerPush(provider: FCM, token: "anon") { id } }`,
 				`mutation { unregisterPush(provider: FCM, token: "anon") }`,
+				`{ unreadSummary { messages } }`,
+				`{ message(id: "x") { id } }`,
+				`mutation { markAllRead }`,
 				`mutation { clearPushRegistrations }`,
 			} {
 				callFails(t, anon, unauth, q, nil)

@@ -183,13 +183,18 @@ func (e *env) createRoom(ctx context.Context, owner, uniqueName string, members 
 
 // send posts one message as the holder of tok and returns its id and index.
 func (e *env) send(ctx context.Context, tok, channelID, body string) (string, int, error) {
+	return e.sendInput(ctx, tok, map[string]any{"channelId": channelID, "body": body})
+}
+
+// sendInput posts sendMessage(input: in) as the holder of tok and returns
+// the message's id and index.
+func (e *env) sendInput(ctx context.Context, tok string, in map[string]any) (string, int, error) {
 	var out struct {
 		SendMessage struct {
 			ID    string `json:"id"`
 			Index int    `json:"index"`
 		} `json:"sendMessage"`
 	}
-	in := map[string]any{"channelId": channelID, "body": body}
 	if err := e.gql.Do(ctx, tok, mutationSend, map[string]any{"in": in}, &out); err != nil {
 		return "", 0, err
 	}

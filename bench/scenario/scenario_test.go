@@ -196,6 +196,33 @@ func TestWrite(t *testing.T) {
 	printTables(t, res.Tables())
 }
 
+// TestWriteWithClientIDsAndMentions: the write scenario's message
+// fields reach the server, and its checks still pass.
+func TestWriteWithClientIDsAndMentions(t *testing.T) {
+	c, _ := newServer(t)
+	res, err := Write(testCtx(t), WriteConfig{Common: c, Writers: 3, Duration: 500 * time.Millisecond, ClientIDs: true, Mentions: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || res.Sent == 0 || res.Errors != 0 || !res.ClientIDs || res.Mentions != 2 {
+		t.Fatalf("write with client ids and mentions: %+v", res)
+	}
+	printTables(t, res.Tables())
+}
+
+func TestUnread(t *testing.T) {
+	c, _ := newServer(t)
+	res, err := Unread(testCtx(t), UnreadConfig{Common: c, Channels: 5, UnreadPerChannel: 2, Queries: 20, Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || res.Queries != 20 {
+		t.Fatalf("unread: %+v", res)
+	}
+	checkSummary(t, "latency", res.Latency, true)
+	printTables(t, res.Tables())
+}
+
 func TestHistory(t *testing.T) {
 	c, srv := newServer(t)
 	res, err := History(testCtx(t), HistoryConfig{Common: c, DatabaseURL: srv.DatabaseURL, Sizes: []int{200, 120}, Queries: 5, BatchSize: 64})

@@ -33,7 +33,16 @@ type WriteConfig struct {
 	// before the run, so that each message is pushed to the other
 	// writers of its channel (who hold no WebSocket: all offline).
 	Push bool
+	// ClientIDs gives every message a clientMessageId (unique: no send
+	// is a retry), the idempotent send's lookup on every write.
+	ClientIDs bool
+	// Mentions makes every message mention this many other writers of
+	// its channel (at most MaxWriteMentions and Writers-1).
+	Mentions int
 }
+
+// MaxWriteMentions caps WriteConfig.Mentions: Parley's limit per message.
+const MaxWriteMentions = 25
 
 // WriteResult is the outcome of Write.
 type WriteResult struct {
@@ -49,6 +58,21 @@ type WriteResult struct {
 	ErrorSamples []string       `json:"error_samples,omitempty"`
 	Channels     []ChannelCheck `json:"channels"`
 	Verify       time.Duration  `json:"verify_ns"`
+	// ClientIDs and Mentions are WriteConfig's.
+	ClientIDs bool `json:"client_ids,omitempty"`
+	Mentions  int  `json:"mentions,omitempty"`
+}
+
+// extras names the message fields the run set, for the table's title.
+func (r *WriteResult) extras() string {
+	s := ""
+	if r.ClientIDs {
+		s += ", with clientMessageId"
+	}
+	if r.Mentions > 0 {
+		s += fmt.Sprintf(", %d mention(s) each", r.Mentions)
+	}
+	return s
 }
 
 // ChannelCheck is the index check of one channel after the run.
@@ -88,12 +112,16 @@ func Write(ctx context.Context, cfg WriteConfig) (*WriteResult, error) {
 	if cfg.Channels <= 0 {
 		cfg.Channels = 1
 	}
+	if cfg.Mentions < 0 || cfg.Mentions > MaxWriteMentions {
+		return nil, fmt.Errorf("write: mentions must be 0 to %d", MaxWriteMentions)
+	}
+	cfg.Mentions = min(cfg.Mentions, cfg.Writers-1)
 	cfg.Channels = min(cfg.Channels, cfg.Writers)
 	e, err := newEnv(cfg.Common, cfg.Writers)
 	if err != nil {
 		return nil, err
 	}
-	res := &WriteResult{Prefix: e.Prefix, Writers: cfg.Writers}
+	res := &WriteResult{Prefix: e.Prefix, Writers: cfg.Writers, ClientIDs: cfg.ClientIDs, Mentions: cfg.Mentions}
 	writers := make([]string, cfg.Writers)
 	toks := make([]string, cfg.Writers)
 	for i := range writers {
@@ -130,6 +158,13 @@ func Write(ctx context.Context, cfg WriteConfig) (*WriteResult, error) {
 	for c := range acked {
 		acked[c] = map[string]int{}
 	}
+	// mentions[w] are the identities writer w mentions: the next writers.
+	mentions := make([][]string, cfg.Writers)
+	for w := range mentions {
+		for k := 1; k <= cfg.Mentions; k++ {
+			mentions[w] = append(mentions[w], e.Prefix+writers[(w+k)%cfg.Writers])
+		}
+	}
 	var mu sync.Mutex
 	var sent, failed atomic.Int64
 	var lat stats.Recorder
@@ -146,8 +181,15 @@ func Write(ctx context.Context, cfg WriteConfig) (*WriteResult, error) {
 		wg.Go(func() {
 			c := w % cfg.Channels
 			for seq := 0; time.Now().Before(deadline) && ctx.Err() == nil; seq++ {
+				in := map[string]any{"channelId": channels[c], "body": "w " + strconv.Itoa(w) + " " + strconv.Itoa(seq)}
+				if cfg.ClientIDs {
+					in["clientMessageId"] = strconv.Itoa(w) + "-" + strconv.Itoa(seq)
+				}
+				if len(mentions[w]) > 0 {
+					in["mentions"] = mentions[w]
+				}
 				t0 := clock.UnixNano()
-				id, idx, err := e.send(ctx, toks[w], channels[c], "w "+strconv.Itoa(w)+" "+strconv.Itoa(seq))
+				id, idx, err := e.sendInput(ctx, toks[w], in)
 				if err != nil {
 					if ctx.Err() == nil {
 						failed.Add(1)
@@ -243,8 +285,8 @@ func verifyChannel(ctx context.Context, e *env, tok, channelID string, acked map
 // Tables presents the result.
 func (r *WriteResult) Tables() []report.Table {
 	t := report.Table{
-		Title: fmt.Sprintf("write: %d writers, %d channel(s), as fast as they can for %s",
-			r.Writers, len(r.Channels), report.Duration(r.Duration.Round(time.Millisecond))),
+		Title: fmt.Sprintf("write: %d writers, %d channel(s), as fast as they can for %s%s",
+			r.Writers, len(r.Channels), report.Duration(r.Duration.Round(time.Millisecond)), r.extras()),
 		Columns: []string{"sent", "errors", "mutations/s", "p50", "p90", "p99", "p99.9", "max"},
 		Rows: [][]string{{
 			report.Int(r.Sent), report.Int(r.Errors), report.Rate(r.Rate),

@@ -51,7 +51,8 @@ type options struct {
 	serverPID                int
 	pprofURL                 string
 	writers, channels        int
-	push                     bool
+	push, clientIDs          bool
+	mentions, unread         int
 	databaseURL, sizes       string
 	queries, batch, pageSize int
 	requests                 int
@@ -96,6 +97,13 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 		fs.IntVar(&o.channels, "channels", 1, "")
 		fs.DurationVar(&o.duration, "duration", 10*time.Second, "")
 		fs.BoolVar(&o.push, "push", false, "")
+		fs.BoolVar(&o.clientIDs, "client-ids", false, "")
+		fs.IntVar(&o.mentions, "mentions", 0, "")
+	case "unread":
+		fs.IntVar(&o.channels, "channels", scenario.DefaultUnreadChannels, "")
+		fs.IntVar(&o.unread, "unread", scenario.DefaultUnreadPerChannel, "")
+		fs.IntVar(&o.queries, "queries", scenario.DefaultUnreadQueries, "")
+		fs.IntVar(&o.writers, "concurrency", scenario.DefaultUnreadConcurrency, "")
 	case "hostile":
 		fs.IntVar(&o.requests, "requests", scenario.DefaultHostileRequests, "")
 		fs.IntVar(&o.serverPID, "server-pid", 0, "")
@@ -328,8 +336,20 @@ func (o *options) prepare(_ context.Context, name string, c scenario.Common) (fu
 		if o.duration <= 0 || o.duration+setupAllowance > o.maxDuration {
 			return nil, usageErr("--duration %v must be positive and, with %v for setup and the check, within --max-duration %v", o.duration, setupAllowance, o.maxDuration)
 		}
-		cfg := scenario.WriteConfig{Common: c, Writers: o.writers, Channels: o.channels, Duration: o.duration, Push: o.push}
+		if o.mentions < 0 || o.mentions > scenario.MaxWriteMentions {
+			return nil, usageErr("--mentions must be between 0 and %d", scenario.MaxWriteMentions)
+		}
+		cfg := scenario.WriteConfig{Common: c, Writers: o.writers, Channels: o.channels, Duration: o.duration, Push: o.push,
+			ClientIDs: o.clientIDs, Mentions: o.mentions}
 		return func(ctx context.Context) (result, error) { return scenario.Write(ctx, cfg) }, nil
+	case "unread":
+		if o.channels <= 0 || o.channels > scenario.MaxUnreadChannels || o.unread < 0 || o.unread > scenario.MaxUnreadPerChannel ||
+			o.queries <= 0 || o.queries > maxQueries || o.writers <= 0 || o.writers > maxWriters {
+			return nil, usageErr("--channels (1 to %d), --unread (0 to %d), --queries (1 to %d) and --concurrency (1 to %d) out of range",
+				scenario.MaxUnreadChannels, scenario.MaxUnreadPerChannel, maxQueries, maxWriters)
+		}
+		cfg := scenario.UnreadConfig{Common: c, Channels: o.channels, UnreadPerChannel: o.unread, Queries: o.queries, Concurrency: o.writers}
+		return func(ctx context.Context) (result, error) { return scenario.Unread(ctx, cfg) }, nil
 	case "hostile":
 		if o.requests <= 0 || o.requests > maxQueries || o.maxCPU <= 0 || o.serverPID < 0 {
 			return nil, usageErr("--requests (at most %d) and --max-cpu must be positive, --server-pid a process id", maxQueries)

@@ -10,6 +10,7 @@
 //	parley-bench idle      [flags]   memory per held connection
 //	parley-bench write     [flags]   concurrent senders, then a gapless-index check
 //	parley-bench history   [flags]   page query latency as a channel grows
+//	parley-bench unread    [flags]   unreadSummary latency for a user in many channels
 //	parley-bench hostile   [flags]   server CPU per hostile GraphQL document
 //
 // Run "parley-bench help" for the flags. Tokens are minted with
@@ -65,14 +66,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "-help", "--help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err
-	case "fanout", "rawfanout", "idle", "write", "history", "hostile":
+	case "fanout", "rawfanout", "idle", "write", "history", "hostile", "unread":
 		return runScenario(ctx, name, args, getenv, stdout, stderr)
 	case "rawserver":
 		return runRawServer(ctx, args, stdout)
 	case "pushsink":
 		return runPushSink(ctx, args, stdout)
 	default:
-		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write, history, hostile, rawserver or pushsink; see parley-bench help)", name)
+		return usageErr("unknown scenario %q (want fanout, rawfanout, idle, write, history, hostile, unread, rawserver or pushsink; see parley-bench help)", name)
 	}
 }
 
@@ -98,11 +99,18 @@ Scenarios:
   write      W writers send as fast as they can; mutations/s, latency, then
              every channel's indexes are checked to be gapless. With --push
              every writer first registers a device (FCM and APNs in turn),
-             so that each message is pushed to every other writer.
+             so that each message is pushed to every other writer. With
+             --client-ids every message has a clientMessageId (the
+             idempotent send's lookup), with --mentions N it mentions the
+             next N writers of its channel.
   pushsink   Serve a push service double (FCM and APNs, answering success)
              on --addr (default 127.0.0.1:8443) until interrupted or
              --max-duration, writing a CA and credentials into --dir and
              printing the settings that point Parley at it.
+  unread     One reader in --channels channels, each with --unread messages
+             from another user that the reader has not read; then
+             unreadSummary as the reader, --concurrency at a time: latency
+             p50/p99/max, and whether the totals are right.
   history    Bulk-insert a channel to each size through the database, then
              time the latest page and a deep page over the API.
   hostile    Send each denial-of-service document (fragments spreading each
@@ -140,6 +148,10 @@ idle:
   --server-pid PID  --pprof-url URL (a net/http/pprof base, if the server has one)
 write:
   --writers N (8)  --channels N (1)  --duration D (10s)  --push
+  --client-ids  --mentions N (0, at most 25)
+unread:
+  --channels N (1000)  --unread N (3) per channel  --queries N (500)
+  --concurrency N (4)
 pushsink:
   --addr HOST:PORT (127.0.0.1:8443)  --dir DIR  --max-duration D (10m)
 hostile:

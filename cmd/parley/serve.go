@@ -111,6 +111,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	opts := chat.Options{
 		Limits: cfg.chatLimits, Logger: log, Broker: rt.broker, Hub: rt.hub, Presence: rt.presence, TypingTimeout: cfg.typingTimeout,
 		Verifier: verifier, PushAlways: cfg.pushAlways, RateLimits: rates, Media: mediaOpts, ExpiryWarning: cfg.expiryWarning,
+		SystemMessages: cfg.systemMessages,
 	}
 	if parts.PreSend != nil {
 		opts.PreSend = parts.PreSend

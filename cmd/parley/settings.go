@@ -60,6 +60,8 @@ type settingsConfig struct {
 	pushAlways bool
 	// admin honours the admin claim of tokens.
 	admin bool
+	// systemMessages writes system messages into channels' histories.
+	systemMessages bool
 	// rateLimitsOn is PARLEY_RATE_LIMITS; rateLimits the limits it turns
 	// on.
 	rateLimitsOn bool
@@ -266,6 +268,8 @@ func settings(c *settingsConfig) []config.Setting {
 			WithUnset("media URLs are relative to the server (`/media/…`)"),
 		config.Bool(&c.admin, "PARLEY_ADMIN", true,
 			"`false` ignores the `admin` claim of tokens, turning the admin API and admins' OWNER rights off. See [Admin API](admin-api.md)."),
+		config.Bool(&c.systemMessages, "PARLEY_SYSTEM_MESSAGES", true,
+			"`false` stops the server from writing system messages (`type: SYSTEM`) into a channel's history when its friendlyName, state or photo changes and when members join, leave, are added, invited or removed."),
 	}
 }
 

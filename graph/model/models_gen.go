@@ -112,6 +112,12 @@ type ImportMessageInput struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
+// A point on Earth, in degrees: latitude -90 to 90, longitude -180 to 180.
+type LocationInput struct {
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+}
+
 type MemberConnection struct {
 	Edges    []*MemberEdge `json:"edges"`
 	PageInfo *PageInfo     `json:"pageInfo"`
@@ -139,6 +145,22 @@ type MessageEdge struct {
 	Node   *models.Message `json:"node"`
 }
 
+// Narrows a history; every field given must hold, and the filter combines
+// with every pagination argument.
+type MessageFilter struct {
+	Types []models.MessageType `json:"types,omitempty"`
+	// Identities of authors.
+	Authors []string `json:"authors,omitempty"`
+	// Messages with index at least this.
+	FromIndex *int `json:"fromIndex,omitempty"`
+	// Messages with index at most this.
+	ToIndex *int `json:"toIndex,omitempty"`
+	// true: messages with media (MEDIA) only; false: without.
+	HasMedia *bool `json:"hasMedia,omitempty"`
+	// true: messages that mention the caller only; false: those that do not.
+	MentionsMe *bool `json:"mentionsMe,omitempty"`
+}
+
 type Mutation struct {
 }
 
@@ -153,10 +175,23 @@ type PageInfo struct {
 type Query struct {
 }
 
+// A message needs a body, a location or media (at least one). A message with
+// media is MEDIA, else one with a location LOCATION, else TEXT.
 type SendMessageInput struct {
-	ChannelID  string      `json:"channelId"`
-	Body       string      `json:"body"`
-	Attributes models.JSON `json:"attributes,omitempty"`
+	ChannelID  string         `json:"channelId"`
+	Body       *string        `json:"body,omitempty"`
+	Attributes models.JSON    `json:"attributes,omitempty"`
+	Location   *LocationInput `json:"location,omitempty"`
+	// The sender's id for the message, at most 128 bytes, unique per channel and
+	// author: sending it again returns the stored message and writes and
+	// publishes nothing.
+	ClientMessageID *string `json:"clientMessageId,omitempty"`
+	// Identities of the channel's members the message mentions, at most 25.
+	Mentions []string `json:"mentions,omitempty"`
+	// NORMAL when omitted.
+	Priority *models.MessagePriority `json:"priority,omitempty"`
+	// The name to show the author by; by default the member's displayName, else the user's friendlyName.
+	SenderDisplayName *string `json:"senderDisplayName,omitempty"`
 	// IDs of uploads (createUpload) whose bytes are uploaded, at most 10, to attach in this order.
 	Media []string `json:"media,omitempty"`
 }
@@ -190,6 +225,16 @@ type TypingEvent struct {
 	Channel *models.Channel `json:"channel"`
 	User    *models.User    `json:"user"`
 	At      time.Time       `json:"at"`
+}
+
+// The caller's unread messages over all the channels they have joined.
+type UnreadSummary struct {
+	// Channels with unread messages.
+	Channels int `json:"channels"`
+	// Unread messages, counted as Channel.unreadCount counts them.
+	Messages int `json:"messages"`
+	// Unread messages that mention the caller.
+	Mentions int `json:"mentions"`
 }
 
 // Fields to change; a field left out stays as it is, an explicit null clears it.

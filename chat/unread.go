@@ -1,0 +1,269 @@
+package chat
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+
+	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/models"
+)
+
+// The unread counts are SQL over the members table aliased m: for each
+// membership, the messages from its first unread index on that count, read
+// through idx_messages_countable (the partial index of the messages that
+// count, not deleted and not SYSTEM, whose predicate these queries repeat
+// word for word so that both databases use it), and the mentions of its
+// user from that index on, through idx_message_mentions_user. A
+// membership costs two index range scans, whatever the channel's size.
+const (
+	// readFromSQL is the first index member m has not read.
+	readFromSQL = `(CASE WHEN m.last_read_index IS NOT NULL AND m.last_read_index >= m.history_start ` +
+		`THEN m.last_read_index + 1 ELSE m.history_start END)`
+	// unreadMessagesSQL counts m's unread messages: not deleted, not
+	// SYSTEM, not m's own.
+	unreadMessagesSQL = `(SELECT COUNT(*) FROM messages g WHERE g.channel_id = m.channel_id AND g.idx >= ` + readFromSQL +
+		` AND g.deleted_at IS NULL AND g.type <> 'SYSTEM' AND (g.author_id IS NULL OR g.author_id <> m.user_id))`
+	// unreadMentionsSQL counts m's unread messages that mention them (a
+	// deleted message's mentions are removed with it).
+	unreadMentionsSQL = `(SELECT COUNT(*) FROM message_mentions x WHERE x.user_id = m.user_id AND x.channel_id = m.channel_id AND x.idx >= ` +
+		readFromSQL + `)`
+)
+
+// Unread is one channel's unread counts for a member.
+type Unread struct {
+	// Messages counts as Channel.unreadCount does.
+	Messages int
+	// Mentions counts the unread messages that mention the member.
+	Mentions int
+}
+
+// UnreadSummary is a user's unread totals over the channels they joined.
+type UnreadSummary struct {
+	// Channels counts the channels with unread messages.
+	Channels int
+	Messages int
+	Mentions int
+}
+
+// UnreadCount is the number of the caller's unread messages in ch: those
+// after their read horizon (all they may see when they never read), without
+// deleted and system messages and their own; 0 when they have not joined.
+// Loaded with the caller's membership (see Loaders), so a page of
+// channels costs no query more.
+func (s *Service) UnreadCount(ctx context.Context, ch *models.Channel) (int, error) {
+	u, err := s.loaders(ctx).unread(ctx, ch.ID)
+	return u.Messages, err
+}
+
+// UnreadMentionsCount is the number of the caller's unread messages in ch
+// that mention them, counted as UnreadCount counts.
+func (s *Service) UnreadMentionsCount(ctx context.Context, ch *models.Channel) (int, error) {
+	u, err := s.loaders(ctx).unread(ctx, ch.ID)
+	return u.Mentions, err
+}
+
+// UnreadOf returns the caller's unread counts in each of channelIDs, in
+// their order: zero for a channel they have not joined. One query
+// whatever the number of channels. Safe for concurrent use; errors are
+// INTERNAL, or UNAUTHENTICATED without a caller.
+func (s *Service) UnreadOf(ctx context.Context, channelIDs []string) ([]Unread, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	counts, err := unreadByChannel(s.store.DB(ctx), v.UserID, channelIDs)
+	if err != nil {
+		return nil, internal("count unread messages", err)
+	}
+	out := make([]Unread, len(channelIDs))
+	for i, id := range channelIDs {
+		out[i] = counts[id]
+	}
+	return out, nil
+}
+
+// unreadByChannel counts user's unread messages and mentions in each of
+// channelIDs they joined, in one query.
+func unreadByChannel(q *gorm.DB, userID string, channelIDs []string) (map[string]Unread, error) {
+	var rows []struct {
+		ChannelID string
+		Messages  int
+		Mentions  int
+	}
+	err := q.Table("members AS m").
+		Select("m.channel_id AS channel_id, "+unreadMessagesSQL+" AS messages, "+unreadMentionsSQL+" AS mentions").
+		Where("m.user_id = ? AND m.status = ? AND m.channel_id IN ?", userID, models.MemberJoined, channelIDs).
+		Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Unread, len(rows))
+	for _, r := range rows {
+		out[r.ChannelID] = Unread{Messages: r.Messages, Mentions: r.Mentions}
+	}
+	return out, nil
+}
+
+// UnreadSummary is the caller's unread totals over every channel they
+// joined (those their token's grants name, when it is limited), counted
+// as UnreadCount counts, in one aggregate query. Safe for concurrent use;
+// errors are INTERNAL, or UNAUTHENTICATED without a caller.
+func (s *Service) UnreadSummary(ctx context.Context) (*UnreadSummary, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inner := s.store.DB(ctx).Table("members AS m").
+		Select(unreadMessagesSQL+" AS messages, "+unreadMentionsSQL+" AS mentions").
+		Where("m.user_id = ? AND m.status = ?", v.UserID, models.MemberJoined)
+	if v.grants != nil {
+		inner = v.scopeChannels(inner.Joins("JOIN channels ON channels.id = m.channel_id"))
+	}
+	var sum UnreadSummary
+	err = s.store.DB(ctx).Table("(?) AS t", inner).
+		Select("COUNT(CASE WHEN t.messages > 0 THEN 1 END) AS channels, COALESCE(SUM(t.messages), 0) AS messages, COALESCE(SUM(t.mentions), 0) AS mentions").
+		Scan(&sum).Error
+	if err != nil {
+		return nil, internal("count unread messages", err)
+	}
+	return &sum, nil
+}
+
+// unreadTotals returns each user's unread messages across their joined
+// channels that are not MUTED, counted as UnreadCount counts, in one
+// grouped query: the badges of pushes.
+func unreadTotals(q *gorm.DB, users []string) (map[string]int, error) {
+	var rows []struct {
+		UserID string
+		Total  int
+	}
+	err := q.Table("members AS m").
+		Select("m.user_id AS user_id, SUM("+unreadMessagesSQL+") AS total").
+		Where("m.user_id IN ? AND m.status = ? AND m.notification_level <> ?", users, models.MemberJoined, models.LevelMuted).
+		Group("m.user_id").
+		Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(rows))
+	for _, r := range rows {
+		out[r.UserID] = r.Total
+	}
+	return out, nil
+}
+
+// SetReadHorizon moves the caller's read horizon in a channel to index,
+// backwards too, or clears it (nothing read) when index is nil. Their own
+// membership only; BAD_USER_INPUT when index is not a message they may
+// see. Publishes memberUpdated(LAST_READ) when the horizon changed.
+func (s *Service) SetReadHorizon(ctx context.Context, channelID string, index *int) (*models.Member, error) {
+	return s.moveReadHorizon(ctx, channelID, index, false)
+}
+
+// moveReadHorizon sets the caller's read horizon in a channel to index
+// (nil clears it), only forward when forwardOnly, and publishes
+// memberUpdated(LAST_READ) when it moved.
+func (s *Service) moveReadHorizon(ctx context.Context, channelID string, index *int, forwardOnly bool) (*models.Member, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		m   models.Member
+		out outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
+		a, err := loadAccess(tx, v, channelID)
+		if err != nil {
+			return err
+		}
+		if err := a.requireOwnMembership(); err != nil {
+			return err
+		}
+		t := now()
+		changes := map[string]any{"last_read_index": nil, "last_read_at": nil, "updated_at": t}
+		q := tx.Model(&models.Member{}).Where("id = ?", a.me.ID)
+		switch {
+		case index == nil:
+			q = q.Where("last_read_index IS NOT NULL")
+		case *index < a.me.HistoryStart || *index >= a.ch.NextMessageIndex:
+			return apperr.New(apperr.BadUserInput, "index %d is not a message of this channel (%d to %d)", *index, a.me.HistoryStart, a.ch.NextMessageIndex-1)
+		case forwardOnly:
+			q = q.Where("last_read_index IS NULL OR last_read_index < ?", *index)
+		default:
+			q = q.Where("last_read_index IS NULL OR last_read_index <> ?", *index)
+		}
+		if index != nil {
+			changes["last_read_index"], changes["last_read_at"] = *index, t
+		}
+		res := q.UpdateColumns(changes)
+		if res.Error != nil {
+			return res.Error
+		}
+		if err := tx.Take(&m, "id = ?", a.me.ID).Error; err != nil {
+			return err
+		}
+		if res.RowsAffected == 1 {
+			out.add(channelTopic(channelID), &event{Kind: evMemberUpdated, Member: &m, Channel: a.ch, Reasons: []string{ReasonLastRead}})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, internal("move read horizon", err)
+	}
+	s.flush(ctx, out)
+	return &m, nil
+}
+
+// MarkAllRead moves the caller's read horizon in every channel they joined
+// (that their token's grants name) to its newest message, and returns in
+// how many channels it moved. One memberUpdated(LAST_READ) per channel
+// that changed.
+func (s *Service) MarkAllRead(ctx context.Context) (int, error) {
+	v, err := s.viewer(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		changed []*models.Member
+		out     outbox
+	)
+	err = s.write(ctx, &out, func(tx *gorm.DB) error {
+		q := tx.Table("members").Select("members.*").
+			Joins("JOIN channels ON channels.id = members.channel_id").
+			Where("members.user_id = ? AND members.status = ? AND channels.next_message_index > members.history_start", v.UserID, models.MemberJoined).
+			Where("members.last_read_index IS NULL OR members.last_read_index < channels.next_message_index - 1")
+		var behind []*models.Member
+		if err := v.scopeChannels(q).Find(&behind).Error; err != nil {
+			return err
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		ids := make([]string, len(behind))
+		for i, m := range behind {
+			ids[i] = m.ID
+		}
+		t := now()
+		err := tx.Model(&models.Member{}).Where("id IN ?", ids).UpdateColumns(map[string]any{
+			"last_read_index": gorm.Expr("(SELECT channels.next_message_index - 1 FROM channels WHERE channels.id = members.channel_id)"),
+			"last_read_at":    t, "updated_at": t,
+		}).Error
+		if err != nil {
+			return err
+		}
+		if err := tx.Where("id IN ?", ids).Order("id").Find(&changed).Error; err != nil {
+			return err
+		}
+		for _, m := range changed {
+			out.add(channelTopic(m.ChannelID), &event{Kind: evMemberUpdated, Member: m, Reasons: []string{ReasonLastRead}})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, internal("mark all read", err)
+	}
+	s.flush(ctx, out)
+	return len(changed), nil
+}
