@@ -637,7 +637,9 @@ func TestDeletedUsersMentions(t *testing.T) {
 		ch := mustCreateChannel(t, bob, map[string]any{"type": "PRIVATE", "members": []string{"alice"}})
 		mustSendInput(t, alice, map[string]any{"channelId": ch, "body": "@bob", "mentions": []string{"bob"}})
 		counts := func() [2]int {
-			var out struct{ UnreadSummary struct{ Messages, Mentions int } }
+			var out struct {
+				UnreadSummary struct{ Messages, Mentions int }
+			}
 			callOK(t, bob, `{ unreadSummary { messages mentions } }`, nil, &out)
 			return [2]int{out.UnreadSummary.Messages, out.UnreadSummary.Mentions}
 		}
