@@ -380,9 +380,9 @@ func (s *Service) OpenMedia(ctx context.Context, id, expires, signature string) 
 
 // MessageMedia returns the attachments of m, in order, each with a
 // download URL valid for MediaOptions.URLTTL. Messages reach members only,
-// so these URLs do too.
+// so these URLs do too. Only MEDIA messages have any: others cost no query.
 func (s *Service) MessageMedia(ctx context.Context, m *models.Message) ([]*MediaView, error) {
-	if s.media.Storage == nil || m.DeletedAt != nil {
+	if s.media.Storage == nil || m.DeletedAt != nil || m.Type() != models.MessageMedia {
 		return []*MediaView{}, nil
 	}
 	rows, err := s.loaders(ctx).mediaLoader().Load(ctx, m.ID)

@@ -31,8 +31,8 @@ type uploadData struct {
 	ExpiresAt string `json:"expiresAt"`
 }
 
-const sendWithMedia = `mutation($c: ID!, $b: String!, $m: [ID!]) { sendMessage(input: {channelId: $c, body: $b, media: $m}) {
-	id index body media { id filename contentType size width height url expiresAt } } }`
+const sendWithMedia = `mutation($c: ID!, $b: String, $m: [ID!]) { sendMessage(input: {channelId: $c, body: $b, media: $m}) {
+	id index type body media { id filename contentType size width height url expiresAt } } }`
 
 type mediaData struct {
 	ID          string `json:"id"`
@@ -48,6 +48,7 @@ type mediaData struct {
 type mediaMessage struct {
 	ID    string      `json:"id"`
 	Index int         `json:"index"`
+	Type  string      `json:"type"`
 	Body  string      `json:"body"`
 	Media []mediaData `json:"media"`
 }
@@ -180,8 +181,13 @@ func TestMediaEndToEnd(t *testing.T) {
 			t.Fatalf("second PUT: %d %s; want 409 CONFLICT", again.status, again.body)
 		}
 
+		mustSend(t, alice, ch, "text first")
 		var sent struct{ SendMessage mediaMessage }
-		alice.Do(sendWithMedia, map[string]any{"c": ch, "b": "look", "m": []string{up.ID}}, &sent)
+		// The body may be left out when media are given.
+		alice.Do(sendWithMedia, map[string]any{"c": ch, "m": []string{up.ID}}, &sent)
+		if sent.SendMessage.Type != "MEDIA" || sent.SendMessage.Body != "" {
+			t.Fatalf("sent a %s message with body %q; want MEDIA and none", sent.SendMessage.Type, sent.SendMessage.Body)
+		}
 		m := sent.SendMessage.Media
 		if len(m) != 1 || m[0].ID != up.ID || m[0].Filename != "café photo.png" || m[0].ContentType != "image/png" ||
 			m[0].Size != len(pic) || *m[0].Width != 300 || *m[0].Height != 200 || m[0].URL == "" {
@@ -193,18 +199,23 @@ func TestMediaEndToEnd(t *testing.T) {
 				Media []mediaData
 			}
 		}
-		if err := json.Unmarshal(sub.Next(t, eventWait), &ev); err != nil {
-			t.Fatal(err)
+		for _, want := range []int{0, 1} {
+			if err := json.Unmarshal(sub.Next(t, eventWait), &ev); err != nil || ev.MessageAdded.Index != want {
+				t.Fatalf("messageAdded %+v (%v); want index %d", ev.MessageAdded, err, want)
+			}
 		}
 		if len(ev.MessageAdded.Media) != 1 || ev.MessageAdded.Media[0].Filename != "café photo.png" || *ev.MessageAdded.Media[0].Width != 300 {
 			t.Fatalf("messageAdded media %+v", ev.MessageAdded)
 		}
 
-		const history = `query($c: ID!) { messages(channelId: $c, last: 10) { edges { node { id media { id url expiresAt } } } } }`
+		const history = `query($c: ID!) { messages(channelId: $c, last: 10, filter: {hasMedia: true}) { edges { node { id media { id url expiresAt } } } } }`
 		var hist struct {
 			Messages struct{ Edges []struct{ Node mediaMessage } }
 		}
 		bob.Do(history, map[string]any{"c": ch}, &hist)
+		if len(hist.Messages.Edges) != 1 || hist.Messages.Edges[0].Node.ID != sent.SendMessage.ID {
+			t.Fatalf("hasMedia: true lists %+v; want the one MEDIA message", hist.Messages.Edges)
+		}
 		url := hist.Messages.Edges[0].Node.Media[0].URL
 		exp, err := time.Parse(time.RFC3339, hist.Messages.Edges[0].Node.Media[0].ExpiresAt)
 		if err != nil || exp.Before(time.Now().Add(59*time.Minute)) || exp.After(time.Now().Add(61*time.Minute)) {
@@ -254,9 +265,14 @@ func TestMediaEndToEnd(t *testing.T) {
 		if files := storedFiles(t, srv.MediaDir); len(files) != 0 {
 			t.Fatalf("files left after deleting the message: %v", files)
 		}
-		bob.Do(history, map[string]any{"c": ch}, &hist)
-		if n := len(hist.Messages.Edges[0].Node.Media); n != 0 {
-			t.Fatalf("a deleted message lists %d media", n)
+		var after struct {
+			Messages struct{ Edges []struct{ Node mediaMessage } }
+		}
+		bob.Do(`query($c: ID!) { messages(channelId: $c, last: 10) { edges { node { id media { id } } } } }`, map[string]any{"c": ch}, &after)
+		for _, e := range after.Messages.Edges {
+			if n := len(e.Node.Media); n != 0 {
+				t.Fatalf("message %s lists %d media after the delete", e.Node.ID, n)
+			}
 		}
 	})
 }
