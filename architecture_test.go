@@ -27,7 +27,8 @@ const mod = "github.com/parleychat/parley"
 //     (migrations) only in db, River (the job queue) only in
 //     delivery/queue, each push protocol's library only in its provider,
 //     the store only in chat and the wiring (and the test and load
-//     helpers), the Prometheus client only in metrics.
+//     helpers), the Prometheus client only in metrics, the OpenTelemetry
+//     SDK and exporter only in tracing (others use its API).
 func TestImportRules(t *testing.T) {
 	pkgs := listPackages(t)
 	if !slices.Contains(pkgs[mod+"/chat"].Imports, "gorm.io/gorm") {
@@ -99,6 +100,8 @@ func TestImportRules(t *testing.T) {
 		{"golang.org/x/oauth2", []string{"/delivery/push/fcm"}},
 		{"golang.org/x/time/rate", []string{"/ratelimit"}},
 		{"github.com/prometheus/", []string{"/metrics"}},
+		{"go.opentelemetry.io/otel/sdk", []string{"/tracing"}},
+		{"go.opentelemetry.io/otel/exporters/", []string{"/tracing"}},
 		{mod + "/db", []string{"/chat", "/cmd/parley", "/parleytest", "/bench/scenario"}},
 	}
 	for _, rule := range onlyIn {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/models"
+	"github.com/parleychat/parley/tracing"
 )
 
 // eventKind names what happened. Kinds are part of the wire format between
@@ -52,6 +53,9 @@ type event struct {
 	ChannelEvent ChannelEventType
 	// Node is the node that published a typing.started event.
 	Node string
+	// TraceParent is the W3C trace context of the operation that
+	// published the event, "" when it was not traced.
+	TraceParent string
 }
 
 // ChannelEventType says how one of the caller's channels changed.
@@ -97,6 +101,9 @@ func (s *Service) publish(ctx context.Context, topic string, ev *event) {
 	}
 	if ev.ID == "" {
 		ev.ID = newID()
+	}
+	if ev.TraceParent == "" {
+		ev.TraceParent = tracing.TraceParent(ctx)
 	}
 	data, err := encodeEvent(ev)
 	if err == nil {

@@ -58,6 +58,16 @@ const replayBatch = 100
 // The event may be shared by every subscriber of the node: read-only.
 func DecodeEvent(_ string, data []byte) (any, error) { return decodeEvent(data) }
 
+// TraceParentOf returns the W3C trace context an event decoded by
+// DecodeEvent carries ("" for none, or for anything else), for the
+// hub's delivery spans.
+func TraceParentOf(ev any) string {
+	if e, ok := ev.(*event); ok {
+		return e.TraceParent
+	}
+	return ""
+}
+
 // SequenceOf says which ordered stream an event belongs to, for the hub
 // (hub.Options.Sequence): a channel's messages, by index.
 func SequenceOf(ev any) (stream string, index int, ok bool) {

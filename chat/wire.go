@@ -39,6 +39,9 @@ type wireEvent struct {
 	ChannelEvent ChannelEventType `json:"ce,omitempty"`
 	// Node is the node that published a typing.started event.
 	Node string `json:"n,omitempty"`
+	// TraceParent is the W3C traceparent of the operation that published
+	// the event, so that the delivering node's span joins its trace.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // wireUser is a models.User on the wire.
@@ -142,7 +145,7 @@ func encodeEvent(ev *event) ([]byte, error) {
 		V: wireVersion, ID: ev.ID, Kind: ev.Kind,
 		Message: toWireMessage(ev.Message), Channel: toWireChannel(ev.Channel),
 		Member: toWireMember(ev.Member), User: toWireUser(ev.User),
-		At: ev.At, Reasons: ev.Reasons, ChannelEvent: ev.ChannelEvent, Node: ev.Node,
+		At: ev.At, Reasons: ev.Reasons, ChannelEvent: ev.ChannelEvent, Node: ev.Node, TraceParent: ev.TraceParent,
 	}
 	data, err := json.Marshal(&w)
 	if err != nil {
@@ -166,7 +169,7 @@ func decodeEvent(data []byte) (*event, error) {
 		ID: w.ID, Kind: w.Kind,
 		Message: w.Message.model(), Channel: w.Channel.model(),
 		Member: w.Member.model(), User: w.User.model(),
-		At: w.At, Reasons: w.Reasons, ChannelEvent: w.ChannelEvent, Node: w.Node,
+		At: w.At, Reasons: w.Reasons, ChannelEvent: w.ChannelEvent, Node: w.Node, TraceParent: w.TraceParent,
 	}, nil
 }
 

@@ -32,7 +32,7 @@ func wireFixtures() []*event {
 		Attributes: models.JSON(`{"k":"v"}`), JoinedAt: at, UpdatedAt: later, Status: models.MemberJoined, Access: models.AccessReadWrite}
 	id := func(n string) string { return "0193e0b0-0000-7000-8000-00000000000" + n }
 	return []*event{
-		{ID: id("1"), Kind: evMessageAdded, Message: msg},
+		{ID: id("1"), Kind: evMessageAdded, Message: msg, TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 		{ID: id("2"), Kind: evMessageUpdated, Message: msg},
 		{ID: id("3"), Kind: evMessageRemoved, Message: msg},
 		{ID: id("4"), Kind: evTypingStarted, Channel: ch, User: user, At: at, Node: "node-a"},
@@ -129,7 +129,8 @@ func TestWireDecodesEveryVersion(t *testing.T) {
 			}
 			want := *fixtures[i]
 			if strings.Contains(version, "v0") {
-				want.ID = "" // version 0 had no event ids
+				want.ID = ""          // version 0 had no event ids
+				want.TraceParent = "" // nor trace context
 			}
 			if !reflect.DeepEqual(*ev, want) {
 				t.Errorf("%s line %d decodes to\n%+v\nwant\n%+v", version, i+1, *ev, want)
@@ -148,7 +149,9 @@ func TestWireReadableByVersion0(t *testing.T) {
 		}
 		want := wireFixtures()[i]
 		got := event{Kind: old.Kind, Message: old.Message, Channel: old.Channel, Member: old.Member, User: old.User,
-			At: old.At, Reasons: old.Reasons, ChannelEvent: old.ChannelEvent, Node: old.Node, ID: want.ID}
+			At: old.At, Reasons: old.Reasons, ChannelEvent: old.ChannelEvent, Node: old.Node,
+			// What version 0 does not know it ignores.
+			ID: want.ID, TraceParent: want.TraceParent}
 		if !reflect.DeepEqual(got, *want) {
 			t.Errorf("line %d reads, in version 0, as\n%+v\nwant\n%+v", i+1, got, *want)
 		}

@@ -140,6 +140,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock times wakes; nil is SystemClock.
 	Clock Clock
+
+	// Observe, when not nil, is called with each event received from the
+	// broker before it is dispatched; the function it returns is called
+	// once the event has been delivered to this node's subscriptions
+	// (tracing).
+	Observe func(topic string, ev any) (done func())
 }
 
 // Ticket names one registered operation; plain data for a context.
@@ -157,6 +163,7 @@ type Hub struct {
 	broker     pubsub.Broker
 	decode     func(topic string, data []byte) (any, error)
 	sequence   func(ev any) (string, int, bool)
+	observe    func(topic string, ev any) func()
 	log        *slog.Logger
 	nextTicket atomic.Uint64
 	ctx        context.Context
@@ -242,7 +249,7 @@ func New(broker pubsub.Broker, opts Options) (*Hub, error) {
 		clock = SystemClock{}
 	}
 	h := &Hub{
-		broker: broker, decode: opts.Decode, sequence: opts.Sequence, log: log, clock: clock,
+		broker: broker, decode: opts.Decode, sequence: opts.Sequence, observe: opts.Observe, log: log, clock: clock,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}), bsub: bsub,
 		topics: map[string]*topic{}, tickets: map[Ticket]*Subscription{},
 	}
@@ -545,7 +552,13 @@ func (h *Hub) run(bsub pubsub.Subscription) {
 			continue
 		}
 		h.received.Add(1)
+		if h.observe == nil {
+			h.dispatch(m.Topic, ev)
+			continue
+		}
+		done := h.observe(m.Topic, ev)
 		h.dispatch(m.Topic, ev)
+		done()
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -44,6 +45,7 @@ import (
 	"github.com/parleychat/parley/ratelimit"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/tracing"
 )
 
 // Backend is a database kind a test runs on.
@@ -158,6 +160,10 @@ type Options struct {
 	// RateLimits, when not nil, are the server's per-user rate limits;
 	// tests run without any otherwise.
 	RateLimits *ratelimit.Config
+	// Tracer, when not nil, traces the server as the parley command does
+	// with OTEL_EXPORTER_OTLP_ENDPOINT set: operation spans, database
+	// spans and event delivery spans.
+	Tracer trace.TracerProvider
 	// Media configures attachments; a nil Storage is a directory of the
 	// test's own (Server.MediaDir), a nil Signer one on the server's
 	// secret.
@@ -248,7 +254,12 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		verifierOpts = append(verifierOpts, auth.WithoutAdmin())
 	}
 	verifier := auth.NewVerifier(secret, verifierOpts...)
-	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log, Clock: opts.Clock})
+	hubOpts := hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log, Clock: opts.Clock}
+	if opts.Tracer != nil {
+		hubOpts.Observe = tracing.DeliverHook(opts.Tracer, chat.TraceParentOf)
+		store.ObserveQueries(tracing.QueryObserver(opts.Tracer, store.Dialect()))
+	}
+	h, err := hub.New(broker, hubOpts)
 	if err != nil {
 		t.Fatalf("hub: %v", err)
 	}
@@ -284,7 +295,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		Chat: svc, Hub: h, Verifier: verifier, Logger: log,
 		Limits: opts.ServerLimits, DisableIntrospection: opts.DisableIntrospection,
 		WebSocket: opts.WebSocket, CORSHeaders: opts.CORSHeaders, Realtime: hooks, RequestTimeout: opts.RequestTimeout,
-		RateLimits: rates,
+		RateLimits: rates, Tracer: opts.Tracer,
 	})
 	ts := httptest.NewUnstartedServer(handler)
 	ts.Config.RegisterOnShutdown(handler.BeginShutdown)
@@ -448,7 +459,7 @@ func (s *Server) Token(identity string) string {
 
 // Client returns a client authenticated as identity; "" is anonymous.
 func (s *Server) Client(identity string) *Client {
-	c := &Client{s: s}
+	c := &Client{s: s, Header: http.Header{}}
 	if identity != "" {
 		c.Authorization = "Bearer " + s.Token(identity)
 	}
@@ -460,6 +471,9 @@ type Client struct {
 	s *Server
 	// Authorization is sent as the Authorization header when not empty.
 	Authorization string
+	// Header holds more headers sent with every request, such as
+	// traceparent.
+	Header http.Header
 }
 
 // Error is one GraphQL error of a response.
@@ -533,6 +547,9 @@ func (c *Client) send(req *http.Request) *Response {
 	c.s.t.Helper()
 	if c.Authorization != "" {
 		req.Header.Set("Authorization", c.Authorization)
+	}
+	for k, v := range c.Header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/auth"
@@ -30,6 +31,7 @@ import (
 	"github.com/parleychat/parley/ratelimit"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/resolvers"
+	"github.com/parleychat/parley/tracing"
 )
 
 // Limits protect the server from costly requests. Zero fields take
@@ -98,6 +100,9 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// ServeMetrics serves Metrics at /metrics on this handler.
 	ServeMetrics bool
+	// Tracer, when not nil, gives every GraphQL operation a span, which
+	// continues the trace of a request that carries W3C trace context.
+	Tracer trace.TracerProvider
 	// CORSHeaders are request headers that pages from the allowed origins
 	// may send to /graphql besides those always allowed (CORSAllowedHeaders).
 	CORSHeaders []string
@@ -173,7 +178,11 @@ func NewHandler(cfg Config) *Handler {
 		mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	}
 	mux.Handle("/", playground.Handler("Parley", "/graphql"))
-	return &Handler{Handler: requestid.Middleware(logRequests(log, instrument(cfg.Metrics, mux))), conns: conns}
+	var h http.Handler = logRequests(log, instrument(cfg.Metrics, mux))
+	if cfg.Tracer != nil {
+		h = traceContext(h)
+	}
+	return &Handler{Handler: requestid.Middleware(h), conns: conns}
 }
 
 func withDefaults(l Limits) Limits {
@@ -244,6 +253,9 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	srv.AroundResponses(capErrors(present))
 	if c.Metrics != nil {
 		srv.Use(operationMetrics{m: c.Metrics})
+	}
+	if c.Tracer != nil {
+		srv.Use(operationSpans{tracer: c.Tracer.Tracer(tracing.Name)})
 	}
 	srv.AroundResponses(freshLoaders(svc))
 	return srv

@@ -37,8 +37,9 @@ const brokerBuffer = 1 << 16
 
 // openRealtime picks the broker: Redis when REDIS_URL is set, so that
 // several nodes act as one; otherwise in-process. m counts publishes and
-// presence.
-func openRealtime(ctx context.Context, url string, log *slog.Logger, m *metrics.Metrics) (*realtime, error) {
+// presence; node names this process in Redis presence; observe is the
+// hub's hook around each event's delivery (tracing).
+func openRealtime(ctx context.Context, url string, log *slog.Logger, m *metrics.Metrics, node string, observe func(string, any) func()) (*realtime, error) {
 	opts := pubsub.Options{Logger: log, Buffer: brokerBuffer}
 	var (
 		broker     pubsub.Broker
@@ -53,12 +54,12 @@ func openRealtime(ctx context.Context, url string, log *slog.Logger, m *metrics.
 			return nil, fmt.Errorf("redis broker: %w", err)
 		}
 		broker, reconnects = b, b.Reconnects
-		if tracker, err = presenceredis.NewFromURL(ctx, url, nodeID(), presenceredis.Options{}); err != nil {
+		if tracker, err = presenceredis.NewFromURL(ctx, url, node, presenceredis.Options{}); err != nil {
 			return nil, errClose(fmt.Errorf("redis presence: %w", err), broker)
 		}
 	}
 	broker, tracker = m.Broker(broker), m.Presence(tracker)
-	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log})
+	h, err := hub.New(broker, hub.Options{Decode: chat.DecodeEvent, Sequence: chat.SequenceOf, Logger: log, Observe: observe})
 	if err != nil {
 		return nil, errors.Join(err, tracker.Close(), broker.Close())
 	}

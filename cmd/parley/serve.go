@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/config"
@@ -20,6 +22,7 @@ import (
 	"github.com/parleychat/parley/metrics"
 	"github.com/parleychat/parley/requestid"
 	"github.com/parleychat/parley/server"
+	"github.com/parleychat/parley/tracing"
 )
 
 // defaultShutdownTimeout is PARLEY_SHUTDOWN_TIMEOUT's default: how long
@@ -65,7 +68,29 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected arguments %q; see parley serve --help", fs.Args())
 	}
-	log := slog.New(logging.NewHandler(stderr, cfg.logFormat, cfg.logLevel, requestid.LogAttrs))
+	log := slog.New(logging.NewHandler(stderr, cfg.logFormat, cfg.logLevel, requestid.LogAttrs, tracing.LogAttrs))
+	node := nodeID()
+	traces, err := tracing.New(ctx, getenv, tracing.Config{Version: buildVersion, Instance: node})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := traces.Shutdown(stopCtx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	// Off, tracing costs nothing: no spans, no hooks.
+	var (
+		tp         trace.TracerProvider
+		traceQuery = func(context.Context, string, time.Time, bool) {}
+		observe    func(string, any) func()
+	)
+	if traces.Enabled() {
+		tp = traces.TracerProvider()
+		observe = tracing.DeliverHook(tp, chat.TraceParentOf)
+	}
 	cfg.delivery.Logger = log
 	parts, err := setup.New(cfg.delivery)
 	if err != nil {
@@ -76,8 +101,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	m := metrics.New()
-	store.ObserveQueries(func(_ context.Context, kind string, begin time.Time, failed bool) {
+	if traces.Enabled() {
+		traceQuery = tracing.QueryObserver(tp, store.Dialect())
+	}
+	store.ObserveQueries(func(qctx context.Context, kind string, begin time.Time, failed bool) {
 		m.ObserveQuery(kind, failed, time.Since(begin))
+		traceQuery(qctx, kind, begin, failed)
 	})
 	defer func() {
 		if cerr := store.Close(); cerr != nil && err == nil {
@@ -88,7 +117,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	rt, err := openRealtime(ctx, cfg.redisURL, log, m)
+	rt, err := openRealtime(ctx, cfg.redisURL, log, m, node, observe)
 	if err != nil {
 		return err
 	}
@@ -153,6 +182,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RequestTimeout: cfg.requestTimeout,
 		RateLimits:     rates,
 		Metrics:        m, ServeMetrics: cfg.metricsAddr == "",
+		Tracer: tp,
 	})
 	watchMetrics(m, handler, rt, dq)
 
@@ -198,7 +228,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.redisURL != "" {
 		broker = "redis"
 	}
-	log.Info("parley serving", "addr", ln.Addr().String(), "database", store.Dialect(), "broker", broker)
+	log.Info("parley serving", "addr", ln.Addr().String(), "database", store.Dialect(), "broker", broker, "traces", traces.Enabled())
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
