@@ -374,22 +374,8 @@ func TestServeAdoptsAutoMigrateDatabase(t *testing.T) {
 	}
 	token := mintToken(t, env, "--identity", "alice")
 	body := `{"query":"{ channelByUniqueName(uniqueName: \"general\") { friendlyName messagesCount } me { friendlyName } }"}`
-	req, err := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := `{"data":{"channelByUniqueName":{"friendlyName":"General","messagesCount":2},"me":{"friendlyName":"Alice"}}}`; string(got) != want {
+	got := postBody(t, base, token, body)
+	if want := `{"data":{"channelByUniqueName":{"friendlyName":"General","messagesCount":2},"me":{"friendlyName":"Alice"}}}`; got != want {
 		t.Errorf("got %s\nwant %s", got, want)
 	}
 }
