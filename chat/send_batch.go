@@ -341,11 +341,11 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	if err := tx.Create(msgs).Error; err != nil {
+	if err := insertRows(tx, msgs); err != nil {
 		return nil, err
 	}
 	if len(mentions) > 0 {
-		if err := tx.Create(mentions).Error; err != nil {
+		if err := insertRows(tx, mentions); err != nil {
 			return nil, err
 		}
 	}
@@ -353,6 +353,22 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 		return nil, err
 	}
 	return activated, moveReadHorizons(tx, horizon, msgs[len(msgs)-1].CreatedAt)
+}
+
+// insertRows inserts rows, a slice of models, in one statement through tx,
+// whose transaction any error must fail.
+//
+// On SQLite it inserts with OR FAIL rather than the default ABORT: a
+// multi-row statement that may abort must first copy every page it touches
+// into a statement journal, to undo its own rows and keep the transaction
+// (measured: 7 % of the send path's CPU). A failed send batch rolls back its
+// whole transaction anyway, so the rows an OR FAIL statement leaves behind
+// never commit.
+func insertRows(tx *gorm.DB, rows any) error {
+	if tx.Dialector.Name() == "sqlite" {
+		tx = tx.Clauses(clause.Insert{Modifier: "OR FAIL"})
+	}
+	return tx.Create(rows).Error
 }
 
 // refuseVanished gives the sends of every run whose channel takeIndexes did
