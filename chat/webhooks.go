@@ -67,15 +67,42 @@ type hookChannel struct {
 
 // hookMessage is a Message in a webhook body.
 type hookMessage struct {
-	ID         string       `json:"id"`
-	Channel    *hookChannel `json:"channel"`
-	Index      int          `json:"index"`
-	Author     *hookUser    `json:"author"`
-	Body       string       `json:"body"`
-	Attributes models.JSON  `json:"attributes"`
-	CreatedAt  time.Time    `json:"createdAt"`
-	EditedAt   *time.Time   `json:"editedAt"`
-	DeletedAt  *time.Time   `json:"deletedAt"`
+	ID                string                 `json:"id"`
+	Channel           *hookChannel           `json:"channel"`
+	Index             int                    `json:"index"`
+	Author            *hookUser              `json:"author"`
+	Type              models.MessageType     `json:"type"`
+	Origin            models.MessageOrigin   `json:"origin"`
+	Priority          models.MessagePriority `json:"priority"`
+	SenderDisplayName *string                `json:"senderDisplayName"`
+	Body              string                 `json:"body"`
+	Attributes        models.JSON            `json:"attributes"`
+	Location          *hookLocation          `json:"location"`
+	Media             []hookMedia            `json:"media"`
+	Mentions          []*hookUser            `json:"mentions"`
+	ClientMessageID   *string                `json:"clientMessageId"`
+	UpdatedBy         *hookUser              `json:"updatedBy"`
+	CreatedAt         time.Time              `json:"createdAt"`
+	EditedAt          *time.Time             `json:"editedAt"`
+	DeletedAt         *time.Time             `json:"deletedAt"`
+}
+
+// hookLocation is a Location in a webhook body.
+type hookLocation struct {
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+}
+
+// hookMedia is a Media in a webhook body, without its url and expiresAt:
+// a signed URL could expire before a retried webhook arrives, so a
+// backend fetches one with the message(id) query when it wants the bytes.
+type hookMedia struct {
+	ID          string `json:"id"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"contentType"`
+	Size        int64  `json:"size"`
+	Width       *int   `json:"width"`
+	Height      *int   `json:"height"`
 }
 
 // hookMember is a Member in a webhook body.
@@ -133,6 +160,46 @@ func toHookChannel(c *models.Channel) *hookChannel {
 type related struct {
 	users    map[string]*models.User
 	channels map[string]*models.Channel
+	// mentions holds the users each message mentions, by message ID, for
+	// messages whose MentionIDs were not set by their send.
+	mentions map[string][]string
+	// media holds each MEDIA message's attachments, in order, by message
+	// ID.
+	media map[string][]*models.Media
+}
+
+// loadMessageParts loads through tx, in one query each, the mentions of
+// the messages mentionsOf names and the attached media of those mediaOf
+// names.
+func (r *related) loadMessageParts(tx *gorm.DB, mentionsOf, mediaOf []string) error {
+	if len(mentionsOf) > 0 {
+		var rows []*models.MessageMention
+		if err := tx.Where("message_id IN ?", mentionsOf).Order("message_id, user_id").Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, m := range rows {
+			r.mentions[m.MessageID] = append(r.mentions[m.MessageID], m.UserID)
+		}
+	}
+	if len(mediaOf) > 0 {
+		var rows []*models.Media
+		if err := tx.Where("message_id IN ? AND state = ?", mediaOf, models.MediaAttached).Order("message_id, position").Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, m := range rows {
+			r.media[*m.MessageID] = append(r.media[*m.MessageID], m)
+		}
+	}
+	return nil
+}
+
+// mentionIDs returns the users m mentions: those its send resolved, else
+// those stored.
+func (r *related) mentionIDs(m *models.Message) []string {
+	if m.MentionIDs != nil {
+		return m.MentionIDs
+	}
+	return r.mentions[m.ID]
 }
 
 // loadRelated loads through tx the users and channels named by ids that
@@ -186,7 +253,21 @@ func onlyOnline(ev *event) bool {
 
 // webhooksOf builds the webhooks of evs, events of kinds with one.
 func (s *Service) webhooksOf(tx *gorm.DB, evs []*event) (delivery.Jobs, error) {
-	rel := related{users: map[string]*models.User{}, channels: map[string]*models.Channel{}}
+	rel := related{users: map[string]*models.User{}, channels: map[string]*models.Channel{}, mentions: map[string][]string{}, media: map[string][]*models.Media{}}
+	var mentionsOf, mediaOf []string
+	for _, ev := range evs {
+		if m := ev.Message; m != nil && m.DeletedAt == nil {
+			if m.MentionIDs == nil && ev.Kind != evMessageAdded {
+				mentionsOf = append(mentionsOf, m.ID)
+			}
+			if m.Type() == models.MessageMedia {
+				mediaOf = append(mediaOf, m.ID)
+			}
+		}
+	}
+	if err := rel.loadMessageParts(tx, mentionsOf, mediaOf); err != nil {
+		return delivery.Jobs{}, err
+	}
 	var userIDs, channelIDs []string
 	for _, ev := range evs {
 		switch {
@@ -197,6 +278,10 @@ func (s *Service) webhooksOf(tx *gorm.DB, evs []*event) (delivery.Jobs, error) {
 			if ev.Message.Author == nil && ev.Message.AuthorID != nil {
 				userIDs = append(userIDs, *ev.Message.AuthorID)
 			}
+			if ev.Message.UpdatedByID != nil {
+				userIDs = append(userIDs, *ev.Message.UpdatedByID)
+			}
+			userIDs = append(userIDs, rel.mentionIDs(ev.Message)...)
 		case ev.Member != nil:
 			userIDs = append(userIDs, ev.Member.UserID)
 			channelIDs = append(channelIDs, ev.Member.ChannelID)
@@ -238,8 +323,26 @@ func (s *Service) hookData(ev *event, rel *related) hookData {
 			author = rel.users[*m.AuthorID]
 		}
 		d.Message = &hookMessage{
-			ID: m.ID, Channel: toHookChannel(ch), Index: m.Index, Author: toHookUser(author), Body: m.Body,
-			Attributes: m.Attributes, CreatedAt: m.CreatedAt, EditedAt: m.EditedAt, DeletedAt: m.DeletedAt,
+			ID: m.ID, Channel: toHookChannel(ch), Index: m.Index, Author: toHookUser(author),
+			Type: m.Type(), Origin: m.Origin(), Priority: m.Priority(), SenderDisplayName: m.SenderDisplayName,
+			Body: m.Body, Attributes: m.Attributes, Media: []hookMedia{}, Mentions: []*hookUser{}, ClientMessageID: m.ClientMessageID,
+			CreatedAt: m.CreatedAt, EditedAt: m.EditedAt, DeletedAt: m.DeletedAt,
+		}
+		if loc := m.Location(); loc != nil {
+			d.Message.Location = &hookLocation{Latitude: loc.Latitude, Longitude: loc.Longitude}
+		}
+		for _, a := range rel.media[m.ID] {
+			d.Message.Media = append(d.Message.Media, hookMedia{ID: a.ID, Filename: a.Filename, ContentType: a.ContentType, Size: a.Size, Width: a.Width, Height: a.Height})
+		}
+		if m.DeletedAt == nil {
+			for _, id := range rel.mentionIDs(m) {
+				if u := toHookUser(rel.users[id]); u != nil {
+					d.Message.Mentions = append(d.Message.Mentions, u)
+				}
+			}
+		}
+		if m.UpdatedByID != nil {
+			d.Message.UpdatedBy = toHookUser(rel.users[*m.UpdatedByID])
 		}
 	case ev.Member != nil:
 		m := ev.Member

@@ -1,8 +1,10 @@
 package e2e_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -259,6 +261,96 @@ func TestPreSendHook(t *testing.T) {
 			if n := len(history.Messages.Edges); n != want {
 				t.Errorf("fail closed %v: %d messages stored, want %d", closed, n, want)
 			}
+		}
+	})
+}
+
+// TestWebhookMessageFields: a message's webhook carries what a query of
+// Message would: type, origin, priority, senderDisplayName, location,
+// clientMessageId and mentions on creation, the media's metadata, and
+// updatedBy and the stored mentions on an edit.
+func TestWebhookMessageFields(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		s, r := hookServer(t, b, []string{delivery.MessageCreated, delivery.MessageUpdated})
+		ch := createChannel(t, s, "alice", "General", "bob", "gina")
+		alice := s.Client("alice")
+		var sent struct {
+			SendMessage struct{ ID string } `json:"sendMessage"`
+		}
+		alice.Do(`mutation($c: ID!) { sendMessage(input: {channelId: $c, body: "here", location: {latitude: 48.85, longitude: 2.35},
+			mentions: ["gina", "bob"], clientMessageId: "c-1", priority: HIGH, senderDisplayName: "Al"}) { id } }`, map[string]any{"c": ch}, &sent)
+		alice.Do(`mutation($id: ID!) { editMessage(id: $id, body: "here!") { id } }`, map[string]any{"id": sent.SendMessage.ID}, nil)
+
+		var up struct {
+			CreateUpload struct{ ID, UploadURL string } `json:"createUpload"`
+		}
+		data := []byte("plain text attachment\n")
+		alice.Do(`mutation($in: CreateUploadInput!) { createUpload(input: $in) { id uploadUrl } }`,
+			map[string]any{"in": map[string]any{"channelId": ch, "filename": "notes.txt", "contentType": "text/plain", "size": len(data)}}, &up)
+		req, err := http.NewRequest(http.MethodPut, s.URL+up.CreateUpload.UploadURL, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := resp.Body.Close(); err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("upload: %d %v", resp.StatusCode, err)
+		}
+		alice.Do(`mutation($c: ID!, $m: [ID!]) { sendMessage(input: {channelId: $c, media: $m}) { id } }`,
+			map[string]any{"c": ch, "m": []string{up.CreateUpload.ID}}, nil)
+
+		got := eventsByType(t, s, r)
+		type identity struct{ Identity string }
+		type message struct {
+			Message struct {
+				Type, Origin, Priority string
+				SenderDisplayName      *string
+				Body                   string
+				Location               *struct{ Latitude, Longitude float64 }
+				Mentions               []identity
+				ClientMessageID        *string
+				UpdatedBy              *identity
+				Media                  []struct {
+					ID, Filename, ContentType string
+					Size                      int
+					URL                       *string
+				}
+			}
+		}
+		created := got[delivery.MessageCreated]
+		if len(created) != 2 {
+			t.Fatalf("%d message.created webhooks, want 2", len(created))
+		}
+		// The queue may post the two in either order.
+		if !bytes.Contains(created[0].Data, []byte(`"LOCATION"`)) {
+			created[0], created[1] = created[1], created[0]
+		}
+		var m message
+		decode(t, created[:1], &m)
+		mentioned := []string{}
+		for _, u := range m.Message.Mentions {
+			mentioned = append(mentioned, u.Identity)
+		}
+		slices.Sort(mentioned)
+		if m.Message.Type != "LOCATION" || m.Message.Origin != "USER" || m.Message.Priority != "HIGH" ||
+			m.Message.SenderDisplayName == nil || *m.Message.SenderDisplayName != "Al" ||
+			m.Message.Location == nil || m.Message.Location.Latitude != 48.85 || m.Message.Location.Longitude != 2.35 ||
+			!slices.Equal(mentioned, []string{"bob", "gina"}) || m.Message.ClientMessageID == nil || *m.Message.ClientMessageID != "c-1" ||
+			m.Message.UpdatedBy != nil || len(m.Message.Media) != 0 {
+			t.Errorf("message.created data %s", created[0].Data)
+		}
+		var edited message
+		decode(t, got[delivery.MessageUpdated], &edited)
+		if edited.Message.Body != "here!" || edited.Message.UpdatedBy == nil || edited.Message.UpdatedBy.Identity != "alice" || len(edited.Message.Mentions) != 2 {
+			t.Errorf("message.updated data %s", got[delivery.MessageUpdated][0].Data)
+		}
+		var media message
+		decode(t, created[1:], &media)
+		if a := media.Message.Media; media.Message.Type != "MEDIA" || len(a) != 1 || a[0].ID != up.CreateUpload.ID ||
+			a[0].Filename != "notes.txt" || a[0].ContentType != "text/plain" || a[0].Size != len(data) || a[0].URL != nil {
+			t.Errorf("media message.created data %s", created[1].Data)
 		}
 	})
 }
