@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"syscall"
 
@@ -21,6 +22,9 @@ import (
 // else. It is safe for concurrent use.
 type poller struct {
 	epfd int
+	// ep is epfd in Go's own network poller: the waiting goroutine parks
+	// there instead of blocking its thread in epoll_wait.
+	ep syscall.RawConn
 
 	mu    sync.Mutex
 	conns map[int]*wsConn // by file descriptor
@@ -37,15 +41,42 @@ var (
 // each.
 func newPoller(log *slog.Logger) *poller {
 	sharedPollerOnce.Do(func() {
-		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		epfd, ep, err := openEpoll()
 		if err != nil {
 			log.Warn("epoll unavailable: each WebSocket keeps a reading goroutine", "err", err) // no request
 			return
 		}
-		sharedPoller = &poller{epfd: epfd, conns: map[int]*wsConn{}}
+		sharedPoller = &poller{epfd: epfd, ep: ep, conns: map[int]*wsConn{}}
 		go sharedPoller.wait()
 	})
 	return sharedPoller
+}
+
+// openEpoll creates the poller's epoll instance and hands it, non-blocking,
+// to Go's network poller, which waits on it as on a socket: an epoll
+// descriptor is readable while it has events ready.
+//
+// A blocking epoll_wait would keep its thread's P for as long as the call
+// lasts, until the runtime's monitor noticed and handed the P to another
+// thread, from 20 µs up to 10 ms later. With GOMAXPROCS=1 nothing ran
+// meanwhile, each time the poller went back to waiting: the server sat at a
+// quarter of its core while the writers of a fan-out queued (measured: 1 ×
+// 1,000 subscribers, 26 % CPU, publishers stuck at about 60 messages/s).
+func openEpoll() (int, syscall.RawConn, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return -1, nil, err
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		return -1, nil, errors.Join(err, syscall.Close(epfd))
+	}
+	// os.NewFile registers a non-blocking descriptor with the runtime's
+	// poller. The file lives as long as the process.
+	ep, err := os.NewFile(uintptr(epfd), "epoll").SyscallConn()
+	if err != nil {
+		return -1, nil, errors.Join(err, syscall.Close(epfd))
+	}
+	return epfd, ep, nil
 }
 
 // add registers c, whose socket the poller reads from now on; false when
@@ -95,11 +126,17 @@ func (p *poller) remove(c *wsConn) {
 func (p *poller) wait() {
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
+		var (
+			n    int
+			werr error
+		)
+		// epoll_wait with no timeout never blocks; Read parks this
+		// goroutine in Go's poller until the instance has events.
+		err := p.ep.Read(func(fd uintptr) bool {
+			n, werr = syscall.EpollWait(int(fd), events, 0)
+			return n > 0 || (werr != nil && !errors.Is(werr, syscall.EINTR))
+		})
+		if err != nil || werr != nil {
 			return
 		}
 		for _, ev := range events[:n] {
