@@ -29,9 +29,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/ncruces/go-sqlite3/gormlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 )
@@ -58,8 +58,8 @@ const (
 )
 
 // sqliteParams is the query part of every SQLite DSN (see
-// github.com/glebarez/go-sqlite). busy_timeout comes first so that the
-// pragmas after it wait for locks instead of failing.
+// github.com/ncruces/go-sqlite3/driver). busy_timeout comes first so that
+// the pragmas after it wait for locks instead of failing.
 const sqliteParams = "_pragma=busy_timeout(10000)" +
 	"&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(NORMAL)" +
@@ -73,17 +73,17 @@ const sqliteMigrationParams = "_pragma=busy_timeout(10000)" +
 	"&_pragma=foreign_keys(OFF)" +
 	"&_txlock=immediate"
 
-// sqliteDriver is the database/sql driver name of the SQLite driver.
-const sqliteDriver = "sqlite"
-
 // Store is the database handle Parley uses: a GORM connection pool plus,
 // on SQLite, the lock that queues the writers of this process.
 //
 // A Store is safe for concurrent use by multiple goroutines. Open one per
 // process and share it; Close it once, when nothing uses it any more.
 type Store struct {
-	gorm    *gorm.DB
-	sqlDB   *sql.DB
+	gorm  *gorm.DB
+	sqlDB *sql.DB
+	// stmts is GORM's connection pool on SQLite, which keeps statements
+	// prepared; nil on PostgreSQL.
+	stmts   *stmtCache
 	dialect string
 	// target names the database in messages: the SQLite path or the
 	// PostgreSQL URL without its password.
@@ -132,13 +132,12 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 	queryLog := newGormLogger(logger)
 	cfg := &gorm.Config{
 		TranslateError: true,
-		// GORM's statement cache would save nothing and cost round trips.
-		// The SQLite driver compiles the SQL on every execution, even of a
-		// prepared *sql.Stmt, and pgx already keeps prepared statements per
-		// connection. GORM also caches a statement first prepared inside a
-		// transaction as bound to it, so each later transaction prepares it
-		// again, until it happens to run outside one: on PostgreSQL a Parse
-		// round trip before the statement and a Deallocate after the commit.
+		// GORM's statement cache caches a statement first prepared inside
+		// a transaction as bound to it, so each later transaction prepares
+		// it again, until it happens to run outside one: on PostgreSQL a
+		// Parse round trip before the statement and a Deallocate after the
+		// commit, where pgx already keeps prepared statements per
+		// connection. On SQLite, stmtCache keeps them instead.
 		PrepareStmt:            false,
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
@@ -153,7 +152,7 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 	case DialectSQLite:
 		s.target = target
 		s.writeSlot = make(chan struct{}, 1)
-		s.gorm, s.sqlDB, err = openSQLite(ctx, target, cfg)
+		s.gorm, s.sqlDB, s.stmts, err = openSQLite(ctx, target, cfg)
 	default:
 		s.target, err = redactURL(target)
 		if err != nil {
@@ -261,15 +260,17 @@ func redactURL(rawURL string) (string, error) {
 	return u.Redacted(), nil
 }
 
-// openSQLite opens the SQLite file at path and configures its pool.
-func openSQLite(ctx context.Context, path string, cfg *gorm.Config) (*gorm.DB, *sql.DB, error) {
-	gdb, err := gorm.Open(sqlite.Open(path+"?"+sqliteParams), cfg)
+// openSQLite opens the SQLite file at path and configures its pool, whose
+// statements GORM runs through a stmtCache.
+func openSQLite(ctx context.Context, path string, cfg *gorm.Config) (*gorm.DB, *sql.DB, *stmtCache, error) {
+	sqlDB, err := openSQLitePool(path, sqliteParams)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	sqlDB, err := gdb.DB()
+	stmts := newStmtCache(sqlDB)
+	gdb, err := gorm.Open(gormlite.OpenDB(stmts), cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		return nil, nil, nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), sqlDB.Close())
 	}
 	sqlDB.SetMaxOpenConns(sqliteMaxOpenConns)
 	sqlDB.SetMaxIdleConns(sqliteMaxOpenConns)
@@ -278,12 +279,14 @@ func openSQLite(ctx context.Context, path string, cfg *gorm.Config) (*gorm.DB, *
 	// such as on some network file systems.
 	var mode string
 	if err := gdb.WithContext(ctx).Raw("PRAGMA journal_mode").Scan(&mode).Error; err != nil {
-		return nil, nil, errors.Join(fmt.Errorf("open sqlite %s: read journal mode: %w", path, err), sqlDB.Close())
+		stmts.close()
+		return nil, nil, nil, errors.Join(fmt.Errorf("open sqlite %s: read journal mode: %w", path, err), sqlDB.Close())
 	}
 	if !strings.EqualFold(mode, "wal") {
-		return nil, nil, errors.Join(fmt.Errorf("open sqlite %s: journal mode is %q, not WAL; put the file on a local file system", path, mode), sqlDB.Close())
+		stmts.close()
+		return nil, nil, nil, errors.Join(fmt.Errorf("open sqlite %s: journal mode is %q, not WAL; put the file on a local file system", path, mode), sqlDB.Close())
 	}
-	return gdb, sqlDB, nil
+	return gdb, sqlDB, stmts, nil
 }
 
 // openPostgres connects to the PostgreSQL database at rawURL and configures
@@ -380,6 +383,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Call it once, after the last use of the Store.
 func (s *Store) Close() error {
 	var errs []error
+	if s.stmts != nil {
+		s.stmts.close()
+	}
 	if s.queueDB != nil {
 		errs = append(errs, s.queueDB.Close())
 	}

@@ -293,7 +293,7 @@ func (s *Store) withMigrations(ctx context.Context, fn func(*goose.Provider) err
 			return err
 		}
 		defer unlock()
-		conn, err = sql.Open(sqliteDriver, s.target+"?"+sqliteMigrationParams)
+		conn, err = openSQLitePool(s.target, sqliteMigrationParams)
 		if err != nil {
 			return fmt.Errorf("open migration connection: %w", err)
 		}

@@ -21,9 +21,9 @@ const queuePoolConns = 4
 // queue) writes in the same transaction. It fails when tx is not inside a
 // transaction.
 func SQLTx(tx *gorm.DB) (*sql.Tx, error) {
-	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
-	if !ok {
-		return nil, fmt.Errorf("not inside a transaction: the connection pool is a %T", tx.Statement.ConnPool)
+	sqlTx, err := sqlTxOf(tx.Statement.ConnPool)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the connection pool is a %T", err, tx.Statement.ConnPool)
 	}
 	return sqlTx, nil
 }
@@ -45,18 +45,12 @@ func (s *Store) QueueDB() (*sql.DB, error) {
 		return s.sqlDB, nil
 	}
 	s.queueOnce.Do(func() {
-		base, err := sql.Open(sqliteDriver, s.target+"?"+sqliteParams)
+		conns, err := newSQLiteConnector(s.target, sqliteParams)
 		if err != nil {
 			s.queueErr = fmt.Errorf("open queue pool: %w", err)
 			return
 		}
-		drv := base.Driver()
-		// Only the driver was wanted; base never connected.
-		if err := base.Close(); err != nil {
-			s.queueErr = fmt.Errorf("open queue pool: %w", err)
-			return
-		}
-		s.queueDB = sql.OpenDB(&queuedConnector{driver: drv, dsn: s.target + "?" + sqliteParams, slot: s.writeSlot})
+		s.queueDB = sql.OpenDB(&queuedConnector{Connector: conns, slot: s.writeSlot})
 		s.queueDB.SetMaxOpenConns(queuePoolConns)
 		s.queueDB.SetMaxIdleConns(queuePoolConns)
 		s.queueDB.SetConnMaxIdleTime(connMaxIdleTime)
@@ -88,22 +82,18 @@ func (s *Store) ListenerPool(ctx context.Context) (*pgxpool.Pool, error) {
 // statements outside a transaction hold slot, the Store's writer lock,
 // while they run.
 type queuedConnector struct {
-	driver driver.Driver
-	dsn    string
-	slot   chan struct{}
+	driver.Connector
+	slot chan struct{}
 }
 
 // Connect implements driver.Connector.
 func (c *queuedConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.driver.Open(c.dsn)
+	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return &queuedConn{Conn: conn, slot: c.slot}, nil
 }
-
-// Driver implements driver.Connector.
-func (c *queuedConnector) Driver() driver.Driver { return c.driver }
 
 // queuedConn is a SQLite connection that takes the writer lock for each
 // transaction, from BEGIN to COMMIT or ROLLBACK, and for each statement run
