@@ -6,10 +6,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
 	ncdriver "github.com/ncruces/go-sqlite3/driver"
 )
 
@@ -21,9 +23,15 @@ import (
 // the queries comparing or ordering by time columns rely on.
 const sqliteTimeLayout = "2006-01-02 15:04:05.999999999-07:00"
 
+// sqliteTimeParam is the driver's DSN parameter that makes sqliteTimeLayout
+// the layout it decodes from DATETIME and TIMESTAMP columns, in one parse
+// where its automatic detection tries several layouts in turn.
+var sqliteTimeParam = "_timefmt=" + url.QueryEscape(sqliteTimeLayout)
+
 // sqliteDSN returns the data source name of the SQLite file at path with
-// the query params: a "file:" URI, with the characters that a URI path
-// cannot hold as they are percent-encoded, which SQLite decodes.
+// the query params and sqliteTimeParam: a "file:" URI, with the characters
+// that a URI path cannot hold as they are percent-encoded, which SQLite
+// decodes.
 func sqliteDSN(path, params string) string {
 	var b strings.Builder
 	b.WriteString("file:")
@@ -45,6 +53,8 @@ func sqliteDSN(path, params string) string {
 	}
 	b.WriteByte('?')
 	b.WriteString(params)
+	b.WriteByte('&')
+	b.WriteString(sqliteTimeParam)
 	return b.String()
 }
 
@@ -82,9 +92,11 @@ func newSQLiteConnector(path, params string) (driver.Connector, error) {
 // store and read time values as Parley's earlier driver did: written in
 // sqliteTimeLayout, read back in UTC when their offset is zero.
 //
-// The driver itself writes RFC 3339, and decodes any format SQLite knows
-// from columns declared as DATETIME or TIMESTAMP, so it reads what River and
-// goose write (SQLite's own "2006-01-02 15:04:05.000") too.
+// The driver decodes the values of columns declared as DATE, TIME,
+// DATETIME or TIMESTAMP in sqliteTimeLayout (sqliteTimeParam); sqliteRows
+// decodes those in the other formats SQLite knows, such as the ones River,
+// goose and CURRENT_TIMESTAMP write ("2006-01-02 15:04:05.000", without an
+// offset: UTC).
 type sqliteConnector struct {
 	driver.Connector
 }
@@ -191,7 +203,8 @@ func checkSQLiteValue(nv *driver.NamedValue) error {
 }
 
 // sqliteRows are the rows of a sqliteStmt: time values with a zero offset
-// come back in UTC rather than in a zone of the same offset.
+// come back in UTC rather than in a zone of the same offset, and those of a
+// time column not in sqliteTimeLayout as times too, not as text.
 type sqliteRows struct {
 	driver.Rows
 }
@@ -208,13 +221,41 @@ func (r *sqliteRows) Next(dest []driver.Value) error {
 		return err
 	}
 	for i, v := range dest {
-		if t, ok := v.(time.Time); ok {
-			if _, offset := t.Zone(); offset == 0 && t.Location() != time.UTC {
-				dest[i] = t.UTC()
+		switch v := v.(type) {
+		case time.Time:
+			dest[i] = inUTC(v)
+		case string:
+			if looksLikeDate(v) && r.isTimeColumn(i) {
+				if t, err := sqlite3.TimeFormatAuto.Decode(v); err == nil {
+					dest[i] = inUTC(t)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// isTimeColumn reports whether column i is declared as a time, for which
+// the driver decodes text in sqliteTimeLayout only.
+func (r *sqliteRows) isTimeColumn(i int) bool {
+	switch r.ColumnTypeDatabaseTypeName(i) {
+	case "DATE", "TIME", "DATETIME", "TIMESTAMP":
+		return true
+	}
+	return false
+}
+
+// looksLikeDate reports whether s starts like a date, YYYY-MM-DD.
+func looksLikeDate(s string) bool {
+	return len(s) >= len("2006-01-02") && s[4] == '-' && s[7] == '-'
+}
+
+// inUTC returns t in UTC if its offset is zero, else unchanged.
+func inUTC(t time.Time) time.Time {
+	if _, offset := t.Zone(); offset == 0 && t.Location() != time.UTC {
+		return t.UTC()
+	}
+	return t
 }
 
 // ColumnTypeDatabaseTypeName implements driver.RowsColumnTypeDatabaseTypeName.
