@@ -32,6 +32,12 @@ type Loaders struct {
 	unreadOf map[string]Unread
 	mentions *dataloadgen.Loader[string, []string]
 	members  *dataloadgen.Loader[string, *models.Member]
+
+	// summaryOnce reads the caller's unread summary once: summary or
+	// summaryErr.
+	summaryOnce sync.Once
+	summary     *UnreadSummary
+	summaryErr  error
 }
 
 type loadersKey struct{}
@@ -99,6 +105,12 @@ func (l *Loaders) unread(ctx context.Context, channelID string) (Unread, error) 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.unreadOf[channelID], nil
+}
+
+// unreadSummary returns the caller's unread summary, read on first use.
+func (l *Loaders) unreadSummary(ctx context.Context) (*UnreadSummary, error) {
+	l.summaryOnce.Do(func() { l.summary, l.summaryErr = l.s.unreadSummary(ctx) })
+	return l.summary, l.summaryErr
 }
 
 func (l *Loaders) onlineLoader() *dataloadgen.Loader[string, bool] {

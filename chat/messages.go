@@ -335,7 +335,12 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 			return err
 		}
 		if res.RowsAffected == 1 {
-			out.add(channelTopic(tomb.ChannelID), &event{Kind: evMessageRemoved, Message: &tomb})
+			// The channel as the deletion left it, for unreadChanged.
+			var ch models.Channel
+			if err := tx.Take(&ch, "id = ?", tomb.ChannelID).Error; err != nil {
+				return err
+			}
+			out.add(channelTopic(tomb.ChannelID), &event{Kind: evMessageRemoved, Message: &tomb, Channel: &ch})
 		}
 		return nil
 	})

@@ -306,7 +306,7 @@ func (s *Service) ChannelEvents(ctx context.Context, emit func(*ChannelEvent)) e
 }
 
 // pickChannelEvent is what ev means for a channelEvents subscription of v.
-func pickChannelEvent(v viewer, updates *channelUpdates, ev *event) hub.Verdict {
+func pickChannelEvent(v viewer, updates channelUpdates, ev *event) hub.Verdict {
 	ch := ev.Channel
 	if ev.Kind == evMessageAdded && ev.Message != nil {
 		ch = ev.Message.Channel // nil in an event read back from the database: its live one follows
@@ -328,7 +328,7 @@ func pickChannelEvent(v viewer, updates *channelUpdates, ev *event) hub.Verdict 
 		return hub.Verdict{Value: &ChannelEvent{Type: ChannelRemoved, Channel: ch}, Deliver: true,
 			Unfollow: []string{channelTopic(ch.ID)}}
 	case evMessageAdded:
-		return updates.update(ch, ReasonLastMessage)
+		return updates.channel(ch, ReasonLastMessage)
 	case evMemberUpdated:
 		if ev.Member == nil || ev.Member.UserID != v.UserID {
 			return hub.Verdict{}
@@ -337,7 +337,7 @@ func pickChannelEvent(v viewer, updates *channelUpdates, ev *event) hub.Verdict 
 		case slices.Contains(ev.Reasons, ReasonStatus):
 			return hub.Verdict{Value: &ChannelEvent{Type: ChannelUpdated, Channel: ch, Reasons: []string{ReasonStatus}}, Deliver: true}
 		case slices.Contains(ev.Reasons, ReasonLastRead):
-			return updates.update(ch, ReasonLastRead)
+			return updates.channel(ch, ReasonLastRead)
 		}
 	}
 	return hub.Verdict{}

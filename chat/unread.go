@@ -107,9 +107,16 @@ func unreadByChannel(q *gorm.DB, userID string, channelIDs []string) (map[string
 
 // UnreadSummary is the caller's unread totals over every channel they
 // joined (those their token's grants name, when it is limited), counted
-// as UnreadCount counts, in one aggregate query. Safe for concurrent use;
-// errors are INTERNAL, or UNAUTHENTICATED without a caller.
+// as UnreadCount counts, in one aggregate query, read once per set of
+// loaders (a request, or a subscription event) however many fields ask.
+// Safe for concurrent use; errors are INTERNAL, or UNAUTHENTICATED
+// without a caller.
 func (s *Service) UnreadSummary(ctx context.Context) (*UnreadSummary, error) {
+	return s.loaders(ctx).unreadSummary(ctx)
+}
+
+// unreadSummary reads the caller's unread totals (see UnreadSummary).
+func (s *Service) unreadSummary(ctx context.Context) (*UnreadSummary, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
 		return nil, err
@@ -256,8 +263,19 @@ func (s *Service) MarkAllRead(ctx context.Context) (int, error) {
 		if err := tx.Where("id IN ?", ids).Order("id").Find(&changed).Error; err != nil {
 			return err
 		}
-		for _, m := range changed {
-			out.add(channelTopic(m.ChannelID), &event{Kind: evMemberUpdated, Member: m, Reasons: []string{ReasonLastRead}})
+		channelIDs := make([]string, len(changed))
+		for i, m := range changed {
+			channelIDs[i] = m.ChannelID
+		}
+		var channels []*models.Channel
+		if err := tx.Where("id IN ?", channelIDs).Find(&channels).Error; err != nil {
+			return err
+		}
+		// Every event names its channel, as markRead's do: channelEvents
+		// and unreadChanged read it from there.
+		for i, ch := range byID(channelIDs, channels, func(c *models.Channel) string { return c.ID }) {
+			m := changed[i]
+			out.add(channelTopic(m.ChannelID), &event{Kind: evMemberUpdated, Member: m, Channel: ch, Reasons: []string{ReasonLastRead}})
 		}
 		return nil
 	})

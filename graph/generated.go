@@ -41,6 +41,7 @@ type ResolverRoot interface {
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
 	SystemEvent() SystemEventResolver
+	UnreadEvent() UnreadEventResolver
 	User() UserResolver
 }
 
@@ -261,6 +262,7 @@ type ComplexityRoot struct {
 		SessionEvents  func(childComplexity int) int
 		TypingEnded    func(childComplexity int, channelID string) int
 		TypingStarted  func(childComplexity int, channelID string) int
+		UnreadChanged  func(childComplexity int) int
 		UserUpdated    func(childComplexity int, identity *string, identities []string) int
 	}
 
@@ -276,6 +278,13 @@ type ComplexityRoot struct {
 		At      func(childComplexity int) int
 		Channel func(childComplexity int) int
 		User    func(childComplexity int) int
+	}
+
+	UnreadEvent struct {
+		Channel             func(childComplexity int) int
+		Summary             func(childComplexity int) int
+		UnreadCount         func(childComplexity int) int
+		UnreadMentionsCount func(childComplexity int) int
 	}
 
 	UnreadSummary struct {
@@ -407,10 +416,16 @@ type SubscriptionResolver interface {
 	ChannelEvents(ctx context.Context) (<-chan *model.ChannelEvent, error)
 	UserUpdated(ctx context.Context, identity *string, identities []string) (<-chan *model.UserEvent, error)
 	SessionEvents(ctx context.Context) (<-chan *model.SessionEvent, error)
+	UnreadChanged(ctx context.Context) (<-chan *chat.UnreadEvent, error)
 }
 type SystemEventResolver interface {
 	Actor(ctx context.Context, obj *models.SystemEvent) (*models.User, error)
 	Users(ctx context.Context, obj *models.SystemEvent) ([]*models.User, error)
+}
+type UnreadEventResolver interface {
+	UnreadCount(ctx context.Context, obj *chat.UnreadEvent) (int, error)
+	UnreadMentionsCount(ctx context.Context, obj *chat.UnreadEvent) (int, error)
+	Summary(ctx context.Context, obj *chat.UnreadEvent) (*model.UnreadSummary, error)
 }
 type UserResolver interface {
 	Online(ctx context.Context, obj *models.User) (bool, error)
@@ -1604,6 +1619,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.TypingStarted(childComplexity, args["channelId"].(string)), true
+	case "Subscription.unreadChanged":
+		if e.ComplexityRoot.Subscription.UnreadChanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.UnreadChanged(childComplexity), true
 	case "Subscription.userUpdated":
 		if e.ComplexityRoot.Subscription.UserUpdated == nil {
 			break
@@ -1665,6 +1686,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TypingEvent.User(childComplexity), true
+
+	case "UnreadEvent.channel":
+		if e.ComplexityRoot.UnreadEvent.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadEvent.Channel(childComplexity), true
+	case "UnreadEvent.summary":
+		if e.ComplexityRoot.UnreadEvent.Summary == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadEvent.Summary(childComplexity), true
+	case "UnreadEvent.unreadCount":
+		if e.ComplexityRoot.UnreadEvent.UnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadEvent.UnreadCount(childComplexity), true
+	case "UnreadEvent.unreadMentionsCount":
+		if e.ComplexityRoot.UnreadEvent.UnreadMentionsCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadEvent.UnreadMentionsCount(childComplexity), true
 
 	case "UnreadSummary.channels":
 		if e.ComplexityRoot.UnreadSummary.Channels == nil {
@@ -2243,6 +2289,20 @@ func (ec *executionContext) childFields_TypingEvent(ctx context.Context, field g
 		return ec.fieldContext_TypingEvent_at(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TypingEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_UnreadEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "channel":
+		return ec.fieldContext_UnreadEvent_channel(ctx, field)
+	case "unreadCount":
+		return ec.fieldContext_UnreadEvent_unreadCount(ctx, field)
+	case "unreadMentionsCount":
+		return ec.fieldContext_UnreadEvent_unreadMentionsCount(ctx, field)
+	case "summary":
+		return ec.fieldContext_UnreadEvent_summary(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UnreadEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_UnreadSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -8350,6 +8410,38 @@ func (ec *executionContext) fieldContext_Subscription_sessionEvents(_ context.Co
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_unreadChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_unreadChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().UnreadChanged(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.UnreadEvent) graphql.Marshaler {
+			return ec.marshalNUnreadEvent2ᚖgithubᚗcomᚋparleychatᚋparleyᚋchatᚐUnreadEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_unreadChanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UnreadEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SystemEvent_kind(ctx context.Context, field graphql.CollectedField, obj *models.SystemEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8568,6 +8660,116 @@ func (ec *executionContext) _TypingEvent_at(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_TypingEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("TypingEvent", field, false, false, "DateTime")
+}
+
+func (ec *executionContext) _UnreadEvent_channel(ctx context.Context, field graphql.CollectedField, obj *chat.UnreadEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnreadEvent_channel(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Channel, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.Channel) graphql.Marshaler {
+			return ec.marshalNChannel2ᚖgithubᚗcomᚋparleychatᚋparleyᚋmodelsᚐChannel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnreadEvent_channel(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UnreadEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Channel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UnreadEvent_unreadCount(ctx context.Context, field graphql.CollectedField, obj *chat.UnreadEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnreadEvent_unreadCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.UnreadEvent().UnreadCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnreadEvent_unreadCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UnreadEvent", field, true, true, "Int")
+}
+
+func (ec *executionContext) _UnreadEvent_unreadMentionsCount(ctx context.Context, field graphql.CollectedField, obj *chat.UnreadEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnreadEvent_unreadMentionsCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.UnreadEvent().UnreadMentionsCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnreadEvent_unreadMentionsCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UnreadEvent", field, true, true, "Int")
+}
+
+func (ec *executionContext) _UnreadEvent_summary(ctx context.Context, field graphql.CollectedField, obj *chat.UnreadEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnreadEvent_summary(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.UnreadEvent().Summary(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UnreadSummary) graphql.Marshaler {
+			return ec.marshalNUnreadSummary2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUnreadSummary(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnreadEvent_summary(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UnreadEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UnreadSummary(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _UnreadSummary_channels(ctx context.Context, field graphql.CollectedField, obj *model.UnreadSummary) (ret graphql.Marshaler) {
@@ -12373,6 +12575,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_userUpdated(ctx, fields[0])
 	case "sessionEvents":
 		return ec._Subscription_sessionEvents(ctx, fields[0])
+	case "unreadChanged":
+		return ec._Subscription_unreadChanged(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -12459,6 +12663,57 @@ func (ec *executionContext) _TypingEvent(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var unreadEventImplementors = []string{"UnreadEvent"}
+
+func (ec *executionContext) _UnreadEvent(ctx context.Context, sel ast.SelectionSet, obj *chat.UnreadEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, unreadEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UnreadEvent")
+		case "channel":
+			out.Values[i] = ec._UnreadEvent_channel(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "unreadCount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._UnreadEvent_unreadCount(ctx, field, obj)
+				})
+		case "unreadMentionsCount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._UnreadEvent_unreadMentionsCount(ctx, field, obj)
+				})
+		case "summary":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._UnreadEvent_summary(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -13685,6 +13940,14 @@ func (ec *executionContext) marshalNTypingEvent2ᚖgithubᚗcomᚋparleychatᚋp
 		return graphql.Null
 	}
 	return ec._TypingEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNUnreadEvent2ᚖgithubᚗcomᚋparleychatᚋparleyᚋchatᚐUnreadEvent(ctx context.Context, sel ast.SelectionSet, v *chat.UnreadEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UnreadEvent!")
+		return graphql.Null
+	}
+	return ec._UnreadEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNUnreadSummary2ᚖgithubᚗcomᚋparleychatᚋparleyᚋgraphᚋmodelᚐUnreadSummary(ctx context.Context, sel ast.SelectionSet, v *model.UnreadSummary) graphql.Marshaler {

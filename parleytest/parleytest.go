@@ -197,9 +197,12 @@ type Server struct {
 	// MediaDir is the directory of its media storage, unless
 	// Options.Media gave one.
 	MediaDir string
-	t        testing.TB
-	ts       *httptest.Server
-	handler  *server.Handler
+	// Hub is its realtime engine, for readiness: Hub.Subscriptions
+	// counts the subscriptions that receive live events.
+	Hub     *hub.Hub
+	t       testing.TB
+	ts      *httptest.Server
+	handler *server.Handler
 }
 
 // Shutdown shuts the server down as the parley command does on SIGTERM:
@@ -320,7 +323,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, Queue: q, Chat: svc, MediaDir: mediaDir, t: t, ts: ts, handler: handler}
+	return &Server{URL: ts.URL, DatabaseURL: dbURL, Store: store, Broker: broker, Presence: presence, Secret: secret, Queue: q, Chat: svc, MediaDir: mediaDir, Hub: h, t: t, ts: ts, handler: handler}
 }
 
 // openDelivery builds the delivery cfg configures on store, as the parley

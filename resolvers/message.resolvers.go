@@ -116,11 +116,7 @@ func (r *queryResolver) Message(ctx context.Context, id string) (*models.Message
 
 // UnreadSummary is the resolver for the unreadSummary field.
 func (r *queryResolver) UnreadSummary(ctx context.Context) (*model.UnreadSummary, error) {
-	sum, err := r.Chat.UnreadSummary(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &model.UnreadSummary{Channels: sum.Channels, Messages: sum.Messages, Mentions: sum.Mentions}, nil
+	return unreadSummary(r.Chat.UnreadSummary(ctx))
 }
 
 // Actor is the resolver for the actor field.

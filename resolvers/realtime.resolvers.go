@@ -8,6 +8,7 @@ package resolvers
 import (
 	"context"
 
+	"github.com/parleychat/parley/chat"
 	"github.com/parleychat/parley/graph"
 	"github.com/parleychat/parley/graph/model"
 	"github.com/parleychat/parley/models"
@@ -84,7 +85,34 @@ func (r *subscriptionResolver) SessionEvents(ctx context.Context) (<-chan *model
 	return subscribed(ch, r.Chat.SessionEvents(ctx, emit))
 }
 
+// UnreadChanged is the resolver for the unreadChanged field.
+func (r *subscriptionResolver) UnreadChanged(ctx context.Context) (<-chan *chat.UnreadEvent, error) {
+	ch, emit := feed(same[*chat.UnreadEvent])
+	return subscribed(ch, r.Chat.UnreadChanged(ctx, emit))
+}
+
+// UnreadCount is the resolver for the unreadCount field.
+func (r *unreadEventResolver) UnreadCount(ctx context.Context, obj *chat.UnreadEvent) (int, error) {
+	return r.Chat.UnreadCount(ctx, obj.Channel)
+}
+
+// UnreadMentionsCount is the resolver for the unreadMentionsCount field.
+func (r *unreadEventResolver) UnreadMentionsCount(ctx context.Context, obj *chat.UnreadEvent) (int, error) {
+	return r.Chat.UnreadMentionsCount(ctx, obj.Channel)
+}
+
+// Summary is the resolver for the summary field.
+func (r *unreadEventResolver) Summary(ctx context.Context, obj *chat.UnreadEvent) (*model.UnreadSummary, error) {
+	return unreadSummary(r.Chat.UnreadSummary(ctx))
+}
+
 // Subscription returns graph.SubscriptionResolver implementation.
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
-type subscriptionResolver struct{ *Resolver }
+// UnreadEvent returns graph.UnreadEventResolver implementation.
+func (r *Resolver) UnreadEvent() graph.UnreadEventResolver { return &unreadEventResolver{r} }
+
+type (
+	subscriptionResolver struct{ *Resolver }
+	unreadEventResolver  struct{ *Resolver }
+)

@@ -63,3 +63,11 @@ func userEvent(e *chat.UserEvent) *model.UserEvent {
 func sessionEvent(e *chat.SessionEvent) *model.SessionEvent {
 	return &model.SessionEvent{Type: model.SessionEventType(e.Type), ExpiresAt: e.ExpiresAt}
 }
+
+// unreadSummary converts the rules' unread summary, passing err on.
+func unreadSummary(sum *chat.UnreadSummary, err error) (*model.UnreadSummary, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &model.UnreadSummary{Channels: sum.Channels, Messages: sum.Messages, Mentions: sum.Mentions}, nil
+}
