@@ -59,7 +59,10 @@ func (c *Channel) LastMessageIndex() *int {
 }
 
 // Member is a user's membership of a channel, with their role and read
-// state; an INVITED one is an invitation that is not yet accepted.
+// state; an INVITED one is an invitation that is not yet accepted. The
+// migrations give idx_members_user_status the read horizon
+// (last_read_index, history_start) after the key columns named here, for
+// the unread counts.
 type Member struct {
 	ID            string     `gorm:"primaryKey;size:36;index:idx_members_channel_status,priority:3"`
 	ChannelID     string     `gorm:"size:36;not null;uniqueIndex:idx_members_channel_user,priority:1;index:idx_members_channel_status,priority:1;index:idx_members_user_status,priority:3"`

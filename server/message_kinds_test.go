@@ -6,7 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/parleychat/parley/auth"
 	"github.com/parleychat/parley/parleytest"
 )
 
@@ -272,14 +274,7 @@ func TestUnreadState(t *testing.T) {
 			callOK(t, bob, `query($c: ID!) { channel(id: $c) { unreadCount } }`, map[string]any{"c": ch}, &out)
 			return out.Channel.UnreadCount
 		}
-		summary := func() [3]int {
-			var out struct {
-				UnreadSummary struct{ Channels, Messages, Mentions int }
-			}
-			callOK(t, bob, `{ unreadSummary { channels messages mentions } }`, nil, &out)
-			s := out.UnreadSummary
-			return [3]int{s.Channels, s.Messages, s.Mentions}
-		}
+		summary := func() [3]int { return unreadSummaryOf(t, bob) }
 		// Sending b1 read a1 and a2; a3 is deleted: nothing unread in one.
 		if got := unread(one); got != 0 {
 			t.Errorf("unread in one %d, want 0", got)
@@ -651,4 +646,38 @@ func TestDeletedUsersMentions(t *testing.T) {
 			t.Errorf("after alice was deleted bob's unread is %v", got)
 		}
 	})
+}
+
+// TestUnreadSummaryGrants: a token limited to some channels sums those
+// channels only, messages and mentions alike.
+func TestUnreadSummaryGrants(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice := srv.Client("alice")
+		srv.Client("bob").Do(`{ me { id } }`, nil, nil)
+		granted := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		other := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		for _, ch := range []string{granted, other} {
+			mustSend(t, alice, ch, "hello")
+			mustSendInput(t, alice, map[string]any{"channelId": ch, "body": "@bob", "mentions": []string{"bob"}})
+		}
+		if got := unreadSummaryOf(t, srv.Client("bob")); got != [3]int{2, 4, 2} {
+			t.Errorf("summary %v, want 2 channels, 4 messages, 2 mentions", got)
+		}
+		limited := srv.ClientWithToken(srv.TokenWith("bob", map[string]auth.Access{granted: auth.Read}, time.Hour))
+		if got := unreadSummaryOf(t, limited); got != [3]int{1, 2, 1} {
+			t.Errorf("summary with a token granting one channel %v, want 1 channel, 2 messages, 1 mention", got)
+		}
+	})
+}
+
+// unreadSummaryOf is c's unreadSummary as [channels, messages, mentions].
+func unreadSummaryOf(t *testing.T, c *parleytest.Client) [3]int {
+	t.Helper()
+	var out struct {
+		UnreadSummary struct{ Channels, Messages, Mentions int }
+	}
+	callOK(t, c, `{ unreadSummary { channels messages mentions } }`, nil, &out)
+	s := out.UnreadSummary
+	return [3]int{s.Channels, s.Messages, s.Mentions}
 }
