@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,6 +193,7 @@ func (s *Server) TryDial(t testing.TB, identity string, opts ...DialOption) (*WS
 func (c *WSConn) Resume() {
 	c.resumeOnce.Do(func() {
 		if c.paused {
+			c.resumed.Store(true)
 			go c.read()
 		}
 	})
@@ -217,6 +219,7 @@ type WSConn struct {
 
 	paused     bool // dialled WithPausedReading: read starts at Resume
 	resumeOnce sync.Once
+	resumed    atomic.Bool // Resume was called
 }
 
 // wsMessage is a message of either subprotocol.
@@ -253,34 +256,83 @@ func (c *WSConn) send(m *wsMessage) error {
 func (c *WSConn) read() {
 	defer close(c.done)
 	for {
-		typ, data, err := c.conn.Read(context.Background())
-		if err != nil {
+		if _, err := c.readOne(context.Background()); err != nil {
 			c.readErr = err
 			return
-		}
-		m, err := decodeMessage(typ, data)
-		if err != nil {
-			c.readErr = err
-			c.conn.CloseNow()
-			return
-		}
-		switch m.Type {
-		case "ping":
-			// Answered from this goroutine; a failed write shows up as a
-			// read error next.
-			_ = c.send(&wsMessage{Type: "pong"})
-		case "next", "data":
-			c.deliver(m.ID, decodeResult(m.Payload))
-		case "error":
-			var errs []Error
-			if err := json.Unmarshal(m.Payload, &errs); err != nil {
-				errs = []Error{{Message: errorMessage(m.Payload)}}
-			}
-			c.deliver(m.ID, event{kind: "error", errors: errs})
-		case "complete":
-			c.deliver(m.ID, event{kind: "complete"})
 		}
 	}
+}
+
+// readOne reads one message and dispatches it to its operation; an error
+// when the connection ended or sent what no client accepts (it is then
+// closed).
+func (c *WSConn) readOne(ctx context.Context) (*wsMessage, error) {
+	typ, data, err := c.conn.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := decodeMessage(typ, data)
+	if err != nil {
+		c.conn.CloseNow()
+		return nil, err
+	}
+	switch m.Type {
+	case "ping":
+		// Answered from the reading goroutine; a failed write shows up as
+		// a read error next.
+		_ = c.send(&wsMessage{Type: "pong"})
+	case "next", "data":
+		c.deliver(m.ID, decodeResult(m.Payload))
+	case "error":
+		var errs []Error
+		if err := json.Unmarshal(m.Payload, &errs); err != nil {
+			errs = []Error{{Message: errorMessage(m.Payload)}}
+		}
+		c.deliver(m.ID, event{kind: "error", errors: errs})
+	case "complete":
+		c.deliver(m.ID, event{kind: "complete"})
+	}
+	return m, nil
+}
+
+// readyQuery is what Ready runs: the smallest operation there is.
+const readyQuery = `{ __typename }`
+
+// Ready waits until every operation sent before on the connection has
+// started on the server, so that a subscription among them receives what
+// is published from then on. graphql-transport-ws and graphql-ws
+// acknowledge no subscribe; but the server starts a connection's
+// operations one after the other, in the order they arrive (a
+// subscription is registered with the node's hub, and its topics
+// followed on the broker, before the next one starts), so Ready sends
+// { __typename } on the same connection and waits for its result and
+// complete. A subscription the server refused has its error waiting by
+// then.
+//
+// On a connection dialled WithPausedReading and not resumed, Ready reads
+// up to that answer itself, dispatching what comes before it, and leaves
+// the connection unread again. No answer within dialWait fails the test.
+func (c *WSConn) Ready(t testing.TB) {
+	t.Helper()
+	probe := c.Subscribe(readyQuery, nil)
+	if c.paused && !c.resumed.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), dialWait)
+		defer cancel()
+		for {
+			m, err := c.readOne(ctx)
+			if err != nil {
+				t.Fatalf("ready: %v", err)
+			}
+			if m.ID == probe.ID && m.Type == "complete" {
+				break
+			}
+		}
+	}
+	probe.Next(t, dialWait)
+	probe.Complete(t, dialWait)
+	c.mu.Lock()
+	delete(c.subs, probe.ID)
+	c.mu.Unlock()
 }
 
 func (c *WSConn) deliver(id string, ev event) {
@@ -352,6 +404,13 @@ type WSSub struct {
 	c *WSConn
 }
 
+// Ready waits until the operation has started on the server: see
+// WSConn.Ready, which it calls on the operation's connection.
+func (s *WSSub) Ready(t testing.TB) {
+	t.Helper()
+	s.c.Ready(t)
+}
+
 // Stop ends the operation from the client's side (graphql-transport-ws
 // complete, graphql-ws stop).
 func (s *WSSub) Stop() {
@@ -392,7 +451,7 @@ func (s *Server) SSE(t testing.TB, identity, query string, vars map[string]any) 
 		t.Fatalf("SSE response: HTTP %d, Content-Type %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 	done := make(chan struct{})
-	st := &SSEStream{cancel: cancel, done: done}
+	st := &SSEStream{cancel: cancel, done: done, live: make(chan struct{})}
 	st.stream = newStream(done, func() error { return fmt.Errorf("event stream ended: %v", st.readErr) })
 	go st.read(resp.Body)
 	t.Cleanup(st.Close)
@@ -404,7 +463,28 @@ type SSEStream struct {
 	*stream
 	cancel  context.CancelFunc
 	done    chan struct{}
-	readErr error // valid once done is closed
+	live    chan struct{} // closed at the server's ": live" comment
+	readErr error         // valid once done is closed
+}
+
+// Ready waits until the subscription is live on the server: anything
+// published from then on reaches it. The server says so with a comment
+// line, ": live", which event-stream clients ignore. A stream that ends
+// first (a refused subscription, or a query) or nothing within dialWait
+// fails the test.
+func (s *SSEStream) Ready(t testing.TB) {
+	t.Helper()
+	select {
+	case <-s.live:
+	case <-s.done:
+		select {
+		case <-s.live:
+		default:
+			t.Fatalf("event stream ended before it was live: %v", s.readErr)
+		}
+	case <-time.After(dialWait):
+		t.Fatalf("event stream not live within %v", dialWait)
+	}
 }
 
 // read parses the event stream until it ends.
@@ -415,6 +495,7 @@ func (s *SSEStream) read(body io.ReadCloser) {
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	var name string
 	var data []string
+	live := false
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
@@ -427,6 +508,10 @@ func (s *SSEStream) read(body io.ReadCloser) {
 			}
 			name, data = "", nil
 		case strings.HasPrefix(line, ":"):
+			if strings.TrimSpace(line[1:]) == "live" && !live {
+				live = true
+				close(s.live)
+			}
 		case strings.HasPrefix(line, "event:"):
 			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 		case strings.HasPrefix(line, "data:"):

@@ -51,7 +51,7 @@ func TestChannelState(t *testing.T) {
 		}
 
 		events := srv.Dial(t, "member").Subscribe(`subscription { channelEvents { type reasons channel { id state } } }`, nil)
-		settle()
+		ready(t, events)
 		nextEvent := func() channelEventData {
 			var ev channelEventData
 			mustJSON(t, nextChannelEventExcept(t, events, "LAST_MESSAGE", "LAST_READ"), &ev)

@@ -136,7 +136,7 @@ func TestPhotoURL(t *testing.T) {
 		// Alice connects first: her coming online is not the event below.
 		channelEvents := srv.Dial(t, "alice").Subscribe(`subscription { channelEvents { reasons channel { photoUrl } } }`, nil)
 		profile := srv.Dial(t, "bob").Subscribe(`subscription { userUpdated(identity: "alice") { reasons user { photoUrl } } }`, nil)
-		settle()
+		ready(t, channelEvents, profile)
 		const updateChannel = `mutation($c: ID!, $p: String) { updateChannel(id: $c, input: {photoUrl: $p}) { photoUrl } }`
 		const updateMe = `mutation($p: String) { updateMe(input: {photoUrl: $p}) { photoUrl } }`
 		atLimit := "https://example.com/" + strings.Repeat("a", 2048-len("https://example.com/"))

@@ -102,7 +102,7 @@ func TestGrants(t *testing.T) {
 		}
 		all := ws.Subscribe(messageAddedSub, nil)
 		events := ws.Subscribe(`subscription { channelEvents { type channel { id } } }`, nil)
-		settle()
+		ready(t, ws)
 		mustSend(t, alice, other, "not for the limited token")
 		mustSend(t, alice, general, "for it")
 		if ev := nextAdded(t, all); ev.MessageAdded.Channel.ID != general {

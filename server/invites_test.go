@@ -29,7 +29,7 @@ func TestInvites(t *testing.T) {
 		bobEvents := srv.Dial(t, "bob").Subscribe(`subscription { channelEvents { type reasons channel { id friendlyName } } }`, nil)
 		joined := srv.Dial(t, "owner").Subscribe(`subscription($c: ID!) { memberJoined(channelId: $c) { user { identity } status } }`, vars)
 		updated := srv.Dial(t, "owner").Subscribe(`subscription($c: ID!) { memberUpdated(channelId: $c) { reasons member { user { identity } status } } }`, vars)
-		settle()
+		ready(t, bobEvents, joined, updated)
 
 		var inv struct {
 			InviteMember struct{ ID, Status, Role string }

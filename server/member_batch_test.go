@@ -26,7 +26,7 @@ func TestSetMemberState(t *testing.T) {
 		bob.Do(inviteMember, map[string]any{"c": invited, "i": "alice"}, nil)
 
 		updates := srv.Dial(t, "alice").Subscribe(`subscription($c: ID!) { memberUpdated(channelId: $c) { reasons member { attributes } } }`, map[string]any{"c": mine[0]})
-		settle()
+		ready(t, updates)
 		state := map[string]any{"status": "away", "n": 1}
 		var out struct {
 			SetMemberState []struct {
@@ -83,7 +83,7 @@ func TestAddMembers(t *testing.T) {
 		ch := mustCreateChannel(t, owner, map[string]any{"type": "PRIVATE"})
 		owner.Do(`mutation($c: ID!) { addMember(channelId: $c, identity: "admin", role: ADMIN) { id } }`, map[string]any{"c": ch}, nil)
 		joined := srv.Dial(t, "owner").Subscribe(`subscription($c: ID!) { memberJoined(channelId: $c) { user { identity } } }`, map[string]any{"c": ch})
-		settle()
+		ready(t, joined)
 
 		list := func(prefix string, n int) []map[string]any {
 			var out []map[string]any

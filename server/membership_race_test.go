@@ -50,7 +50,7 @@ func TestMembershipRaces(t *testing.T) {
 		ch := mustCreateChannel(t, owner, map[string]any{"type": "PUBLIC"})
 		vars := map[string]any{"c": ch}
 		joined := srv.Dial(t, "owner").Subscribe(`subscription($c: ID!) { memberJoined(channelId: $c) { user { identity } } }`, vars)
-		settle()
+		ready(t, joined)
 		next := func() string {
 			var ev joinedEvent
 			mustJSON(t, joined.Next(t, eventWait), &ev)

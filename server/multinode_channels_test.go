@@ -22,7 +22,7 @@ func TestTwoNodesChannelsAndMembers(t *testing.T) {
 	bobEvents := a.Dial(t, "bob").Subscribe(`subscription { channelEvents { type reasons channel { id state } } }`, nil)
 	memberEvents := a.Dial(t, "watcher").Subscribe(`subscription($c: ID!) { memberUpdated(channelId: $c) {
 		reasons member { role access displayName user { identity } } } }`, vars)
-	settle()
+	ready(t, bobEvents, memberEvents)
 
 	ownerOnB.Do(inviteMember, map[string]any{"c": ch, "i": "bob"}, nil)
 	var ev channelEventData

@@ -32,7 +32,7 @@ func TestTwoNodes(t *testing.T) {
 	messages := bobOnA.Subscribe(messageAddedSub, map[string]any{"c": ch})
 	typing := bobOnA.Subscribe(`subscription($c: ID!) { typingStarted(channelId: $c) { user { identity } } }`, map[string]any{"c": ch})
 	presence := bobOnA.Subscribe(`subscription { userUpdated(identity: "alice") { user { online } reasons } }`, nil)
-	settle()
+	ready(t, bobOnA)
 
 	for i := range 3 {
 		mustSend(t, aliceOnB, ch, fmt.Sprintf("from B %d", i))
@@ -104,7 +104,7 @@ func TestTwoNodesCrash(t *testing.T) {
 
 	b.Client("alice").Do(`{ me { id } }`, nil, nil) // alice's first sight creates her
 	updates := a.Dial(t, "bob").Subscribe(`subscription { userUpdated(identity: "alice") { user { online } reasons } }`, nil)
-	settle()
+	ready(t, updates)
 	b.Dial(t, "alice")
 	var ev struct {
 		UserUpdated struct {
@@ -155,7 +155,7 @@ func TestTwoNodesTyping(t *testing.T) {
 	vars := map[string]any{"c": ch}
 	started := bob.Subscribe(`subscription($c: ID!) { typingStarted(channelId: $c) { user { identity } } }`, vars)
 	ended := bob.Subscribe(`subscription($c: ID!) { typingEnded(channelId: $c) { user { identity } } }`, vars)
-	settle()
+	ready(t, bob)
 	startTyping := func(c *parleytest.Client) {
 		c.Do(`mutation($c: ID!) { startTyping(channelId: $c) }`, vars, nil)
 	}

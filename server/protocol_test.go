@@ -176,7 +176,7 @@ func TestTransportWSProtocol(t *testing.T) {
 			ws := s.Dial(t, "bob")
 			stopped := ws.Subscribe(rtUserUpdated, map[string]any{"id": "alice"})
 			kept := ws.Subscribe(rtUserUpdated, map[string]any{"id": "alice"})
-			kept.NoEvent(t, 200*time.Millisecond)
+			ready(t, ws)
 			stopped.Stop()
 			stopped.Complete(t, rtWait)
 			rtRename(t, alice, "After stop")
@@ -270,9 +270,10 @@ func TestShutdownClosesRealtime(t *testing.T) {
 			ws := s.Dial(t, "bob", p.opts...)
 			conns = append(conns, ws)
 			subs = append(subs, ws.Subscribe(rtUserUpdated, map[string]any{"id": "alice"}))
+			ready(t, ws)
 		}
 		st := s.SSE(t, "bob", rtUserUpdated, map[string]any{"id": "alice"})
-		st.NoEvent(t, 200*time.Millisecond)
+		ready(t, st)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -311,7 +312,7 @@ func TestWriteTimeout(t *testing.T) {
 	fast := srv.Dial(t, "carol").Subscribe(messageAddedSub, map[string]any{"c": ch})
 	stalled := srv.Dial(t, "bob", parleytest.WithPausedReading())
 	stalled.Subscribe(messageAddedSub, map[string]any{"c": ch})
-	settle()
+	ready(t, fast, stalled)
 	body := strings.Repeat("x", bodySize)
 	for i := range messages {
 		mustSend(t, alice, ch, body)

@@ -34,11 +34,21 @@ type addedEvent struct {
 	}
 }
 
-// settle waits until subscriptions just sent are live on the server:
-// graphql-transport-ws has no acknowledgement of a subscribe, so an event
-// published at once could precede it (clients that cannot lose messages
-// subscribe with afterIndex).
-func settle() { time.Sleep(500 * time.Millisecond) }
+// readier is a subscription, connection or event stream that can wait
+// until it is live on the server.
+type readier interface{ Ready(t testing.TB) }
+
+// ready waits until what subs started is live on the server, so that an
+// event published next reaches it: neither WebSocket protocol
+// acknowledges a subscribe, so a query on the same connection, which the
+// server starts after it, is answered first (WSConn.Ready); an event
+// stream waits for the server's ": live" comment (SSEStream.Ready).
+func ready(t *testing.T, subs ...readier) {
+	t.Helper()
+	for _, s := range subs {
+		s.Ready(t)
+	}
+}
 
 func nextAdded(t *testing.T, sub *parleytest.WSSub) addedEvent {
 	t.Helper()
@@ -128,7 +138,7 @@ func TestMessageAddedAllMyChannels(t *testing.T) {
 		three := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE"})
 
 		sub := srv.Dial(t, "bob").Subscribe(messageAddedSub, nil)
-		settle()
+		ready(t, sub)
 		mustSend(t, alice, one, "in one")
 		mustSend(t, alice, three, "in three, bob is not there")
 		mustSend(t, alice, two, "in two")
@@ -161,7 +171,7 @@ func TestMessageUpdatedAndRemoved(t *testing.T) {
 		ws := srv.Dial(t, "bob")
 		updated := ws.Subscribe(`subscription($c: ID!) { messageUpdated(channelId: $c) { id body editedAt } }`, map[string]any{"c": ch})
 		removed := ws.Subscribe(`subscription($c: ID!) { messageRemoved(channelId: $c) { id index body deletedAt } }`, map[string]any{"c": ch})
-		settle()
+		ready(t, ws)
 
 		alice.Do(`mutation($id: ID!) { editMessage(id: $id, body: "final") { id } }`, map[string]any{"id": m.ID}, nil)
 		var up struct{ MessageUpdated struct{ ID, Body string } }
@@ -197,7 +207,7 @@ func TestTyping(t *testing.T) {
 		bobWS, aliceWS := srv.Dial(t, "bob"), srv.Dial(t, "alice")
 		started, ended := bobWS.Subscribe(startedSub, map[string]any{"c": ch}), bobWS.Subscribe(endedSub, map[string]any{"c": ch})
 		ownStarted := aliceWS.Subscribe(startedSub, map[string]any{"c": ch})
-		settle()
+		ready(t, bobWS, aliceWS)
 
 		startTyping := func() {
 			var out struct{ StartTyping bool }
@@ -250,7 +260,7 @@ func TestMemberEvents(t *testing.T) {
 		joined := ws.Subscribe(`subscription($c: ID!) { memberJoined(channelId: $c) { role user { identity } } }`, map[string]any{"c": ch})
 		left := ws.Subscribe(`subscription($c: ID!) { memberLeft(channelId: $c) { user { identity } } }`, map[string]any{"c": ch})
 		updated := ws.Subscribe(`subscription($c: ID!) { memberUpdated(channelId: $c) { member { role lastReadIndex user { identity } } reasons } }`, map[string]any{"c": ch})
-		settle()
+		ready(t, ws)
 
 		carol.Do(`mutation($c: ID!) { joinChannel(channelId: $c) { id } }`, map[string]any{"c": ch}, nil)
 		var j struct {
@@ -318,7 +328,7 @@ func TestSubscriptionRules(t *testing.T) {
 		bobWS := srv.Dial(t, "bob")
 		sub := bobWS.Subscribe(messageAddedSub, map[string]any{"c": private})
 		typing := bobWS.Subscribe(`subscription($c: ID!) { typingStarted(channelId: $c) { at } }`, map[string]any{"c": private})
-		settle()
+		ready(t, bobWS)
 		mustSend(t, alice, private, "before")
 		nextAdded(t, sub)
 		alice.Do(`mutation($c: ID!) { removeMember(channelId: $c, identity: "bob") }`, map[string]any{"c": private}, nil)
@@ -335,7 +345,7 @@ func TestChannelEvents(t *testing.T) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
 		sub := srv.Dial(t, "bob").Subscribe(`subscription { channelEvents { type channel { id friendlyName } } }`, nil)
-		settle()
+		ready(t, sub)
 		next := func(wantType string) string {
 			t.Helper()
 			var ev struct {
@@ -385,7 +395,7 @@ func TestUserUpdatedAndPresence(t *testing.T) {
 			}
 		}
 		var ev userEv
-		settle()
+		ready(t, sub)
 		alice.Do(`mutation { updateMe(input: {friendlyName: "Alice"}) { id } }`, nil, nil)
 		mustJSON(t, sub.Next(t, eventWait), &ev)
 		if *ev.UserUpdated.User.FriendlyName != "Alice" || fmt.Sprint(ev.UserUpdated.Reasons) != "[FRIENDLY_NAME]" || ev.UserUpdated.User.Online {
@@ -450,7 +460,7 @@ func TestSlowSubscriber(t *testing.T) {
 		fast := srv.Dial(t, "carol").Subscribe(messageAddedSub, map[string]any{"c": ch})
 		slowConn := srv.Dial(t, "bob", parleytest.WithPausedReading())
 		slow := slowConn.Subscribe(messageAddedSub, map[string]any{"c": ch})
-		settle()
+		ready(t, fast, slowConn)
 
 		body := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", bodySize) }
 		for i := range messages {
@@ -519,8 +529,8 @@ func TestSubscribersShareOnlyViewerIndependentResults(t *testing.T) {
 			ws := srv.Dial(t, who)
 			sharedSubs = append(sharedSubs, ws.Subscribe(shared, map[string]any{"c": ch}))
 			ownSubs = append(ownSubs, ws.Subscribe(own, map[string]any{"c": ch}))
+			ready(t, ws)
 		}
-		settle()
 		mustSend(t, alice, ch, "three")
 
 		want := `{"messageAdded":{"index":2,"body":"three","author":{"identity":"alice"},"channel":{"messagesCount":3}}}`

@@ -198,7 +198,7 @@ func TestWebSocketSubprotocolsAndTokenPlaces(t *testing.T) {
 						t.Fatalf("subprotocol %q", ws.Subprotocol)
 					}
 					sub := ws.Subscribe(rtUserUpdated, map[string]any{"id": "alice"})
-					sub.NoEvent(t, 200*time.Millisecond) // the subscription is in place
+					ready(t, sub)
 					n++
 					name := fmt.Sprintf("Alice %d", n)
 					rtRename(t, alice, name)
@@ -239,7 +239,7 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 				ws := s.Dial(t, "", append([]parleytest.DialOption{parleytest.WithInitPayload(map[string]any{"token": tok})}, p.opts...)...)
 				// An open subscription does not keep the connection alive.
 				sub := ws.Subscribe(rtUserUpdated, map[string]any{"id": "alice"})
-				sub.NoEvent(t, 200*time.Millisecond)
+				ready(t, sub)
 				code := ws.CloseCode(t, rtWait)
 				closedAt := time.Now()
 				if code != server.CloseForbidden {
@@ -442,7 +442,7 @@ func TestWebSocketMaxSubscriptions(t *testing.T) {
 		// The refusal touched nothing else: every subscription still runs,
 		// and another connection has its own allowance.
 		other := s.Dial(t, "bob").Subscribe(rtUserUpdated, map[string]any{"id": "alice"})
-		other.NoEvent(t, 200*time.Millisecond)
+		ready(t, other)
 		rtRename(t, alice, "Alice 1")
 		for _, sub := range append(subs, other) {
 			rtWantRenamed(t, sub.Next(t, rtWait), "alice", "Alice 1")
@@ -452,7 +452,7 @@ func TestWebSocketMaxSubscriptions(t *testing.T) {
 		subs[0].Stop()
 		subs[0].Complete(t, rtWait)
 		again := ws.Subscribe(rtUserUpdated, map[string]any{"id": "alice"})
-		again.NoEvent(t, 200*time.Millisecond)
+		ready(t, again)
 		rtRename(t, alice, "Alice 2")
 		rtWantRenamed(t, again.Next(t, rtWait), "alice", "Alice 2")
 		rtWantRenamed(t, subs[max-1].Next(t, rtWait), "alice", "Alice 2")
@@ -510,7 +510,7 @@ func TestSSESubscription(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, alice := rtServer(t, b, parleytest.Options{})
 		st := s.SSE(t, "bob", rtUserUpdated, map[string]any{"id": "alice"})
-		st.NoEvent(t, 200*time.Millisecond)
+		ready(t, st)
 		rtRename(t, alice, "Alice")
 		rtWantRenamed(t, st.Next(t, rtWait), "alice", "Alice")
 		rtRename(t, alice, "Alice 2")
@@ -580,7 +580,7 @@ func TestRealtimeFreshLoadersPerEvent(t *testing.T) {
 		ch := created.CreateChannel.ID
 		sub := s.Dial(t, "bob").Subscribe(`subscription($c: ID) { messageAdded(channelId: $c) {
 			index channel { myMembership { lastReadIndex } } } }`, map[string]any{"c": ch})
-		sub.NoEvent(t, 200*time.Millisecond)
+		ready(t, sub)
 
 		type added struct {
 			MessageAdded struct {

@@ -59,14 +59,6 @@ func wantUpdate(t *testing.T, sub *parleytest.WSSub, want string) {
 	}
 }
 
-// ready returns once the operations sent on c before it have started:
-// a connection starts its operations in order, so when a query sent after
-// a subscription answers, the subscription follows its topics.
-func ready(t *testing.T, c *parleytest.WSConn) {
-	t.Helper()
-	c.Subscribe(`{ __typename }`, nil).Next(t, eventWait)
-}
-
 const markRead = `mutation($c: ID!, $i: Int!) { markRead(channelId: $c, index: $i) { lastReadIndex } }`
 
 // TestChannelEventsLastMessageAndLastRead: a message in one of the caller's

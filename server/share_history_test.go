@@ -38,7 +38,7 @@ func TestShareHistory(t *testing.T) {
 		vars := map[string]any{"c": ch}
 		edits := srv.Dial(t, "late").Subscribe(`subscription($c: ID!) { messageUpdated(channelId: $c) { index } }`, vars)
 		removals := srv.Dial(t, "late").Subscribe(`subscription($c: ID!) { messageRemoved(channelId: $c) { index } }`, vars)
-		settle()
+		ready(t, edits, removals)
 		sent = append(sent, mustSend(t, owner, ch, "m3"))
 
 		// messages, and its page info.

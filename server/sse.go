@@ -117,6 +117,7 @@ func (t *sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		s.complete()
 		return
 	}
+	s.live()
 	if p, ok := auth.FromContext(r.Context()); ok {
 		clock := t.hub.Clock()
 		stop := clock.AfterFunc(p.ExpiresAt.Add(t.rt.verifier.Leeway()).Sub(clock.Now()), func() { s.endOperation("", nil) })
@@ -177,6 +178,17 @@ func (s *sseStream) result(resp *graphql.Response) {
 		return
 	}
 	s.write([][]byte{payload})
+}
+
+// live writes the comment ": live": the subscription is registered with
+// the hub and its topics followed, so what is published from now on
+// reaches it (a replay, queued already, follows). Event-stream clients
+// ignore comments; tests and tools wait for it instead of guessing.
+func (s *sseStream) live() {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.t.opts.WriteTimeout))
+	if _, err := s.w.Write([]byte(": live\n\n")); err == nil {
+		s.flush()
+	}
 }
 
 // complete writes the complete event.

@@ -36,7 +36,7 @@ func TestUpdateMember(t *testing.T) {
 			b: addMember(channelId: $c, identity: "admin2", role: ADMIN) { id } }`, map[string]any{"c": ch}, nil)
 		updates := srv.Dial(t, "member2").Subscribe(`subscription($c: ID!) { memberUpdated(channelId: $c) {
 			reasons member { role access displayName user { identity } } } }`, map[string]any{"c": ch})
-		settle()
+		ready(t, updates)
 		next := func() memberUpdatedData {
 			var ev memberUpdatedData
 			mustJSON(t, updates.Next(t, eventWait), &ev)
@@ -134,7 +134,7 @@ func TestReadAccess(t *testing.T) {
 		}
 		vars := map[string]any{"c": ch}
 		sub := srv.Dial(t, "reader").Subscribe(messageAddedSub, vars)
-		settle()
+		ready(t, sub)
 		mustSend(t, owner, ch, "for readers")
 		if ev := nextAdded(t, sub); ev.MessageAdded.Body != "for readers" {
 			t.Fatalf("reader got %+v", ev)

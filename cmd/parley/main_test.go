@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -403,13 +404,17 @@ func TestShutdownWithRealtime(t *testing.T) {
 	for _, m := range []string{
 		`{"type":"connection_init","payload":{"authorization":"Bearer ` + token + `"}}`,
 		`{"id":"1","type":"subscribe","payload":{"query":"subscription { userUpdated(identity: \"bob\") { reasons } }"}}`,
+		// Started after the subscription, so answered once it is live.
+		`{"id":"ready","type":"subscribe","payload":{"query":"{ __typename }"}}`,
 	} {
 		if err := ws.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, data, err := ws.Read(ctx); err != nil || !strings.Contains(string(data), "connection_ack") {
-		t.Fatalf("connection_init: %s %v", data, err)
+	for _, want := range []string{"connection_ack", `"id":"ready","type":"next"`, `"id":"ready","type":"complete"`} {
+		if _, data, err := ws.Read(ctx); err != nil || !strings.Contains(string(data), want) {
+			t.Fatalf("want %s, got %s %v", want, data, err)
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/graphql",
 		strings.NewReader(`{"query":"subscription { userUpdated(identity: \"bob\") { reasons } }"}`))
@@ -424,7 +429,10 @@ func TestShutdownWithRealtime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sse.Body.Close()
-	time.Sleep(200 * time.Millisecond) // both subscriptions are live
+	events := bufio.NewReader(sse.Body)
+	if line, err := events.ReadString('\n'); err != nil || line != ": live\n" {
+		t.Fatalf("event stream: %q %v, want the live comment", line, err)
+	}
 
 	start := time.Now()
 	if err := stop(); err != nil {
@@ -445,7 +453,7 @@ func TestShutdownWithRealtime(t *testing.T) {
 			t.Fatalf("got %s before the close", data)
 		}
 	}
-	body, err := io.ReadAll(sse.Body)
+	body, err := io.ReadAll(events)
 	if err != nil {
 		t.Fatalf("event stream: %v", err)
 	}
