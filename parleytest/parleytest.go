@@ -54,6 +54,15 @@ type Backend struct {
 	Name string
 	// newURL returns the URL of a fresh, empty database.
 	newURL func(t testing.TB) string
+	// nodes, when not nil, are the broker and presence tracker that the
+	// servers started on this backend share (see MultiNode).
+	nodes *sharedNodes
+}
+
+// sharedNodes is what the in-process nodes of one test share.
+type sharedNodes struct {
+	broker   pubsub.Broker
+	presence presence.Tracker
 }
 
 // NewURL returns the URL of a fresh, empty database of this kind, removed
@@ -76,6 +85,48 @@ func ForEachBackend(t *testing.T, fn func(t *testing.T, b Backend)) {
 	for _, b := range Backends() {
 		t.Run(b.Name, func(t *testing.T) { fn(t, b) })
 	}
+}
+
+// MultiNode returns the backend for a test of several nodes of one
+// deployment: servers that share a database, live events and presence,
+// each with a hub, chat service and HTTP handler of its own. Start the
+// first with NewServer and the others with Options.DatabaseURL set to the
+// first one's.
+//
+// With TEST_DATABASE_URL and TEST_REDIS_URL both set, it is the PostgreSQL
+// backend: each server gets a Redis broker and a Redis presence tracker of
+// its own, as separate processes would, and the servers of one test form
+// a presence cluster of their own (PresenceCluster). Otherwise it is
+// SQLite, so that such tests never skip: the servers open one database
+// file, and those that leave Options.Broker and Options.Presence nil
+// share one in-process broker and one in-process presence tracker,
+// created for t and closed after its servers. The in-process tracker
+// counts connections without telling the nodes apart, so it cannot lose a
+// node that stops without closing: only Redis presence can (see
+// presence.Tracker.Watch).
+func MultiNode(t testing.TB) Backend {
+	t.Helper()
+	if os.Getenv("TEST_REDIS_URL") != "" {
+		for _, b := range Backends() {
+			if b.Name == "postgres" {
+				return b
+			}
+		}
+	}
+	b := Backends()[0]
+	log := slog.New(logging.NewHandler(newTestWriter(t), logging.Text, slog.LevelWarn, requestid.LogAttrs))
+	mem := memory.New(pubsub.Options{Logger: log})
+	tracker := presencememory.New()
+	t.Cleanup(func() {
+		if err := tracker.Close(); err != nil {
+			t.Errorf("close presence: %v", err)
+		}
+		if err := mem.Close(); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+	})
+	b.nodes = &sharedNodes{broker: mem, presence: tracker}
+	return b
 }
 
 // postgresSchema creates a schema of its own for one test and returns a URL
@@ -134,7 +185,8 @@ type Options struct {
 	// Broker and Presence share live events and presence with other
 	// servers; nil makes ones of this server's own: Redis ones on the
 	// postgres backend when TEST_REDIS_URL is set, in-memory ones
-	// otherwise.
+	// otherwise, except on a SQLite backend from MultiNode, whose servers
+	// share its in-memory ones.
 	Broker   pubsub.Broker
 	Presence presence.Tracker
 	// TypingTimeout overrides the chat service's typing timeout.
@@ -239,6 +291,14 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 		}
 		if presence == nil {
 			presence = redisPresence(t, redisURL)
+		}
+	}
+	if b.nodes != nil {
+		if broker == nil {
+			broker = b.nodes.broker
+		}
+		if presence == nil {
+			presence = b.nodes.presence
 		}
 	}
 	if broker == nil {
@@ -421,7 +481,18 @@ func redisPresence(t testing.TB, url string) presence.Tracker {
 // PresenceCluster is the Redis presence cluster of the servers that a test
 // starts: one per test, so that tests sharing a Redis server at the same
 // time never take over each other's stopped nodes.
-func PresenceCluster(t testing.TB) string { return "test:" + t.Name() }
+func PresenceCluster(t testing.TB) string { return "test:" + testRun + ":" + t.Name() }
+
+// testRun tells this test binary's presence clusters from those of the
+// other packages' tests, which go test runs at the same time on the same
+// Redis, sometimes under the same test names.
+var testRun = func() string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}()
 
 // testWriter sends server logs to the test's log until the test's last
 // cleanup; later lines (from goroutines that outlive the test) are dropped,

@@ -11,9 +11,9 @@ import (
 // invitations, channel state and member updates made on node B reach
 // subscribers on node A.
 func TestTwoNodesChannelsAndMembers(t *testing.T) {
-	pg := multiNodeBackend(t)
-	a := parleytest.NewServer(t, pg, parleytest.Options{})
-	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL})
+	nodes := parleytest.MultiNode(t)
+	a := parleytest.NewServer(t, nodes, parleytest.Options{})
+	b := parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: a.DatabaseURL})
 	ownerOnB := b.Client("owner")
 	a.Client("bob").Do(`{ me { id } }`, nil, nil)
 	ch := mustCreateChannel(t, ownerOnB, map[string]any{"type": "PRIVATE", "members": []string{"watcher"}})

@@ -15,15 +15,15 @@ import (
 	"github.com/parleychat/parley/pubsub/pubsubtest"
 )
 
-// TestTwoNodes runs two Parley servers on one PostgreSQL database and one
-// Redis: what happens on node B reaches subscribers on node A — messages,
-// typing and presence.
+// TestTwoNodes runs two Parley servers on one database, and one Redis or
+// one in-process broker (parleytest.MultiNode): what happens on node B
+// reaches subscribers on node A — messages, typing and presence.
 func TestTwoNodes(t *testing.T) {
-	pg := multiNodeBackend(t)
-	a := parleytest.NewServer(t, pg, parleytest.Options{})
-	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL})
-	if a.Broker == b.Broker {
-		t.Fatal("the two nodes share an in-process broker; want one Redis broker each")
+	nodes := parleytest.MultiNode(t)
+	a := parleytest.NewServer(t, nodes, parleytest.Options{})
+	b := parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: a.DatabaseURL})
+	if shared := a.Broker == b.Broker; shared != (nodes.Name == "sqlite") {
+		t.Fatalf("%s: the nodes share one broker instance: %v", nodes.Name, shared)
 	}
 	aliceOnB := b.Client("alice")
 	ch := mustCreateChannel(t, aliceOnB, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
@@ -78,10 +78,16 @@ func TestTwoNodes(t *testing.T) {
 
 // TestTwoNodesCrash: a user connected only to a node that stops without
 // closing (here its presence heartbeat stops) goes offline for the other
-// nodes once its entries expire, and they publish userUpdated.
+// nodes once its entries expire, and they publish userUpdated. Only Redis
+// presence can lose a node (the in-process tracker has no node to lose),
+// so this test needs TEST_REDIS_URL; without TEST_DATABASE_URL its nodes
+// share a SQLite database and an in-process broker.
 func TestTwoNodesCrash(t *testing.T) {
-	pg := multiNodeBackend(t)
 	url := os.Getenv("TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("needs TEST_REDIS_URL: only Redis presence can lose a node that stops without closing")
+	}
+	nodes := parleytest.MultiNode(t)
 	o, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
@@ -99,8 +105,8 @@ func TestTwoNodesCrash(t *testing.T) {
 		return p
 	}
 	crashCtx, crash := context.WithCancel(t.Context())
-	a := parleytest.NewServer(t, pg, parleytest.Options{Presence: presence(t.Context())})
-	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL, Presence: presence(crashCtx)})
+	a := parleytest.NewServer(t, nodes, parleytest.Options{Presence: presence(t.Context())})
+	b := parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: a.DatabaseURL, Presence: presence(crashCtx)})
 
 	b.Client("alice").Do(`{ me { id } }`, nil, nil) // alice's first sight creates her
 	updates := a.Dial(t, "bob").Subscribe(`subscription { userUpdated(identity: "alice") { user { online } reasons } }`, nil)
@@ -124,31 +130,15 @@ func TestTwoNodesCrash(t *testing.T) {
 	}
 }
 
-// multiNodeBackend returns the postgres test backend, on which test servers
-// share a Redis broker and presence, and skips the test without
-// TEST_DATABASE_URL and TEST_REDIS_URL.
-func multiNodeBackend(t *testing.T) parleytest.Backend {
-	t.Helper()
-	if os.Getenv("TEST_REDIS_URL") != "" {
-		for _, b := range parleytest.Backends() {
-			if b.Name == "postgres" {
-				return b
-			}
-		}
-	}
-	t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
-	return parleytest.Backend{}
-}
-
 // TestTwoNodesTyping: one user's typing calls and messages land on
 // different nodes, as behind a load balancer. A message ends the spell at
 // once wherever the spell lives, and a spell moves between nodes with one
 // typingStarted and no typingEnded while the user keeps typing.
 func TestTwoNodesTyping(t *testing.T) {
-	pg := multiNodeBackend(t)
+	nodes := parleytest.MultiNode(t)
 	const timeout = 2 * time.Second
-	a := parleytest.NewServer(t, pg, parleytest.Options{TypingTimeout: timeout})
-	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL, TypingTimeout: timeout})
+	a := parleytest.NewServer(t, nodes, parleytest.Options{TypingTimeout: timeout})
+	b := parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: a.DatabaseURL, TypingTimeout: timeout})
 	aliceOnA, aliceOnB := a.Client("alice"), b.Client("alice")
 	ch := mustCreateChannel(t, aliceOnA, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
 	bob := a.Dial(t, "bob")

@@ -443,10 +443,10 @@ func nextChannelEventExcept(t *testing.T, sub *parleytest.WSSub, skip ...string)
 // messageAdded(channelIds), userUpdated(identities) and sessionEvents'
 // EXPIRING for a subscriber on node A, caused on node B.
 func TestTwoNodesRealtimeUpdates(t *testing.T) {
-	pg := multiNodeBackend(t)
+	nodes := parleytest.MultiNode(t)
 	clock := hubtest.New(time.Now())
-	a := parleytest.NewServer(t, pg, parleytest.Options{Clock: clock})
-	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL, Clock: clock})
+	a := parleytest.NewServer(t, nodes, parleytest.Options{Clock: clock})
+	b := parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: a.DatabaseURL, Clock: clock})
 	aliceOnB, bobOnB := b.Client("alice"), b.Client("bob")
 	ch1 := mustCreateChannel(t, aliceOnB, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
 	ch2 := mustCreateChannel(t, aliceOnB, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})

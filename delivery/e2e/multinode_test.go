@@ -19,29 +19,13 @@ import (
 	"github.com/parleychat/parley/parleytest"
 )
 
-// multiNodeBackend returns the postgres backend, on which nodes share a
-// database and Redis, and skips the test without TEST_DATABASE_URL and
-// TEST_REDIS_URL.
-func multiNodeBackend(t *testing.T) parleytest.Backend {
-	t.Helper()
-	if os.Getenv("TEST_REDIS_URL") != "" {
-		for _, b := range parleytest.Backends() {
-			if b.Name == "postgres" {
-				return b
-			}
-		}
-	}
-	t.Skip("needs TEST_DATABASE_URL and TEST_REDIS_URL")
-	return parleytest.Backend{}
-}
-
 // TestTwoNodesDeliverOnce: two nodes work one queue; every push is sent
 // exactly once.
 func TestTwoNodesDeliverOnce(t *testing.T) {
-	pg := multiNodeBackend(t)
+	nodes := parleytest.MultiNode(t)
 	f := newFakes(t)
-	a := parleytest.NewServer(t, pg, parleytest.Options{Delivery: f.config()})
-	b := parleytest.NewServer(t, pg, parleytest.Options{Delivery: f.config(), DatabaseURL: a.DatabaseURL})
+	a := parleytest.NewServer(t, nodes, parleytest.Options{Delivery: f.config()})
+	b := parleytest.NewServer(t, nodes, parleytest.Options{Delivery: f.config(), DatabaseURL: a.DatabaseURL})
 	ch := createChannel(t, a, "alice", "General", "bob", "carol")
 	register(t, a, "bob", "FCM", "fcm-bob")
 	register(t, b, "carol", "APNS", "apns-carol")
@@ -79,13 +63,13 @@ func TestTwoNodesDeliverOnce(t *testing.T) {
 // is in flight leaves the job running in the database; another node
 // rescues it and delivers the push again, with the same collapse key.
 func TestKilledNodeLeavesJobToAnother(t *testing.T) {
-	pg := multiNodeBackend(t)
+	nodes := parleytest.MultiNode(t)
 	bin := buildParley(t)
 	f := newFakes(t)
 	hold := make(chan struct{})
 	defer close(hold)
 	f.fcm.Reply("fcm-bob", deliverytest.Reply{Hold: hold})
-	dbURL := pg.NewURL(t)
+	dbURL := nodes.NewURL(t)
 	secret := "parleytest-secret-0123456789abcdef"
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -156,7 +140,7 @@ func TestKilledNodeLeavesJobToAnother(t *testing.T) {
 
 	cfg := f.config()
 	cfg.JobTimeout = time.Second
-	parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: dbURL, Delivery: cfg})
+	parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: dbURL, Delivery: cfg})
 	again := f.fcm.Next(t)
 	if again.Token != "fcm-bob" || again.Data["messageId"] != sent.SendMessage.ID || again.CollapseKey != first.CollapseKey {
 		t.Errorf("push after the rescue %+v; want the same as %+v", again, first)
