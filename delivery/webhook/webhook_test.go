@@ -91,9 +91,14 @@ func TestSend(t *testing.T) {
 func TestPreSend(t *testing.T) {
 	secret := deliverytest.NewSecret(t)
 	h := deliverytest.NewPreSend(t, ca, secret)
-	hook := func(closed bool) *webhook.PreSend {
-		return webhook.NewPreSend(webhook.PreSendConfig{URL: h.URL, Signer: signer(t, secret), Timeout: 200 * time.Millisecond, FailClosed: closed})
+	// A hook that answers at once gets a timeout no loaded machine
+	// reaches (each Check is a new client and TLS handshake); the slow
+	// one never answers, so a short timeout always cuts it off.
+	const prompt, short = 10 * time.Second, 200 * time.Millisecond
+	hookWithin := func(closed bool, timeout time.Duration) *webhook.PreSend {
+		return webhook.NewPreSend(webhook.PreSendConfig{URL: h.URL, Signer: signer(t, secret), Timeout: timeout, FailClosed: closed})
 	}
+	hook := func(closed bool) *webhook.PreSend { return hookWithin(closed, prompt) }
 	answer := func(delay time.Duration, status int, body string) {
 		h.Answer(delay, func(deliverytest.PreSendRequest) (int, string) { return status, body })
 	}
@@ -121,16 +126,20 @@ func TestPreSend(t *testing.T) {
 	}
 
 	for name, fail := range map[string]func(){
-		"slow":      func() { answer(2*time.Second, 200, `{"action":"allow"}`) },
+		"slow":      func() { answer(time.Hour, 200, `{"action":"allow"}`) }, // ends when the client gives up
 		"HTTP 500":  func() { answer(0, 500, `{}`) },
 		"malformed": func() { answer(0, 200, `{"action":"maybe"}`) },
 		"not JSON":  func() { answer(0, 200, `ok`) },
 	} {
 		fail()
-		if v, err := hook(false).Check(t.Context(), "m1", body); err != nil || v.Action != delivery.Allow {
+		timeout := prompt
+		if name == "slow" {
+			timeout = short
+		}
+		if v, err := hookWithin(false, timeout).Check(t.Context(), "m1", body); err != nil || v.Action != delivery.Allow {
 			t.Errorf("%s, failing open: %+v, %v", name, v, err)
 		}
-		if _, err := hook(true).Check(t.Context(), "m1", body); !errors.Is(err, webhook.ErrHookFailed) {
+		if _, err := hookWithin(true, timeout).Check(t.Context(), "m1", body); !errors.Is(err, webhook.ErrHookFailed) {
 			t.Errorf("%s, failing closed: %v", name, err)
 		}
 	}
