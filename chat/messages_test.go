@@ -55,6 +55,7 @@ func mustCreateChannel(tb testing.TB, svc *chat.Service, owner string, typ model
 // Author and Channel snapshots with the counters as this send left them, the
 // author's read horizon, and the answers to non-members.
 func TestSendMessage(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		svc, store := newService(t, b)
 		priv := mustCreateChannel(t, svc, "alice", models.ChannelPrivate, "bob")
@@ -124,6 +125,7 @@ func TestSendMessage(t *testing.T) {
 // returned Channel snapshot must hold the counters of its own send, so the
 // index and the counters come from one atomic step.
 func TestSendMessageConcurrentSnapshots(t *testing.T) {
+	t.Parallel()
 	const senders, perSender = 8, 10
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		svc, _ := newService(t, b)
@@ -170,6 +172,7 @@ func TestSendMessageConcurrentSnapshots(t *testing.T) {
 // member's send must succeed with a gapless index in its channel, and every
 // non-member's must fail with its own rule error and write nothing.
 func TestSendMessageConcurrentMixed(t *testing.T) {
+	t.Parallel()
 	const channels, perSender = 3, 15
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		svc, store := newService(t, b)

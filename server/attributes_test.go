@@ -16,6 +16,7 @@ import (
 // both at once, or a result over the limit, is BAD_USER_INPUT and changes
 // nothing.
 func TestAttributesPatch(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{ChatLimits: chat.Limits{MaxAttributesBytes: 64}})
 		alice := srv.Client("alice")

@@ -87,6 +87,7 @@ func jsonOfSize(n int) map[string]any {
 // changes nothing stored. Each limit is also tried exactly at the limit,
 // which must pass.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	const bad, conflict = "BAD_USER_INPUT", "CONFLICT"
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
@@ -281,6 +282,7 @@ func TestBadInput(t *testing.T) {
 // with MaxBodyBytes 10, 10 bytes pass and 11 do not; limits left zero keep
 // their defaults.
 func TestBadInputConfiguredLimit(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{ChatLimits: chat.Limits{MaxBodyBytes: 10}})
 		alice := srv.Client("alice")

@@ -70,6 +70,7 @@ func newRequest(t *testing.T, method, url, contentType, body string) *http.Reque
 // GraphQL-shaped answer with a code and the right status, that never
 // repeats the request, and changes nothing.
 func TestBadHTTPRequests(t *testing.T) {
+	t.Parallel()
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
 	alice := srv.Client("alice")
 	gql := srv.URL + "/graphql"
@@ -168,6 +169,7 @@ func TestBadHTTPRequests(t *testing.T) {
 // application/graphql-response+json gets it, with 400 for a document
 // refused before execution; application/json clients get 422, as before.
 func TestResponseMediaType(t *testing.T) {
+	t.Parallel()
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
 	alice := srv.Client("alice")
 	for _, c := range []struct {
@@ -197,6 +199,7 @@ func TestResponseMediaType(t *testing.T) {
 // TestRequestTimeout: an operation still running when the request's
 // timeout passes is stopped with TIMEOUT, and writes nothing.
 func TestRequestTimeout(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")

@@ -82,6 +82,7 @@ func explain(t *testing.T, srv *parleytest.Server, stmt capturedStmt) string {
 // TestMyChannelsFilter: each field of the filter, their combinations, with
 // every orderBy and with pagination, on index-backed plans.
 func TestMyChannelsFilter(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")

@@ -25,6 +25,7 @@ type channelEventData struct {
 // FORBIDDEN naming the state, while reading and markRead go on; a message
 // sent into an INACTIVE channel makes it ACTIVE and says so.
 func TestChannelState(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		owner, member := srv.Client("owner"), srv.Client("member")

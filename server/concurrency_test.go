@@ -14,6 +14,7 @@ import (
 // are exactly 0..N-1, with no gap and no duplicate, in the responses and in
 // the stored history.
 func TestConcurrentSendIndexes(t *testing.T) {
+	t.Parallel()
 	const senders, perSender = 50, 8
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})

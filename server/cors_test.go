@@ -14,6 +14,7 @@ import (
 // TestCORS: a page from an allowed origin may call /graphql from the
 // browser (preflight and request); other origins get no CORS headers.
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	b := parleytest.Backends()[0]
 	srv := parleytest.NewServer(t, b, parleytest.Options{
 		WebSocket:   server.WebSocketOptions{AllowedOrigins: []string{"app.example.com"}},
@@ -65,6 +66,7 @@ func TestCORS(t *testing.T) {
 // TestQueryPath: /query, where gqlgen's examples serve GraphQL, answers 404
 // with a GraphQL error that points to /graphql, for any method.
 func TestQueryPath(t *testing.T) {
+	t.Parallel()
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		req, err := http.NewRequest(method, srv.URL+"/query", strings.NewReader(`{"query":"{ __typename }"}`))
@@ -94,6 +96,7 @@ func TestQueryPath(t *testing.T) {
 // TestIntrospectionShowsPublicSchema: gqlgen's @goField is not among the
 // directives, and DateTime names its specification.
 func TestIntrospectionShowsPublicSchema(t *testing.T) {
+	t.Parallel()
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
 	var out struct {
 		Schema struct{ Directives []struct{ Name string } } `json:"__schema"`

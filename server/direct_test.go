@@ -23,6 +23,7 @@ func mustDirect(t *testing.T, c *parleytest.Client, identity string) channelData
 // to, invited, joined, left or removed; never in publicChannels; the
 // caller's own identity gives a notes-to-self channel of one.
 func TestDirectChannel(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -124,6 +125,7 @@ func TestDirectChannel(t *testing.T) {
 // TestPhotoURL: channels and users take an http or https photoUrl of at most
 // 2 KiB; anything else is BAD_USER_INPUT and changes nothing.
 func TestPhotoURL(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")

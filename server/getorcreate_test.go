@@ -13,6 +13,7 @@ const getOrCreate = `mutation($in: CreateChannelInput!) { getOrCreateChannel(inp
 // TestGetOrCreateChannel: the channel with the uniqueName when the caller
 // may see it, a new one otherwise, one channel under concurrent calls.
 func TestGetOrCreateChannel(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")

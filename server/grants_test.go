@@ -14,6 +14,7 @@ import (
 // names, by uniqueName or id (NOT_FOUND for the others, in lookups, lists
 // and events), and a "read" grant reads but does not write.
 func TestGrants(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")

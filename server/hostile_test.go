@@ -19,6 +19,7 @@ import (
 // little work is checked by counting (document_internal_test.go) and
 // measured by parley-bench's hostile scenario.
 func TestHostileDocuments(t *testing.T) {
+	t.Parallel()
 	b := parleytest.Backends()[0] // no storage involved
 	srv := parleytest.NewServer(t, b, parleytest.Options{})
 	alice := srv.Client("alice")
@@ -65,6 +66,7 @@ func TestHostileDocuments(t *testing.T) {
 // TestLimitFragments: PARLEY_MAX_QUERY_FRAGMENTS fragment definitions
 // pass, one more does not.
 func TestLimitFragments(t *testing.T) {
+	t.Parallel()
 	chain := func(n int) string {
 		var sb strings.Builder
 		sb.WriteString("{ me { ...C0 } }")
@@ -98,6 +100,7 @@ func TestLimitFragments(t *testing.T) {
 // conflicting fields are refused with GRAPHQL_VALIDATION_FAILED and the
 // words gqlparser's validation uses.
 func TestDocumentValidationBeforeWork(t *testing.T) {
+	t.Parallel()
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
 	alice := srv.Client("alice")
 	for query, want := range map[string]string{

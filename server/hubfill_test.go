@@ -37,6 +37,7 @@ func (b *lossyBroker) Publish(ctx context.Context, topic string, data []byte) er
 // the database once per node when the next one arrives, not once per
 // subscriber, and every subscriber gets both, in order.
 func TestGapFilledOncePerNode(t *testing.T) {
+	t.Parallel()
 	const conns, perConn = 10, 100 // 1,000 subscriptions on one node
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		mem := memory.New(pubsub.Options{Logger: slog.New(slog.DiscardHandler), Buffer: 1 << 14})

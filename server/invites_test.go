@@ -18,6 +18,7 @@ const (
 // joins (once), declining removes the invitation; membersCount counts
 // joined members only.
 func TestInvites(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		owner, bob := srv.Client("owner"), srv.Client("bob")

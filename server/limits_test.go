@@ -118,6 +118,7 @@ func aliasesQuery(n int) string {
 }
 
 func TestLimitRequestBody(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		t.Run("default", func(t *testing.T) {
 			srv := parleytest.NewServer(t, b, parleytest.Options{})
@@ -178,6 +179,7 @@ func TestLimitRequestBody(t *testing.T) {
 }
 
 func TestLimitTokens(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{ServerLimits: server.Limits{MaxTokens: 200}})
 		alice := srv.Client("alice")
@@ -190,6 +192,7 @@ func TestLimitTokens(t *testing.T) {
 }
 
 func TestLimitDepth(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -214,6 +217,7 @@ func TestLimitDepth(t *testing.T) {
 }
 
 func TestLimitAliases(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -236,6 +240,7 @@ func TestLimitAliases(t *testing.T) {
 }
 
 func TestLimitComplexity(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		// messages(last: 100) { edges { node { id } } } costs
 		// 1 + (edges 1 + (node 1 + id 1)) × 100 = 301.
@@ -291,6 +296,7 @@ func TestLimitComplexity(t *testing.T) {
 // token limits are refused before the expensive work: the refusal names the
 // limit even when the document would also fail validation.
 func TestLimitRejectsBeforeValidation(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		anon, alice := srv.Client(""), srv.Client("alice")
@@ -318,6 +324,7 @@ func TestLimitRejectsBeforeValidation(t *testing.T) {
 // same-named fields, which the alias limit does not see; the field limit
 // bounds it. Repeating one field is the worst case.
 func TestLimitFields(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		anon := srv.Client("")
@@ -335,6 +342,7 @@ func TestLimitFields(t *testing.T) {
 }
 
 func TestIntrospection(t *testing.T) {
+	t.Parallel()
 	const query = `{ __schema { queryType { name } } }`
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
@@ -361,6 +369,7 @@ func TestIntrospection(t *testing.T) {
 }
 
 func TestGETTransport(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -380,6 +389,7 @@ func TestGETTransport(t *testing.T) {
 }
 
 func TestAuthErrors(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		other, err := auth.Mint([]byte("another-secret-0123456789abcdefgh"), "alice", "", time.Hour, time.Now())
@@ -421,6 +431,7 @@ func TestAuthErrors(t *testing.T) {
 }
 
 func TestInternalErrorHidesSQL(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		known := srv.Client("alice")
@@ -454,6 +465,7 @@ func TestInternalErrorHidesSQL(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		status := func(path string) int {

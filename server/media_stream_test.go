@@ -59,6 +59,7 @@ func rssBytes() int64 {
 // allocated on the heap while both run, by the server and the client in
 // this process, stay under 2 MiB, as does the growth of heap in use.
 func TestMediaStreams(t *testing.T) {
+	// Not parallel: it measures the heap of the whole test process, which parallel tests would allocate in.
 	const size = 10 << 20
 	const budget = 2 << 20
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})

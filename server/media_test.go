@@ -153,6 +153,7 @@ func storedFiles(t *testing.T, dir string) []string {
 // the URL whole and by range; a non-member gets no URL; deleting the
 // message deletes its media.
 func TestMediaEndToEnd(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob, carol := srv.Client("alice"), srv.Client("bob"), srv.Client("carol")
@@ -304,6 +305,7 @@ func (c *clock) advance(d time.Duration) {
 // past it, and PUTs whose bytes are not what was declared: each a coded
 // error that stores nothing and leaves the URL usable until it expires.
 func TestUploadChecks(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		var clk clock
 		const limit = 1000
@@ -415,6 +417,7 @@ func TestUploadChecks(t *testing.T) {
 // TestMediaSweep: uploads never attached are deleted after 24 h, bytes
 // and all; attached ones stay.
 func TestMediaSweep(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		var clk clock
 		srv := parleytest.NewServer(t, b, parleytest.Options{Media: chat.MediaOptions{Now: clk.now}})
@@ -448,6 +451,7 @@ func TestMediaSweep(t *testing.T) {
 // upload whose client goes away midway stores nothing and its URL works
 // again.
 func TestMediaRaces(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")

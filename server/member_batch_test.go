@@ -14,6 +14,7 @@ const setMemberState = `mutation($cs: [ID!]!, $s: JSON!) { setMemberState(channe
 // TestSetMemberState: the caller's member attributes in many channels at
 // once, all or nothing, at most 100 channels, one memberUpdated each.
 func TestSetMemberState(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -77,6 +78,7 @@ const addMembers = `mutation($c: ID!, $m: [AddMemberInput!]!) { addMembers(chann
 // TestAddMembers: up to 100 members at once with their roles, access and
 // display names, all or nothing.
 func TestAddMembers(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		owner, admin := srv.Client("owner"), srv.Client("admin")

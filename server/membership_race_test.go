@@ -43,6 +43,7 @@ func raceCalls(t *testing.T, n int, c *parleytest.Client, query string, vars map
 // concurrent joinChannel calls all return the membership and publish one
 // memberJoined.
 func TestMembershipRaces(t *testing.T) {
+	t.Parallel()
 	const racers, rounds = 8, 5
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})

@@ -60,6 +60,7 @@ func lastIndex(t *testing.T, c *parleytest.Client, ch string) int {
 // location is given, and a message with nothing is refused and writes
 // nothing; priority, origin and senderDisplayName take their defaults.
 func TestMessageTypesAndLocation(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -116,6 +117,7 @@ func TestMessageTypesAndLocation(t *testing.T) {
 // stored message, writes nothing and publishes nothing, also when the
 // copies race; the id is per author; its limit is 128 bytes.
 func TestIdempotentSend(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -183,6 +185,7 @@ func TestIdempotentSend(t *testing.T) {
 // Channel.unreadMentionsCount follow, and a deleted message's mentions stop
 // counting.
 func TestMentions(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -255,6 +258,7 @@ func TestMentions(t *testing.T) {
 // setReadHorizon moves back and clears, within the channel's indexes;
 // markAllRead reads everything and counts the channels it changed.
 func TestUnreadState(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{SystemMessages: true})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -373,6 +377,7 @@ func (m systemData) summary() string {
 // nothing; setting a value it already has writes none. Without
 // PARLEY_SYSTEM_MESSAGES the same changes write none.
 func TestSystemMessages(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{SystemMessages: true})
 		alice, bob, dave := srv.Client("alice"), srv.Client("bob"), srv.Client("dave")
@@ -459,6 +464,7 @@ func TestSystemMessages(t *testing.T) {
 // those who may see it; member is the author's membership until they
 // leave; mine and read are the caller's.
 func TestEditMessageAndFields(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob, dave := srv.Client("alice"), srv.Client("bob"), srv.Client("dave")
@@ -540,6 +546,7 @@ func TestEditMessageAndFields(t *testing.T) {
 // and backward pages whose hasNextPage and hasPreviousPage account for the
 // filter.
 func TestMessageFilter(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -626,6 +633,7 @@ func TestMessageFilter(t *testing.T) {
 // TestDeletedUsersMentions: deleting a user (admin API) removes their
 // messages' mentions, so the counts of those they mentioned drop.
 func TestDeletedUsersMentions(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")

@@ -11,6 +11,7 @@ import (
 // invitations, channel state and member updates made on node B reach
 // subscribers on node A.
 func TestTwoNodesChannelsAndMembers(t *testing.T) {
+	t.Parallel()
 	nodes := parleytest.MultiNode(t)
 	a := parleytest.NewServer(t, nodes, parleytest.Options{})
 	b := parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: a.DatabaseURL})

@@ -19,6 +19,7 @@ import (
 // one in-process broker (parleytest.MultiNode): what happens on node B
 // reaches subscribers on node A — messages, typing and presence.
 func TestTwoNodes(t *testing.T) {
+	t.Parallel()
 	nodes := parleytest.MultiNode(t)
 	a := parleytest.NewServer(t, nodes, parleytest.Options{})
 	b := parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: a.DatabaseURL})
@@ -83,6 +84,7 @@ func TestTwoNodes(t *testing.T) {
 // so this test needs TEST_REDIS_URL; without TEST_DATABASE_URL its nodes
 // share a SQLite database and an in-process broker.
 func TestTwoNodesCrash(t *testing.T) {
+	t.Parallel()
 	url := os.Getenv("TEST_REDIS_URL")
 	if url == "" {
 		t.Skip("needs TEST_REDIS_URL: only Redis presence can lose a node that stops without closing")
@@ -135,6 +137,7 @@ func TestTwoNodesCrash(t *testing.T) {
 // once wherever the spell lives, and a spell moves between nodes with one
 // typingStarted and no typingEnded while the user keeps typing.
 func TestTwoNodesTyping(t *testing.T) {
+	// Not parallel: it asserts that typingEnded comes well within the 2 s typing timeout.
 	nodes := parleytest.MultiNode(t)
 	const timeout = 2 * time.Second
 	a := parleytest.NewServer(t, nodes, parleytest.Options{TypingTimeout: timeout})

@@ -86,6 +86,7 @@ func (m messagesData) indexes() []int {
 }
 
 func TestTour(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -151,6 +152,7 @@ func TestTour(t *testing.T) {
 }
 
 func TestMessagesEditDelete(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -184,6 +186,7 @@ func TestMessagesEditDelete(t *testing.T) {
 }
 
 func TestChannelLifecycle(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob, carol := srv.Client("alice"), srv.Client("bob"), srv.Client("carol")
@@ -279,6 +282,7 @@ func TestChannelLifecycle(t *testing.T) {
 }
 
 func TestChannelLists(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -351,6 +355,7 @@ func TestChannelLists(t *testing.T) {
 }
 
 func TestPushRegistrations(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -397,6 +402,7 @@ func TestPushRegistrations(t *testing.T) {
 }
 
 func TestUsers(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")

@@ -93,6 +93,7 @@ func permState(t *testing.T, owner *parleytest.Client, f permFixture) string {
 // write, roles gate writes, a CLOSED channel takes no messages or members,
 // and an anonymous caller is UNAUTHENTICATED everywhere.
 func TestPermissions(t *testing.T) {
+	t.Parallel()
 	const (
 		ok        = "ok"
 		unauth    = "UNAUTHENTICATED"

@@ -18,6 +18,7 @@ import (
 // whose value differs without @perViewer in the schema, since the realtime
 // transports would then give one viewer's result to another.
 func TestPerViewerFieldsAreMarked(t *testing.T) {
+	t.Parallel()
 	schema := graph.NewExecutableSchema(graph.Config{}).Schema()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})

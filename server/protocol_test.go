@@ -112,6 +112,7 @@ func (c *rawConn) closed() (websocket.StatusCode, string) {
 }
 
 func TestTransportWSProtocol(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, alice := rtServer(t, b, parleytest.Options{})
 		sub := `{"id":"1","type":"subscribe","payload":{"query":"subscription { userUpdated(identity: \"alice\") { reasons } }"}}`
@@ -222,6 +223,7 @@ func TestTransportWSProtocol(t *testing.T) {
 // A subscription over plain HTTP is refused with 400 and a coded error
 // naming the transports to use.
 func TestSubscriptionOverPlainHTTP(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, _ := rtServer(t, b, parleytest.Options{})
 		for _, method := range []string{http.MethodPost, http.MethodGet} {
@@ -262,6 +264,7 @@ func TestSubscriptionOverPlainHTTP(t *testing.T) {
 // every event stream, with no complete for their subscriptions, so that
 // clients reconnect to another node and resume.
 func TestShutdownClosesRealtime(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, _ := rtServer(t, b, parleytest.Options{})
 		var subs []*parleytest.WSSub
@@ -300,6 +303,7 @@ func TestShutdownClosesRealtime(t *testing.T) {
 // connection is closed once a write has stalled for WriteTimeout, and the
 // others go on.
 func TestWriteTimeout(t *testing.T) {
+	// Not parallel: its 300 ms write deadline must only ever catch the stalled client.
 	b := parleytest.Backends()[0]
 	const bodySize = 400_000
 	messages := stallingMessages(t, bodySize)

@@ -33,6 +33,7 @@ func retryAfter(e parleytest.Error) float64 {
 // and WebSocket, and writes nothing. Each root field counts. Other users
 // and queries are not limited.
 func TestMutationRateLimit(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{RateLimits: &ratelimit.Config{Mutations: perHour(3)}})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -82,6 +83,7 @@ func TestMutationRateLimit(t *testing.T) {
 // TestTypingRateLimit: one startTyping per user and channel publishes;
 // one more within the period answers true and publishes nothing.
 func TestTypingRateLimit(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{RateLimits: &ratelimit.Config{Typing: perHour(1)}})
 		alice := srv.Client("alice")
@@ -145,6 +147,7 @@ func sseStatus(t *testing.T, srv *parleytest.Server, identity string) (int, stri
 // and SSE connections at once; one more is refused with 4429 (WebSocket)
 // or 429 RATE_LIMITED (SSE), and a closed one frees its place.
 func TestOpenConnectionLimit(t *testing.T) {
+	t.Parallel()
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{RateLimits: &ratelimit.Config{OpenConnections: 2}})
 	first := srv.Dial(t, "alice")
 	if status, _, _ := sseStatus(t, srv, "alice"); status != http.StatusOK {
@@ -180,6 +183,7 @@ func TestOpenConnectionLimit(t *testing.T) {
 // TestNewConnectionRate: a user opens at most Connections new WebSocket or
 // SSE connections per period; one more is refused with retry after.
 func TestNewConnectionRate(t *testing.T) {
+	t.Parallel()
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{RateLimits: &ratelimit.Config{Connections: perHour(2)}})
 	srv.Dial(t, "alice").Close()
 	if status, _, _ := sseStatus(t, srv, "alice"); status != http.StatusOK {

@@ -60,6 +60,7 @@ func nextAdded(t *testing.T, sub *parleytest.WSSub) addedEvent {
 }
 
 func TestMessageAddedLiveAndReplay(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -92,6 +93,7 @@ func TestMessageAddedLiveAndReplay(t *testing.T) {
 // TestMessageAddedReplayRace: messages sent while the subscription replays
 // history arrive exactly once, in index order.
 func TestMessageAddedReplayRace(t *testing.T) {
+	t.Parallel()
 	const senders, each = 4, 15
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
@@ -130,6 +132,7 @@ func TestMessageAddedReplayRace(t *testing.T) {
 }
 
 func TestMessageAddedAllMyChannels(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -163,6 +166,7 @@ func TestMessageAddedAllMyChannels(t *testing.T) {
 }
 
 func TestMessageUpdatedAndRemoved(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -198,6 +202,7 @@ func TestMessageUpdatedAndRemoved(t *testing.T) {
 }
 
 func TestTyping(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{TypingTimeout: 400 * time.Millisecond})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -251,6 +256,7 @@ func TestTyping(t *testing.T) {
 }
 
 func TestMemberEvents(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob, carol := srv.Client("alice"), srv.Client("bob"), srv.Client("carol")
@@ -311,6 +317,7 @@ func TestMemberEvents(t *testing.T) {
 // TestSubscriptionRules: subscriptions follow the query rules, and end at
 // once when the subscriber is removed from the channel.
 func TestSubscriptionRules(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -341,6 +348,7 @@ func TestSubscriptionRules(t *testing.T) {
 }
 
 func TestChannelEvents(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")
@@ -379,6 +387,7 @@ func TestChannelEvents(t *testing.T) {
 }
 
 func TestUserUpdatedAndPresence(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -442,6 +451,7 @@ func mustJSON(t *testing.T, data json.RawMessage, out any) {
 // it tests (the transport's queue, given here) does not depend on the
 // database.
 func TestSlowSubscriber(t *testing.T) {
+	t.Parallel()
 	// The messages must overflow the socket buffers between server and
 	// client, then the connection's queue of 4.
 	const bodySize = 400_000
@@ -505,6 +515,7 @@ func TestSlowSubscriber(t *testing.T) {
 // the same for every viewer; a selection with per-viewer fields
 // (unreadCount, myMembership) still gets each viewer's own values.
 func TestSubscribersShareOnlyViewerIndependentResults(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, bob := srv.Client("alice"), srv.Client("bob")

@@ -77,6 +77,7 @@ var rtProtocols = []struct {
 }
 
 func TestWebSocketRefusesBadTokens(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{})
 		now := time.Now()
@@ -127,6 +128,7 @@ func TestWebSocketRefusesBadTokens(t *testing.T) {
 // A client that sends subscribe right behind a bad connection_init gets the
 // socket closed, and nothing for the subscription.
 func TestWebSocketRefusedBeforeSubscription(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		hooks := &rtHooks{}
 		s, _ := rtServer(t, b, parleytest.Options{Realtime: hooks})
@@ -164,6 +166,7 @@ func TestWebSocketRefusedBeforeSubscription(t *testing.T) {
 // gqlgen gives up on a connection_init whose payload is not an object
 // without closing the socket; the server must still release it.
 func TestWebSocketMalformedInitPayload(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{})
 		for _, payload := range []string{`[1]`, `"token"`, `42`} {
@@ -177,6 +180,7 @@ func TestWebSocketMalformedInitPayload(t *testing.T) {
 }
 
 func TestWebSocketSubprotocolsAndTokenPlaces(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, alice := rtServer(t, b, parleytest.Options{})
 		places := []struct {
@@ -224,6 +228,7 @@ const rtLeeway = time.Second
 // handshake, with 4403 and no complete for its subscriptions, so that
 // graphql-ws clients reconnect with a fresh token.
 func TestWebSocketTokenExpiry(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, _ := rtServer(t, b, parleytest.Options{TokenLeeway: rtLeeway})
 		for _, p := range rtProtocols {
@@ -273,6 +278,7 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 // A legacy graphql-ws client's bad messages are answered with error
 // messages whose payload carries a code, and the connection stays open.
 func TestLegacyWebSocketErrorsCarryCodes(t *testing.T) {
+	t.Parallel()
 	s := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), rtWait)
 	defer cancel()
@@ -373,6 +379,7 @@ func rtWSURL(s *parleytest.Server) string {
 }
 
 func TestWebSocketOrigin(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		check := func(t *testing.T, s *parleytest.Server, origin string, allowed bool) {
 			t.Helper()
@@ -417,6 +424,7 @@ func TestWebSocketOrigin(t *testing.T) {
 }
 
 func TestWebSocketMaxSubscriptions(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, alice := rtServer(t, b, parleytest.Options{})
 		max := server.DefaultWebSocketOptions.MaxSubscriptions
@@ -467,6 +475,7 @@ func TestWebSocketMaxSubscriptions(t *testing.T) {
 }
 
 func TestWebSocketInitTimeout(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{WebSocket: server.WebSocketOptions{InitTimeout: 200 * time.Millisecond}})
 		for protocol, want := range map[string]websocket.StatusCode{
@@ -485,6 +494,7 @@ func TestWebSocketInitTimeout(t *testing.T) {
 // The server pings graphql-transport-ws clients; the test client answers,
 // so its connection lives on; a client that does not answer is dropped.
 func TestWebSocketPingPong(t *testing.T) {
+	// Not parallel: its client must answer pings sent every 100 ms.
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, alice := rtServer(t, b, parleytest.Options{WebSocket: server.WebSocketOptions{PingPong: 100 * time.Millisecond}})
 		ws := s.Dial(t, "bob")
@@ -507,6 +517,7 @@ func TestWebSocketPingPong(t *testing.T) {
 }
 
 func TestSSESubscription(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, alice := rtServer(t, b, parleytest.Options{})
 		st := s.SSE(t, "bob", rtUserUpdated, map[string]any{"id": "alice"})
@@ -534,6 +545,7 @@ func TestSSESubscription(t *testing.T) {
 // An SSE subscription, like a WebSocket connection, ends when the token
 // that opened it expires (with the same leeway).
 func TestSSETokenExpiry(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, _ := rtServer(t, b, parleytest.Options{TokenLeeway: rtLeeway})
 		tok, err := auth.Mint(s.Secret, "bob", "", 2*time.Second, time.Now())
@@ -571,6 +583,7 @@ func TestSSETokenExpiry(t *testing.T) {
 // Every subscription event gets fresh loaders: the caller's membership is
 // read anew for the second message, after markRead changed it.
 func TestRealtimeFreshLoadersPerEvent(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s, alice := rtServer(t, b, parleytest.Options{})
 		bob := s.Client("bob")
@@ -669,6 +682,7 @@ func (h *rtHooks) waitFor(t *testing.T, n int) []string {
 }
 
 func TestRealtimeHooks(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		hooks := &rtHooks{}
 		s := parleytest.NewServer(t, b, parleytest.Options{Realtime: hooks, TokenLeeway: rtLeeway})

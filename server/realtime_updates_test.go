@@ -66,6 +66,7 @@ const markRead = `mutation($c: ID!, $i: Int!) { markRead(channelId: $c, index: $
 // second of an update the next ones wait, and go out as one event with the
 // channel as it is then and every reason.
 func TestChannelEventsLastMessageAndLastRead(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		clock := hubtest.New(time.Now())
 		srv := parleytest.NewServer(t, b, parleytest.Options{Clock: clock})
@@ -132,6 +133,7 @@ func TestChannelEventsLastMessageAndLastRead(t *testing.T) {
 // TestChannelEventsStatus: accepting an invitation tells the caller's
 // channel list UPDATED with STATUS, besides JOINED.
 func TestChannelEventsStatus(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		owner := srv.Client("owner")
@@ -203,6 +205,7 @@ func expiryOf(t *testing.T, srv *parleytest.Server, token string) time.Time {
 // 4403. A token of another identity is FORBIDDEN and changes nothing. Over
 // both subprotocols, on a clock the test moves.
 func TestRefreshSessionOverWebSocket(t *testing.T) {
+	t.Parallel()
 	for _, legacy := range []bool{false, true} {
 		t.Run(map[bool]string{false: "graphql-transport-ws", true: "graphql-ws"}[legacy], func(t *testing.T) {
 			parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
@@ -268,6 +271,7 @@ func TestRefreshSessionOverWebSocket(t *testing.T) {
 // gets EXPIRING at once, over server-sent events too; over HTTP,
 // refreshSession only checks the token.
 func TestSessionEventsExpiringSoon(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{ExpiryWarning: 2 * time.Hour})
 		token := srv.Token("bob")
@@ -291,6 +295,7 @@ const messagesInSub = `subscription($cs: [ID!], $c: ID, $after: Int) { messageAd
 // ids, not with channelId or afterIndex; leaving one drops it, and leaving
 // the last ends the subscription.
 func TestMessageAddedChannelIds(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")
@@ -377,6 +382,7 @@ const usersUpdatedSub = `subscription($id: String, $ids: [String!]) { userUpdate
 // to 100 identities, exactly one of identity and identities, NOT_FOUND for
 // an unknown one.
 func TestUserUpdatedIdentities(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice, carol := srv.Client("alice"), srv.Client("carol")
@@ -443,6 +449,7 @@ func nextChannelEventExcept(t *testing.T, sub *parleytest.WSSub, skip ...string)
 // messageAdded(channelIds), userUpdated(identities) and sessionEvents'
 // EXPIRING for a subscriber on node A, caused on node B.
 func TestTwoNodesRealtimeUpdates(t *testing.T) {
+	t.Parallel()
 	nodes := parleytest.MultiNode(t)
 	clock := hubtest.New(time.Now())
 	a := parleytest.NewServer(t, nodes, parleytest.Options{Clock: clock})

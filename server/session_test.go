@@ -27,6 +27,7 @@ type sessionData struct {
 // refreshSession checks a fresh token of the same identity and returns its
 // session.
 func TestSession(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")

@@ -13,6 +13,7 @@ import (
 // in afterIndex replay, not as lastMessage, not in unreadCount, not by id
 // (edit, delete), not in markRead, not in edit or delete events.
 func TestShareHistory(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		owner, late := srv.Client("owner"), srv.Client("late")

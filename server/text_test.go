@@ -145,6 +145,7 @@ func sampleValue(schema *ast.Schema, typ *ast.Type, depth int) any {
 // on both databases alike, and nothing is written. The arguments are
 // derived from the schema, so a new field is covered by itself.
 func TestStringsAtTheBoundary(t *testing.T) {
+	t.Parallel()
 	args := textArgs(t)
 	if len(args) < 40 {
 		t.Fatalf("found only %d string arguments in the schema", len(args))
@@ -181,6 +182,7 @@ func TestStringsAtTheBoundary(t *testing.T) {
 // decoding replaces them), and a subscription's arguments are refused the
 // same way.
 func TestStringsAtTheBoundaryOtherWays(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		alice := srv.Client("alice")

@@ -16,6 +16,7 @@ import (
 // or that carries a crit header, is refused: UNAUTHENTICATED with HTTP 401,
 // and 4403 over WebSocket. The same claims as numbers pass.
 func TestTokenClaimTypes(t *testing.T) {
+	t.Parallel()
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{})
 	now := time.Now()
 	claims := func(extra jwt.MapClaims) jwt.MapClaims {

@@ -25,6 +25,7 @@ type memberUpdatedData struct {
 // TestUpdateMember: who may change what of a membership, the ownership
 // hand-over, and the memberUpdated reasons each change publishes.
 func TestUpdateMember(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		clients := map[string]*parleytest.Client{}
@@ -121,6 +122,7 @@ func TestUpdateMember(t *testing.T) {
 // TestReadAccess: a READ member reads, subscribes and marks read; sending,
 // editing and typing are FORBIDDEN.
 func TestReadAccess(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		srv := parleytest.NewServer(t, b, parleytest.Options{})
 		owner, reader := srv.Client("owner"), srv.Client("reader")

@@ -125,6 +125,7 @@ func checkFanout(t *testing.T, res *FanoutResult) {
 }
 
 func TestFanout(t *testing.T) {
+	t.Parallel()
 	c, _ := newServer(t)
 	res, err := Fanout(testCtx(t), fanoutConfig(c))
 	if err != nil {
@@ -142,6 +143,7 @@ func TestFanout(t *testing.T) {
 }
 
 func TestRawFanout(t *testing.T) {
+	t.Parallel()
 	res, err := RawFanout(testCtx(t), fanoutConfig(Common{}))
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +156,7 @@ func TestRawFanout(t *testing.T) {
 }
 
 func TestIdle(t *testing.T) {
+	// Not parallel: it measures this process (the server) while idle.
 	c, _ := newServer(t)
 	res, err := Idle(testCtx(t), IdleConfig{Common: c, Connections: 6, Rooms: 2, Duration: time.Second, ServerPID: os.Getpid(), WarmupTimeout: 10 * time.Second})
 	if err != nil {
@@ -177,6 +180,7 @@ func TestIdle(t *testing.T) {
 }
 
 func TestWrite(t *testing.T) {
+	t.Parallel()
 	c, _ := newServer(t)
 	res, err := Write(testCtx(t), WriteConfig{Common: c, Writers: 4, Duration: time.Second})
 	if err != nil {
@@ -199,6 +203,7 @@ func TestWrite(t *testing.T) {
 // TestWriteWithClientIDsAndMentions: the write scenario's message
 // fields reach the server, and its checks still pass.
 func TestWriteWithClientIDsAndMentions(t *testing.T) {
+	t.Parallel()
 	c, _ := newServer(t)
 	res, err := Write(testCtx(t), WriteConfig{Common: c, Writers: 3, Duration: 500 * time.Millisecond, ClientIDs: true, Mentions: 5})
 	if err != nil {
@@ -211,6 +216,7 @@ func TestWriteWithClientIDsAndMentions(t *testing.T) {
 }
 
 func TestUnread(t *testing.T) {
+	t.Parallel()
 	c, _ := newServer(t)
 	res, err := Unread(testCtx(t), UnreadConfig{Common: c, Channels: 5, UnreadPerChannel: 2, Queries: 20, Concurrency: 2})
 	if err != nil {
@@ -224,6 +230,7 @@ func TestUnread(t *testing.T) {
 }
 
 func TestHistory(t *testing.T) {
+	t.Parallel()
 	c, srv := newServer(t)
 	res, err := History(testCtx(t), HistoryConfig{Common: c, DatabaseURL: srv.DatabaseURL, Sizes: []int{200, 120}, Queries: 5, BatchSize: 64})
 	if err != nil {
@@ -266,6 +273,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestMessageCursor(t *testing.T) {
+	t.Parallel()
 	// chat/page.go: base64url(JSON{"k":"msg","n":index}), n omitted at 0.
 	cases := map[int]string{0: "eyJrIjoibXNnIn0", 5: "eyJrIjoibXNnIiwibiI6NX0"}
 	for idx, want := range cases {
@@ -276,6 +284,7 @@ func TestMessageCursor(t *testing.T) {
 }
 
 func TestParseProcStatus(t *testing.T) {
+	t.Parallel()
 	rss, threads, err := parseProcStatus(strings.NewReader("Name:\tx\nVmRSS:\t   2048 kB\nThreads:\t7\n"))
 	if err != nil || rss != 2048*1024 || threads != 7 {
 		t.Fatalf("rss %d threads %d err %v", rss, threads, err)
@@ -286,6 +295,7 @@ func TestParseProcStatus(t *testing.T) {
 }
 
 func TestBodyRoundTrip(t *testing.T) {
+	t.Parallel()
 	step, ns, ok := parseBody(messageBody(3, 17, 123456789))
 	if !ok || step != 3 || ns != 123456789 {
 		t.Fatalf("parsed %d %d %v", step, ns, ok)
@@ -298,6 +308,7 @@ func TestBodyRoundTrip(t *testing.T) {
 }
 
 func TestHostile(t *testing.T) {
+	t.Parallel()
 	c, _ := newServer(t)
 	// The server runs in this process: its CPU includes the client's,
 	// so the CPU budget is not what is tested here.
@@ -317,6 +328,7 @@ func TestHostile(t *testing.T) {
 }
 
 func TestParseProcStat(t *testing.T) {
+	t.Parallel()
 	cpu, err := parseProcStat("4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3")
 	if err != nil || cpu != 3*time.Second {
 		t.Fatalf("cpu %v err %v", cpu, err)
@@ -329,7 +341,11 @@ func TestParseProcStat(t *testing.T) {
 // TestRateLimitHint: against a server with rate limits, a write run's
 // errors come with a hint to turn them off.
 func TestRateLimitHint(t *testing.T) {
-	limits := ratelimit.Config{Mutations: ratelimit.Rate{Events: 1, Per: time.Hour, Burst: 10}}
+	t.Parallel()
+	// Two mutations per writer: writer 0 creates the channel and sends
+	// once, writer 1 sends twice; the next send of either is refused
+	// however slowly the machine runs the one-second window.
+	limits := ratelimit.Config{Mutations: ratelimit.Rate{Events: 1, Per: time.Hour, Burst: 2}}
 	srv := parleytest.NewServer(t, parleytest.Backends()[0], parleytest.Options{RateLimits: &limits})
 	gql, err := client.GraphQLURL(srv.URL)
 	if err != nil {

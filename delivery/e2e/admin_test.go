@@ -29,6 +29,7 @@ func history(n int, from time.Time) []map[string]any {
 // message, in order, at most 1000 at a time; it is unread for nobody and
 // pushes and posts nothing.
 func TestImportMessages(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		f := newFakes(t)
 		secret := deliverytest.NewSecret(t)
@@ -103,6 +104,7 @@ func TestImportMessages(t *testing.T) {
 // TestUpsertAndDeleteUsers: the admin API manages users; other tokens and
 // servers with PARLEY_ADMIN=false get FORBIDDEN.
 func TestUpsertAndDeleteUsers(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{Delivery: &setup.Config{}})
 		admin := s.AdminClient("backend")
@@ -204,6 +206,7 @@ func TestUpsertAndDeleteUsers(t *testing.T) {
 // TestAdminActsAsOwner: an admin token acts on any channel as its OWNER
 // would, without being a member.
 func TestAdminActsAsOwner(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{})
 		ch := createChannel(t, s, "alice", "Private", "bob")
@@ -247,6 +250,7 @@ func TestAdminActsAsOwner(t *testing.T) {
 // TestNotificationLevel: a member sees and sets their own level; others
 // see null.
 func TestNotificationLevel(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{})
 		ch := createChannel(t, s, "alice", "General", "bob")
@@ -291,6 +295,7 @@ func TestNotificationLevel(t *testing.T) {
 // TestNotifiable: User.notifiable follows the registrations, and its flips
 // are announced with userUpdated(NOTIFIABLE).
 func TestNotifiable(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{})
 		s.Client("bob").Do(`{ me { id } }`, nil, nil)

@@ -11,6 +11,7 @@ import (
 // message pushes nothing and does not count in badges; a LOCATION
 // message's push says its type.
 func TestPushMentionsAndSystemMessages(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		f := newFakes(t)
 		s := parleytest.NewServer(t, b, parleytest.Options{Delivery: f.config(), SystemMessages: true})

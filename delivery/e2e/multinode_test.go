@@ -22,6 +22,7 @@ import (
 // TestTwoNodesDeliverOnce: two nodes work one queue; every push is sent
 // exactly once.
 func TestTwoNodesDeliverOnce(t *testing.T) {
+	t.Parallel()
 	nodes := parleytest.MultiNode(t)
 	f := newFakes(t)
 	a := parleytest.NewServer(t, nodes, parleytest.Options{Delivery: f.config()})
@@ -63,6 +64,7 @@ func TestTwoNodesDeliverOnce(t *testing.T) {
 // is in flight leaves the job running in the database; another node
 // rescues it and delivers the push again, with the same collapse key.
 func TestKilledNodeLeavesJobToAnother(t *testing.T) {
+	t.Parallel()
 	nodes := parleytest.MultiNode(t)
 	bin := buildParley(t)
 	f := newFakes(t)

@@ -16,6 +16,7 @@ import (
 // a muted member, a MENTIONS member, a member online on a WebSocket and a
 // member without registration get nothing.
 func TestPushRecipients(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		f := newFakes(t)
 		s := parleytest.NewServer(t, b, parleytest.Options{Delivery: f.config()})
@@ -70,6 +71,7 @@ func TestPushRecipients(t *testing.T) {
 // TestPushWhenAlways: with PARLEY_PUSH_WHEN=always a member online gets
 // pushes too.
 func TestPushWhenAlways(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		f := newFakes(t)
 		s := parleytest.NewServer(t, b, parleytest.Options{Delivery: f.config(), PushAlways: true})
@@ -87,6 +89,7 @@ func TestPushWhenAlways(t *testing.T) {
 // TestPushTitleFallsBackToSender: a channel without a name is titled with
 // the sender's name.
 func TestPushTitleFallsBackToSender(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		f := newFakes(t)
 		s := parleytest.NewServer(t, b, parleytest.Options{Delivery: f.config()})
@@ -106,6 +109,7 @@ func TestPushTitleFallsBackToSender(t *testing.T) {
 // TestPushRetriesHonourRetryAfter: a 503 with Retry-After is retried no
 // sooner than it says, and only to the device that failed.
 func TestPushRetriesHonourRetryAfter(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		f := newFakes(t)
 		s := parleytest.NewServer(t, b, parleytest.Options{Delivery: f.config()})
@@ -142,6 +146,7 @@ func TestPushRetriesHonourRetryAfter(t *testing.T) {
 // TestPushGivesUp: a delivery that keeps failing stops after
 // PARLEY_DELIVERY_MAX_ATTEMPTS.
 func TestPushGivesUp(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		f := newFakes(t)
 		cfg := f.config()
@@ -165,6 +170,7 @@ func TestPushGivesUp(t *testing.T) {
 // TestPushPrunesInvalidTokens: the registrations FCM and APNs call dead
 // are removed; the user is then no longer notifiable.
 func TestPushPrunesInvalidTokens(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		f := newFakes(t)
 		s := parleytest.NewServer(t, b, parleytest.Options{Delivery: f.config()})
@@ -198,6 +204,7 @@ func TestPushPrunesInvalidTokens(t *testing.T) {
 // TestNoPushWithoutProviders: a server without push configuration queues
 // nothing and sends nothing.
 func TestNoPushWithoutProviders(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		s := parleytest.NewServer(t, b, parleytest.Options{})
 		ch := createChannel(t, s, "alice", "General", "bob")

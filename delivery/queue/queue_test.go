@@ -120,6 +120,7 @@ func wait(t *testing.T, ch chan struct{}, n int) {
 }
 
 func TestDeliversOnce(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		prov := &provider{sent: map[string]int{}, got: make(chan struct{}, 100)}
 		store, q := openQueue(t, b, &source{devices: []string{"d1", "d2"}}, prov)
@@ -136,6 +137,7 @@ func TestDeliversOnce(t *testing.T) {
 }
 
 func TestRetriesOnlyFailedDevices(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		prov := &provider{sent: map[string]int{}, got: make(chan struct{}, 100), fail: func(p *delivery.Push, n int) error {
 			switch {
@@ -169,6 +171,7 @@ func TestRetriesOnlyFailedDevices(t *testing.T) {
 // TestInsertOnly: a node that only inserts jobs works none; a node that
 // works the queue delivers them.
 func TestInsertOnly(t *testing.T) {
+	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		ctx := t.Context()
 		store, err := db.Open(ctx, b.NewURL(t), nil)
