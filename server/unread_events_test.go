@@ -218,10 +218,10 @@ func TestUnreadChangedTransports(t *testing.T) {
 // happens on node B: messages, a deletion, markRead, setReadHorizon and
 // markAllRead.
 func TestTwoNodesUnreadChanged(t *testing.T) {
-	pg := multiNodeBackend(t)
+	nodes := parleytest.MultiNode(t)
 	clock := hubtest.New(time.Now())
-	a := parleytest.NewServer(t, pg, parleytest.Options{Clock: clock})
-	b := parleytest.NewServer(t, pg, parleytest.Options{DatabaseURL: a.DatabaseURL, Clock: clock})
+	a := parleytest.NewServer(t, nodes, parleytest.Options{Clock: clock})
+	b := parleytest.NewServer(t, nodes, parleytest.Options{DatabaseURL: a.DatabaseURL, Clock: clock})
 	aliceOnB, bobOnB := b.Client("alice"), b.Client("bob")
 	ch := mustCreateChannel(t, aliceOnB, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
 	names := map[string]string{ch: "ch"}
