@@ -92,7 +92,7 @@ func TestImportRules(t *testing.T) {
 		prefix string
 		who    []string
 	}{
-		{"github.com/redis/go-redis/", []string{"/pubsub/redis", "/presence/redis", "/internal/redistest"}},
+		{"github.com/redis/go-redis/", []string{"/pubsub/redis", "/presence/redis", "/internal/redistest", "/internal/redistrace"}},
 		{"gorm.io/", []string{"/chat", "/db", "/models", "/parleytest"}},
 		{"github.com/pressly/goose/", []string{"/db"}},
 		{"github.com/riverqueue/", []string{"/delivery/queue"}},

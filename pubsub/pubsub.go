@@ -86,4 +86,10 @@ type Options struct {
 	Buffer int
 	// Logger receives the broker's diagnostics; slog.Default() when nil.
 	Logger *slog.Logger
+	// Trace, when not nil, is called as a broker that talks to a server
+	// sends a command on a caller's behalf (a publish), with the caller's
+	// context and the command's name; the function it returns is called
+	// with the command's error when it ends. The in-process broker sends
+	// none.
+	Trace func(ctx context.Context, operation string) (end func(error))
 }

@@ -174,6 +174,29 @@ func QueryObserver(tp trace.TracerProvider, dialect string) func(ctx context.Con
 	}
 }
 
+// ClientCalls returns a hook that records each call to a server of system
+// (say "redis") made inside a traced request as a client span "<system>
+// <operation>", a child of the request's span, ended when the call ends
+// (with an error status when it failed); calls outside any trace are not
+// recorded. It fits pubsub.Options.Trace and the Redis presence tracker's
+// Options.Trace.
+func ClientCalls(tp trace.TracerProvider, system string) func(ctx context.Context, operation string) func(error) {
+	tracer := tp.Tracer(Name)
+	return func(ctx context.Context, operation string) func(error) {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			return func(error) {}
+		}
+		_, span := tracer.Start(ctx, system+" "+operation, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", system), attribute.String("db.operation.name", operation)))
+		return func(err error) {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}
+	}
+}
+
 // DeliverHook returns a hub hook (hub.Options.Observe) that records the
 // delivery of each event on this node as a consumer span "parley.deliver"
 // whose parent is the trace context the event carries (traceParent

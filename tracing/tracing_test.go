@@ -3,10 +3,14 @@ package tracing_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/parleychat/parley/logging"
@@ -67,5 +71,43 @@ func TestLogAttrs(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) || strings.Contains(lines[1], "trace_id") {
 		t.Fatalf("log lines:\n%s", buf.String())
+	}
+}
+
+// TestClientCalls: a call inside a traced request is a client span under
+// the request's span, failed calls have an error status, and calls
+// outside any trace record nothing.
+func TestClientCalls(t *testing.T) {
+	t.Parallel()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	calls := tracing.ClientCalls(tp, "redis")
+
+	calls(context.Background(), "publish")(nil)
+	if got := exp.GetSpans(); len(got) != 0 {
+		t.Fatalf("a call outside any trace recorded %d spans", len(got))
+	}
+
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "request")
+	calls(ctx, "publish")(nil)
+	calls(ctx, "hset")(errors.New("connection refused"))
+	parent.End()
+
+	spans := exp.GetSpans()
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range spans {
+		byName[s.Name] = s
+	}
+	for name, failed := range map[string]bool{"redis publish": false, "redis hset": true} {
+		s, ok := byName[name]
+		if !ok {
+			t.Fatalf("no span %q among %d", name, len(spans))
+		}
+		if s.Parent.SpanID() != parent.SpanContext().SpanID() || s.SpanKind != trace.SpanKindClient {
+			t.Errorf("%s: parent %s kind %v; want the request's span and a client span", name, s.Parent.SpanID(), s.SpanKind)
+		}
+		if (s.Status.Code == codes.Error) != failed {
+			t.Errorf("%s: status %v", name, s.Status)
+		}
 	}
 }

@@ -38,9 +38,11 @@ const brokerBuffer = 1 << 16
 // openRealtime picks the broker: Redis when REDIS_URL is set, so that
 // several nodes act as one; otherwise in-process. m counts publishes and
 // presence; node names this process in Redis presence; observe is the
-// hub's hook around each event's delivery (tracing).
-func openRealtime(ctx context.Context, url string, log *slog.Logger, m *metrics.Metrics, node string, observe func(string, any) func()) (*realtime, error) {
-	opts := pubsub.Options{Logger: log, Buffer: brokerBuffer}
+// hub's hook around each event's delivery (tracing); redisTrace, when not
+// nil, is called around each Redis command sent for a caller (tracing).
+func openRealtime(ctx context.Context, url string, log *slog.Logger, m *metrics.Metrics, node string, observe func(string, any) func(),
+	redisTrace func(context.Context, string) func(error)) (*realtime, error) {
+	opts := pubsub.Options{Logger: log, Buffer: brokerBuffer, Trace: redisTrace}
 	var (
 		broker     pubsub.Broker
 		tracker    presence.Tracker
@@ -54,7 +56,7 @@ func openRealtime(ctx context.Context, url string, log *slog.Logger, m *metrics.
 			return nil, fmt.Errorf("redis broker: %w", err)
 		}
 		broker, reconnects = b, b.Reconnects
-		if tracker, err = presenceredis.NewFromURL(ctx, url, node, presenceredis.Options{}); err != nil {
+		if tracker, err = presenceredis.NewFromURL(ctx, url, node, presenceredis.Options{Trace: redisTrace}); err != nil {
 			return nil, errClose(fmt.Errorf("redis presence: %w", err), broker)
 		}
 	}

@@ -86,10 +86,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		tp         trace.TracerProvider
 		traceQuery = func(context.Context, string, time.Time, bool) {}
 		observe    func(string, any) func()
+		redisTrace func(context.Context, string) func(error)
 	)
 	if traces.Enabled() {
 		tp = traces.TracerProvider()
 		observe = tracing.DeliverHook(tp, chat.TraceParentOf)
+		redisTrace = tracing.ClientCalls(tp, "redis")
 	}
 	cfg.delivery.Logger = log
 	parts, err := setup.New(cfg.delivery)
@@ -117,7 +119,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	rt, err := openRealtime(ctx, cfg.redisURL, log, m, node, observe)
+	rt, err := openRealtime(ctx, cfg.redisURL, log, m, node, observe, redisTrace)
 	if err != nil {
 		return err
 	}

@@ -163,6 +163,9 @@ type Options struct {
 	// deployment must use the same, and deployments that share a Redis
 	// server different ones.
 	Cluster string
+	// Trace, when not nil, is called around each command a Tracker made
+	// by NewFromURL sends (see pubsub.Options.Trace).
+	Trace func(ctx context.Context, operation string) (end func(error))
 }
 
 // New returns the Tracker of node nodeID, which must be unique

@@ -8,6 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/parleychat/parley/internal/redistrace"
 	"github.com/parleychat/parley/presence"
 )
 
@@ -32,6 +33,9 @@ func NewFromURL(ctx context.Context, url, nodeID string, opts Options) (presence
 		return nil, fmt.Errorf("presence: redis url: %w", err)
 	}
 	client := goredis.NewClient(o)
+	if opts.Trace != nil {
+		client.AddHook(redistrace.Hook(opts.Trace))
+	}
 	if err := client.Ping(ctx).Err(); err != nil {
 		return nil, errors.Join(fmt.Errorf("presence: redis ping: %w", err), client.Close())
 	}

@@ -31,6 +31,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/parleychat/parley/internal/redistrace"
 	"github.com/parleychat/parley/pubsub"
 	"github.com/parleychat/parley/pubsub/internal/localsub"
 )
@@ -132,6 +133,9 @@ func NewFromURL(ctx context.Context, url string, opts pubsub.Options) (*Broker, 
 		return nil, fmt.Errorf("pubsub: redis url: %w", err)
 	}
 	client := goredis.NewClient(o)
+	if opts.Trace != nil {
+		client.AddHook(redistrace.Hook(opts.Trace))
+	}
 	b, err := New(ctx, client, opts)
 	if err != nil {
 		return nil, errors.Join(err, client.Close())

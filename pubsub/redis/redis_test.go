@@ -485,3 +485,41 @@ func TestPubSubOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestTrace: Options.Trace hears each publish, with the publisher's
+// context, and its end.
+func TestTrace(t *testing.T) {
+	url := redistest.URL(t)
+	type key struct{}
+	var (
+		mu    sync.Mutex
+		calls []string
+	)
+	trace := func(ctx context.Context, op string) func(error) {
+		if ctx.Value(key{}) == nil {
+			return func(error) {}
+		}
+		return func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, op+" "+strconv.FormatBool(err == nil))
+		}
+	}
+	b, err := NewFromURL(t.Context(), url, pubsub.Options{Logger: quietLogger, Trace: trace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if err := b.Publish(context.WithValue(t.Context(), key{}, true), "trace-"+strconv.FormatInt(time.Now().UnixNano(), 36), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || calls[0] != "publish true" {
+		t.Errorf("traced calls %q; want one successful publish", calls)
+	}
+}
