@@ -397,16 +397,25 @@ func (s *Service) MessageMedia(ctx context.Context, m *models.Message) ([]*Media
 	return out, nil
 }
 
-// mediaByMessages loads the attached media of messages, for a loader.
-func (s *Service) mediaByMessages(ctx context.Context, ids []string) ([][]*models.Media, []error) {
+// attachedMediaOf reads through db, in one query, the attached media of
+// the messages ids, by message ID, in their order on each message.
+func attachedMediaOf(db *gorm.DB, ids []string) (map[string][]*models.Media, error) {
 	var rows []*models.Media
-	err := s.store.DB(ctx).Where("message_id IN ? AND state = ?", ids, models.MediaAttached).Order("message_id, position").Find(&rows).Error
-	if err != nil {
-		return nil, []error{internal("load media", err)}
+	if err := db.Where("message_id IN ? AND state = ?", ids, models.MediaAttached).Order("message_id, position").Find(&rows).Error; err != nil {
+		return nil, err
 	}
 	byMessage := make(map[string][]*models.Media, len(ids))
 	for _, r := range rows {
 		byMessage[*r.MessageID] = append(byMessage[*r.MessageID], r)
+	}
+	return byMessage, nil
+}
+
+// mediaByMessages loads the attached media of messages, for a loader.
+func (s *Service) mediaByMessages(ctx context.Context, ids []string) ([][]*models.Media, []error) {
+	byMessage, err := attachedMediaOf(s.store.DB(ctx), ids)
+	if err != nil {
+		return nil, []error{internal("load media", err)}
 	}
 	out := make([][]*models.Media, len(ids))
 	for i, id := range ids {

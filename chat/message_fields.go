@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"gorm.io/gorm"
+
 	"github.com/parleychat/parley/apperr"
 	"github.com/parleychat/parley/models"
 )
@@ -56,19 +58,29 @@ func (s *Service) usersOf(ctx context.Context, ids []string) ([]*models.User, er
 
 // mentionsByMessage loads the mentioned user ids of messages for a loader.
 func (s *Service) mentionsByMessage(ctx context.Context, messageIDs []string) ([][]string, []error) {
-	var rows []models.MessageMention
-	if err := s.store.DB(ctx).Where("message_id IN ?", messageIDs).Order("user_id").Find(&rows).Error; err != nil {
+	byMessage, err := mentionsOf(s.store.DB(ctx), messageIDs)
+	if err != nil {
 		return nil, []error{internal("load mentions", err)}
-	}
-	byMessage := make(map[string][]string, len(messageIDs))
-	for _, r := range rows {
-		byMessage[r.MessageID] = append(byMessage[r.MessageID], r.UserID)
 	}
 	out := make([][]string, len(messageIDs))
 	for i, id := range messageIDs {
 		out[i] = byMessage[id]
 	}
 	return out, nil
+}
+
+// mentionsOf reads through db, in one query, the users each of the
+// messages messageIDs mentions, by message ID, in user ID order.
+func mentionsOf(db *gorm.DB, messageIDs []string) (map[string][]string, error) {
+	var rows []models.MessageMention
+	if err := db.Where("message_id IN ?", messageIDs).Order("user_id").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	byMessage := make(map[string][]string, len(messageIDs))
+	for _, r := range rows {
+		byMessage[r.MessageID] = append(byMessage[r.MessageID], r.UserID)
+	}
+	return byMessage, nil
 }
 
 // UpdatedBy returns who edited a message last, or nil.

@@ -168,29 +168,19 @@ type related struct {
 	media map[string][]*models.Media
 }
 
-// loadMessageParts loads through tx, in one query each, the mentions of
-// the messages mentionsOf names and the attached media of those mediaOf
-// names.
-func (r *related) loadMessageParts(tx *gorm.DB, mentionsOf, mediaOf []string) error {
-	if len(mentionsOf) > 0 {
-		var rows []*models.MessageMention
-		if err := tx.Where("message_id IN ?", mentionsOf).Order("message_id, user_id").Find(&rows).Error; err != nil {
+// loadMessageParts loads through tx, the write's transaction, in one query
+// each, the mentions of the messages withMentions names and the attached
+// media of those withMedia names.
+func (r *related) loadMessageParts(tx *gorm.DB, withMentions, withMedia []string) (err error) {
+	if len(withMentions) > 0 {
+		if r.mentions, err = mentionsOf(tx, withMentions); err != nil {
 			return err
 		}
-		for _, m := range rows {
-			r.mentions[m.MessageID] = append(r.mentions[m.MessageID], m.UserID)
-		}
 	}
-	if len(mediaOf) > 0 {
-		var rows []*models.Media
-		if err := tx.Where("message_id IN ? AND state = ?", mediaOf, models.MediaAttached).Order("message_id, position").Find(&rows).Error; err != nil {
-			return err
-		}
-		for _, m := range rows {
-			r.media[*m.MessageID] = append(r.media[*m.MessageID], m)
-		}
+	if len(withMedia) > 0 {
+		r.media, err = attachedMediaOf(tx, withMedia)
 	}
-	return nil
+	return err
 }
 
 // mentionIDs returns the users m mentions: those its send resolved, else
@@ -253,19 +243,19 @@ func onlyOnline(ev *event) bool {
 
 // webhooksOf builds the webhooks of evs, events of kinds with one.
 func (s *Service) webhooksOf(tx *gorm.DB, evs []*event) (delivery.Jobs, error) {
-	rel := related{users: map[string]*models.User{}, channels: map[string]*models.Channel{}, mentions: map[string][]string{}, media: map[string][]*models.Media{}}
-	var mentionsOf, mediaOf []string
+	rel := related{users: map[string]*models.User{}, channels: map[string]*models.Channel{}}
+	var withMentions, withMedia []string
 	for _, ev := range evs {
 		if m := ev.Message; m != nil && m.DeletedAt == nil {
 			if m.MentionIDs == nil && ev.Kind != evMessageAdded {
-				mentionsOf = append(mentionsOf, m.ID)
+				withMentions = append(withMentions, m.ID)
 			}
 			if m.Type() == models.MessageMedia {
-				mediaOf = append(mediaOf, m.ID)
+				withMedia = append(withMedia, m.ID)
 			}
 		}
 	}
-	if err := rel.loadMessageParts(tx, mentionsOf, mediaOf); err != nil {
+	if err := rel.loadMessageParts(tx, withMentions, withMedia); err != nil {
 		return delivery.Jobs{}, err
 	}
 	var userIDs, channelIDs []string
