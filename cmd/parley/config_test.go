@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,29 +16,19 @@ func post(t *testing.T, base, token, query string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	status, resp := postGraphQL(t, base, token, string(body))
 	var out struct {
 		Errors []struct {
 			Extensions struct{ Code string }
 		}
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("decode: %v", err)
+	if err := json.Unmarshal(resp, &out); err != nil {
+		t.Fatalf("decode %s: %v", resp, err)
 	}
 	if len(out.Errors) == 0 {
-		return resp.StatusCode, ""
+		return status, ""
 	}
-	return resp.StatusCode, out.Errors[0].Extensions.Code
+	return status, out.Errors[0].Extensions.Code
 }
 
 // TestQueryLimitsFromEnvironment: PARLEY_MAX_QUERY_FIELDS and

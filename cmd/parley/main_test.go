@@ -84,21 +84,7 @@ func mintToken(t *testing.T, env map[string]string, args ...string) string {
 
 func me(t *testing.T, base, token string) (string, int) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(`{"query":"{ me { identity friendlyName } }"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	status, body := postGraphQL(t, base, token, `{"query":"{ me { identity friendlyName } }"}`)
 	var out struct {
 		Data struct {
 			Me struct{ Identity, FriendlyName string }
@@ -107,7 +93,7 @@ func me(t *testing.T, base, token string) (string, int) {
 	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatalf("decode %s: %v", body, err)
 	}
-	return out.Data.Me.Identity + "/" + out.Data.Me.FriendlyName, resp.StatusCode
+	return out.Data.Me.Identity + "/" + out.Data.Me.FriendlyName, status
 }
 
 // TestDevelopmentSecret: without PARLEY_JWT_SECRET, the server and `parley

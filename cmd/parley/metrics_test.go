@@ -76,6 +76,14 @@ func metricValue(families map[string]*dto.MetricFamily, name string, labels map[
 // postBody sends a GraphQL request body and returns the response body.
 func postBody(t *testing.T, base, token, body string) string {
 	t.Helper()
+	_, out := postGraphQL(t, base, token, body)
+	return string(out)
+}
+
+// postGraphQL sends a GraphQL request body as token and returns the HTTP
+// status and the response body.
+func postGraphQL(t *testing.T, base, token, body string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +99,7 @@ func postBody(t *testing.T, base, token, body string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(out)
+	return resp.StatusCode, out
 }
 
 // TestMetrics: after real traffic (queries, mutations, a refused
