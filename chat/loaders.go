@@ -18,6 +18,9 @@ import (
 type Loaders struct {
 	s *Service
 
+	// wait is how long each loader gathers keys before it queries.
+	wait time.Duration
+
 	mu            sync.Mutex // guards the loaders below
 	users         *dataloadgen.Loader[string, *models.User]
 	channels      *dataloadgen.Loader[string, *models.Channel]
@@ -45,8 +48,21 @@ type loadersKey struct{}
 // loaderWait is how long a loader gathers keys before it queries.
 const loaderWait = 2 * time.Millisecond
 
-// NewLoaders returns fresh loaders on this service.
+// NewLoaders returns fresh loaders on this service, for a query's or a
+// mutation's execution: each loader gathers keys for loaderWait, so that
+// the fields of a list's items, resolved concurrently, share one query.
 func (s *Service) NewLoaders() *Loaders {
+	return &Loaders{s: s, wait: loaderWait}
+}
+
+// NewEventLoaders returns fresh loaders for the execution of one
+// subscription event, which the hub runs in its dispatch goroutine, one
+// subscriber group after another: they query at once instead of waiting
+// loaderWait, which a per-viewer subscription (unreadChanged, a channel's
+// unreadCount) would otherwise pay once per subscriber, holding up every
+// other delivery of the node. An event's payload is one object, so there
+// is little to gather.
+func (s *Service) NewEventLoaders() *Loaders {
 	return &Loaders{s: s}
 }
 
@@ -56,7 +72,7 @@ func lazyLoader[V any](l *Loaders, p **dataloadgen.Loader[string, V], fetch func
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if *p == nil {
-		*p = dataloadgen.NewLoader(fetch, dataloadgen.WithWait(loaderWait))
+		*p = dataloadgen.NewLoader(fetch, dataloadgen.WithWait(l.wait))
 	}
 	return *p
 }
@@ -143,12 +159,13 @@ func WithLoaders(ctx context.Context, l *Loaders) context.Context {
 }
 
 // loaders returns the context's loaders, or fresh ones for a context that
-// has none (they then batch nothing but stay correct).
+// has none (they then batch nothing but stay correct, so they do not wait
+// for keys).
 func (s *Service) loaders(ctx context.Context) *Loaders {
 	if l, ok := ctx.Value(loadersKey{}).(*Loaders); ok {
 		return l
 	}
-	return s.NewLoaders()
+	return s.NewEventLoaders()
 }
 
 // UserByID returns a user, or nil when there is none. Users are visible to

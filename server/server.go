@@ -272,11 +272,17 @@ func refuseIntrospection(ctx context.Context, next graphql.RootResolver) graphql
 }
 
 // freshLoaders gives every response its own loaders: a query's or
-// mutation's whole execution, or one subscription event. Loaders cache for
-// their lifetime, so loaders living as long as a WebSocket connection would
-// serve stale rows (and memberships of the past) to every later event.
+// mutation's whole execution, or one subscription event (see
+// chat.Service.NewEventLoaders). Loaders cache for their lifetime, so
+// loaders living as long as a WebSocket connection would serve stale rows
+// (and memberships of the past) to every later event.
 func freshLoaders(svc *chat.Service) graphql.ResponseMiddleware {
 	return func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		if graphql.HasOperationContext(ctx) {
+			if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Subscription {
+				return next(chat.WithLoaders(ctx, svc.NewEventLoaders()))
+			}
+		}
 		return next(chat.WithLoaders(ctx, svc.NewLoaders()))
 	}
 }
