@@ -29,7 +29,7 @@ type ChannelFilter struct {
 }
 
 // filterMyChannels adds f's conditions to a myChannels query, which joins
-// each channel to the caller's membership as members. BAD_USER_INPUT for an
+// each channel to the caller's membership as m. BAD_USER_INPUT for an
 // attributes filter that is not an object of objects, scalars and arrays
 // of scalars, or over the attributes limit.
 func (s *Service) filterMyChannels(q *gorm.DB, f ChannelFilter) (*gorm.DB, error) {
@@ -54,13 +54,13 @@ func (s *Service) filterMyChannels(q *gorm.DB, f ChannelFilter) (*gorm.DB, error
 		if len(statuses) == 0 {
 			q = q.Where("1 = 0")
 		} else {
-			q = q.Where("members.status IN ?", statuses)
+			q = q.Where("m.status IN ?", statuses)
 		}
 	}
 	if f.HasUnread != nil {
-		// As UnreadCount: messages after both the read horizon and the
-		// start of the shared history, for joined members only.
-		unread := "(members.status = ? AND channels.next_message_index > COALESCE(members.last_read_index, -1) + 1 AND channels.next_message_index > members.history_start)"
+		// As UnreadCount counts, for joined members only: not deleted,
+		// not SYSTEM, not the caller's own, after their horizon.
+		unread := "(m.status = ? AND " + hasUnreadSQL + ")"
 		if !*f.HasUnread {
 			unread = "NOT " + unread
 		}

@@ -507,7 +507,7 @@ func (s *Service) MyChannels(ctx context.Context, args PageArgs, order ChannelOr
 		return nil, err
 	}
 	q := v.scopeChannels(s.store.DB(ctx).Model(&models.Channel{}).
-		Joins("JOIN members ON members.channel_id = channels.id AND members.user_id = ?", v.UserID))
+		Joins("JOIN members AS m ON m.channel_id = channels.id AND m.user_id = ?", v.UserID))
 	if q, err = s.filterMyChannels(q, filter); err != nil {
 		return nil, err
 	}

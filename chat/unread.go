@@ -9,13 +9,14 @@ import (
 	"github.com/parleychat/parley/models"
 )
 
-// The unread counts are SQL over the members table aliased m: for each
-// membership, the messages from its first unread index on that count, read
-// through idx_messages_countable (the partial index of the messages that
-// count, not deleted and not SYSTEM, whose predicate these queries repeat
-// word for word so that both databases use it), and the mentions of its
-// user from that index on, through idx_message_mentions_user. A
-// membership costs two index range scans, whatever the channel's size,
+// The unread counts, and myChannels' hasUnread filter, are SQL over the
+// members table aliased m: for each membership, the messages from its
+// first unread index on that count, read through idx_messages_countable
+// (the partial index of the messages that count, not deleted and not
+// SYSTEM, whose predicate these queries repeat word for word so that both
+// databases use it), and the mentions of its user from that index on,
+// through idx_message_mentions_user. A membership costs two index range
+// scans, whatever the channel's size,
 // and no row read: idx_members_user_status carries the read horizon and
 // idx_messages_countable every column these queries name (migration
 // 00008).
@@ -34,6 +35,11 @@ const (
 	unreadMessagesSQL = `(SELECT COUNT(*) FROM messages g WHERE ` + countableSQL + `)`
 	// unreadMentionsSQL counts m's unread messages that mention them.
 	unreadMentionsSQL = `(SELECT COUNT(*) FROM message_mentions x WHERE ` + mentionedSQL + `)`
+	// hasUnreadSQL holds when m has an unread message, as
+	// unreadMessagesSQL counts them: the filter myChannels(hasUnread)
+	// and the count agree by construction. It stops at the first
+	// countable message of the same index range scan.
+	hasUnreadSQL = `EXISTS (SELECT 1 FROM messages g WHERE ` + countableSQL + `)`
 )
 
 // Unread is one channel's unread counts for a member.

@@ -29,7 +29,7 @@ func captureMyChannels(t *testing.T, srv *parleytest.Server) *myChannelsSQL {
 	t.Helper()
 	c := &myChannelsSQL{}
 	err := srv.Store.DB(t.Context()).Callback().Query().After("gorm:query").Register("parleytest:mychannels", func(db *gorm.DB) {
-		if sql := db.Statement.SQL.String(); strings.Contains(sql, "JOIN members ON members.channel_id = channels.id") {
+		if sql := db.Statement.SQL.String(); strings.Contains(sql, "JOIN members AS m ON m.channel_id = channels.id") {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			c.stmts = append(c.stmts, capturedStmt{sql, slices.Clone(db.Statement.Vars)})
@@ -187,6 +187,71 @@ func TestMyChannelsFilter(t *testing.T) {
 					}
 				}
 			}
+		}
+	})
+}
+
+// TestMyChannelsHasUnread: the hasUnread filter counts as unreadCount
+// does: a channel whose only messages after the caller's horizon are
+// their own, system messages or deleted ones has nothing unread, one with
+// another member's message has; the filter's plan reads indexes only.
+func TestMyChannelsHasUnread(t *testing.T) {
+	t.Parallel()
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{SystemMessages: true})
+		alice, bob := srv.Client("alice"), srv.Client("bob")
+		withBob := func() string {
+			return mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		}
+		clear := func(ch string) {
+			callOK(t, bob, `mutation($c: ID!) { setReadHorizon(channelId: $c, index: null) { id } }`, map[string]any{"c": ch}, nil)
+		}
+		own, system, deleted, mixed, other := withBob(), withBob(), withBob(), withBob(), withBob()
+		mustSend(t, bob, own, "bob's own")
+		clear(own)
+		callOK(t, alice, `mutation($c: ID!) { updateChannel(id: $c, input: {friendlyName: "renamed"}) { id } }`, map[string]any{"c": system}, nil)
+		gone := mustSend(t, alice, deleted, "deleted")
+		callOK(t, alice, `mutation($id: ID!) { deleteMessage(id: $id) { id } }`, map[string]any{"id": gone.ID}, nil)
+		gone = mustSend(t, alice, mixed, "deleted")
+		callOK(t, alice, `mutation($id: ID!) { deleteMessage(id: $id) { id } }`, map[string]any{"id": gone.ID}, nil)
+		mustSend(t, bob, mixed, "bob's own")
+		clear(mixed)
+		mustSend(t, alice, other, "unread for bob")
+		names := map[string]string{own: "own", system: "system", deleted: "deleted", mixed: "mixed", other: "other"}
+		captured := captureMyChannels(t, srv)
+
+		list := func(hasUnread bool) string {
+			var page struct {
+				MyChannels struct {
+					Edges []struct {
+						Node struct {
+							ID          string
+							UnreadCount int
+						}
+					}
+				}
+			}
+			callOK(t, bob, `query($u: Boolean) { myChannels(filter: {hasUnread: $u}, first: 50) { edges { node { id unreadCount } } } }`,
+				map[string]any{"u": hasUnread}, &page)
+			plan := explain(t, srv, captured.last())
+			if strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "SCAN g") || strings.Contains(plan, "SCAN members") || strings.Contains(plan, "SCAN m ") {
+				t.Errorf("hasUnread %v scans a table:\n%s", hasUnread, plan)
+			}
+			var got []string
+			for _, e := range page.MyChannels.Edges {
+				if (e.Node.UnreadCount > 0) != hasUnread {
+					t.Errorf("hasUnread %v lists %s with unreadCount %d", hasUnread, names[e.Node.ID], e.Node.UnreadCount)
+				}
+				got = append(got, names[e.Node.ID])
+			}
+			slices.Sort(got)
+			return strings.Join(got, ",")
+		}
+		if got := list(true); got != "other" {
+			t.Errorf("hasUnread: true lists %s, want other", got)
+		}
+		if got := list(false); got != "deleted,mixed,own,system" {
+			t.Errorf("hasUnread: false lists %s, want deleted,mixed,own,system", got)
 		}
 	})
 }
