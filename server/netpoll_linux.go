@@ -7,11 +7,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"syscall"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 )
 
 // poller holds idle WebSocket connections without a goroutine each, the
@@ -253,4 +255,25 @@ func (c *wsConn) consume() bool {
 func (c *wsConn) stopPolling() {
 	c.t.poller.remove(c)
 	c.finish()
+}
+
+// writeNow writes bufs to raw's socket in one writev without waiting for
+// room: it returns how much the socket took, with syscall.EAGAIN when it
+// took nothing.
+func writeNow(raw syscall.RawConn, bufs net.Buffers) (int, error) {
+	var (
+		n    int
+		werr error
+	)
+	err := raw.Write(func(fd uintptr) bool {
+		n, werr = unix.Writev(int(fd), bufs)
+		return true // never wait: a full socket goes to a goroutine
+	})
+	if err != nil {
+		return 0, err
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return n, nil
 }

@@ -222,12 +222,13 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	srv := handler.New(es)
 	present := presentError(log)
 	rt := &realtime{verifier: c.Verifier, hooks: c.Realtime, log: log, limits: c.RateLimits, metrics: c.Metrics}
+	poller := newPoller(log)
 	// The first transport that supports a request serves it: WebSocket
 	// upgrades (GET with Upgrade) and SSE (POST with Accept:
 	// text/event-stream) come before plain GET and POST, which refuse
 	// subscriptions.
 	for _, t := range []graphql.Transport{
-		&wsTransport{poller: newPoller(log), rt: rt, hub: c.Hub, opts: ws, maxMessage: limits.MaxBodyBytes, conns: conns, present: present},
+		&wsTransport{poller: poller, flusher: newFlusher(poller), rt: rt, hub: c.Hub, opts: ws, maxMessage: limits.MaxBodyBytes, conns: conns, present: present},
 		&sseTransport{rt: rt, hub: c.Hub, opts: ws, conns: conns, present: present},
 		transport.Options{},
 		httpTransport{timeout: cmp.Or(c.RequestTimeout, DefaultRequestTimeout), log: log},

@@ -72,12 +72,18 @@ const (
 // wsTransport is Parley's GraphQL over WebSocket transport: the
 // graphql-transport-ws protocol (graphql-ws, Apollo Client, urql) and the
 // legacy graphql-ws one (subscriptions-transport-ws), behind gqlgen's
-// graphql.Transport. Each connection has a goroutine that reads it and,
-// while there is something to write, one that writes: everything queued
-// for the connection goes out in one write (writev), up to maxWriteBytes.
+// graphql.Transport. The poller reads idle connections and the flusher
+// writes them, without a goroutine per connection; everything queued for a
+// connection goes out in one write (writev), up to maxWriteBytes. A
+// connection whose socket is full, or that the poller cannot hold, gets a
+// writing goroutine of its own while it has something to write, and one
+// that reads it.
 type wsTransport struct {
 	// poller reads idle connections; nil gives each a reading goroutine.
-	poller     *poller
+	poller *poller
+	// flusher writes the poller's connections; nil gives each connection
+	// a writing goroutine while it has something to write.
+	flusher    *flusher
 	rt         *realtime
 	hub        *hub.Hub
 	opts       WebSocketOptions
@@ -90,6 +96,10 @@ var _ graphql.Transport = (*wsTransport)(nil)
 
 // maxWriteBytes caps one write of a connection's queued frames.
 const maxWriteBytes = 256 << 10
+
+// maxWriteVecs caps the buffers of one write: Linux takes at most 1,024
+// in one writev (IOV_MAX), and a frame has up to three.
+const maxWriteVecs = 1024
 
 // Supports implements graphql.Transport: GET with Upgrade: websocket.
 func (t *wsTransport) Supports(r *http.Request) bool {
@@ -854,12 +864,19 @@ func (c *wsConn) enqueue(f wsFrame) {
 	c.wakeLocked()
 }
 
-// wakeLocked starts the writer if it is not running. c.mu is held.
+// wakeLocked hands the connection to a writer if none has it: to the
+// process's flusher when the socket can be written without blocking (the
+// poller's sockets), else to a goroutine of its own. c.mu is held.
 func (c *wsConn) wakeLocked() {
-	if !c.writing {
-		c.writing = true
-		go c.write()
+	if c.writing {
+		return
 	}
+	c.writing = true
+	if c.raw != nil && c.t.flusher != nil {
+		c.t.flusher.add(c)
+		return
+	}
+	go c.write()
 }
 
 // waitRoom waits until the queue is at most half full, or the connection
@@ -880,61 +897,146 @@ func (c *wsConn) waitRoom() {
 	}
 }
 
-// write drains the queue, each batch in one write, until it is empty.
+// takeLocked moves the frames at the head of the queue, up to
+// maxWriteBytes, into bufs (one write's worth) and says how many frames
+// and bytes it took and whether the last of them ends the connection. With
+// nothing queued the writer gives the connection up. c.mu is held.
+func (c *wsConn) takeLocked(bufs net.Buffers) (_ net.Buffers, n, size int, last bool) {
+	for _, f := range c.queue {
+		if size > 0 && (size+len(f.head)+len(f.body)+len(f.tail) > maxWriteBytes || len(bufs)+3 > maxWriteVecs) {
+			break
+		}
+		n++
+		size += len(f.head) + len(f.body) + len(f.tail)
+		bufs = append(bufs, f.head)
+		if len(f.body) > 0 {
+			bufs = append(bufs, f.body)
+		}
+		if len(f.tail) > 0 {
+			bufs = append(bufs, f.tail)
+		}
+		if f.last {
+			last = true
+			break
+		}
+	}
+	clear(c.queue[:n])
+	c.queue = c.queue[n:]
+	c.queued -= n
+	if n == 0 {
+		c.writing = false
+		c.queue = nil
+	}
+	return bufs, n, size, last
+}
+
+// took wakes a replay waiting for room and counts one write of n frames
+// and size bytes.
+func (c *wsConn) took(n, size int) {
+	select {
+	case c.wakeup <- struct{}{}:
+	default:
+	}
+	c.t.rt.metrics.ObserveWriteBatch("websocket", n, size)
+}
+
+// write drains the queue, each batch in one blocking write bounded by the
+// write timeout, until it is empty; then the connection has no writer.
+// It runs on a goroutine of its own.
 func (c *wsConn) write() {
 	var bufs net.Buffers
 	for {
 		c.mu.Lock()
-		bufs = bufs[:0]
-		size, last, n := 0, false, 0
-		for _, f := range c.queue {
-			if size > 0 && size+len(f.head)+len(f.body)+len(f.tail) > maxWriteBytes {
-				break
-			}
-			n++
-			size += len(f.head) + len(f.body) + len(f.tail)
-			bufs = append(bufs, f.head)
-			if len(f.body) > 0 {
-				bufs = append(bufs, f.body)
-			}
-			if len(f.tail) > 0 {
-				bufs = append(bufs, f.tail)
-			}
-			if f.last {
-				last = true
-				break
-			}
-		}
-		clear(c.queue[:n])
-		c.queue = c.queue[n:]
-		c.queued -= n
-		if n == 0 {
-			c.writing = false
-			c.queue = nil
-			c.mu.Unlock()
-			return
-		}
+		var n, size int
+		var last bool
+		bufs, n, size, last = c.takeLocked(bufs[:0])
 		c.mu.Unlock()
-		select {
-		case c.wakeup <- struct{}{}:
-		default:
-		}
-		c.t.rt.metrics.ObserveWriteBatch("websocket", n, size)
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.t.opts.WriteTimeout))
-		toWrite := bufs
-		if _, err := toWrite.WriteTo(c.nc); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.t.conns.slow.Add(1)
-				c.t.rt.log.WarnContext(c.ctx, "websocket write stalled; closing", "timeout", c.t.opts.WriteTimeout)
-			}
-			c.abort()
+		if n == 0 {
 			return
 		}
-		if last {
-			c.abort()
+		c.took(n, size)
+		if !c.writeBlocking(bufs, last) {
 			return
 		}
 	}
+}
+
+// writeBlocking writes bufs, waiting for the socket at most the write
+// timeout, and closes the connection when the write fails or stalls or
+// after its last frame; false when the connection is closed.
+func (c *wsConn) writeBlocking(bufs net.Buffers, last bool) bool {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.t.opts.WriteTimeout))
+	if _, err := bufs.WriteTo(c.nc); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.t.conns.slow.Add(1)
+			c.t.rt.log.WarnContext(c.ctx, "websocket write stalled; closing", "timeout", c.t.opts.WriteTimeout)
+		}
+		c.abort()
+		return false
+	}
+	if last {
+		c.abort()
+		return false
+	}
+	return true
+}
+
+// flush is the flusher's turn at the connection: it writes one batch of
+// the queue without waiting for the socket. The connection then goes back
+// to the flusher while frames remain, or to a goroutine of its own when
+// the socket took only part of the batch (the rest waits for room there,
+// bounded by the write timeout), or has no writer once its queue is empty.
+// bufs is the flusher's scratch space.
+func (c *wsConn) flush(bufs net.Buffers) net.Buffers {
+	c.mu.Lock()
+	bufs, n, size, last := c.takeLocked(bufs[:0])
+	c.mu.Unlock()
+	if n == 0 {
+		return bufs
+	}
+	c.took(n, size)
+	written, err := writeNow(c.raw, bufs)
+	switch {
+	case err != nil && !errors.Is(err, syscall.EAGAIN):
+		c.abort()
+		return bufs
+	case written < size:
+		rest := unwritten(bufs, written)
+		go func() {
+			if c.writeBlocking(rest, last) {
+				c.write()
+			}
+		}()
+		return bufs
+	case last:
+		c.abort()
+		return bufs
+	}
+	c.mu.Lock()
+	more := c.queued > 0
+	if !more {
+		c.writing = false
+		c.queue = nil
+	}
+	c.mu.Unlock()
+	if more {
+		c.t.flusher.add(c)
+	}
+	return bufs
+}
+
+// unwritten returns a copy of what of bufs remains after its first n bytes.
+func unwritten(bufs net.Buffers, n int) net.Buffers {
+	var rest net.Buffers
+	for _, b := range bufs {
+		if n >= len(b) {
+			n -= len(b)
+			continue
+		}
+		rest = append(rest, b[n:])
+		n = 0
+	}
+	return rest
 }
 
 // abort closes the socket at once and stops the writer.
