@@ -196,3 +196,24 @@ func TestWebSocket(t *testing.T) {
 		t.Fatalf("Err after Close = %v", c.Err())
 	}
 }
+
+// TestSplitNext: the reader's fast path takes exactly Parley's next
+// messages and leaves everything else to the full decode.
+func TestSplitNext(t *testing.T) {
+	for _, tc := range []struct {
+		in, id, payload string
+		ok              bool
+	}{
+		{`{"id":"7","type":"next","payload":{"data":{"a":1}}}`, "7", `{"data":{"a":1}}`, true},
+		{`{"id":"7","type":"complete"}`, "", "", false},
+		{`{"type":"next","id":"7","payload":{}}`, "", "", false},
+		{`{"id":"a\"b","type":"next","payload":{}}`, "", "", false},
+		{`{"id":"7","type":"next","payload":}`, "", "", false},
+		{`{"id":"7`, "", "", false},
+	} {
+		id, payload, ok := splitNext([]byte(tc.in))
+		if ok != tc.ok || id != tc.id || string(payload) != tc.payload {
+			t.Errorf("splitNext(%s) = %q, %s, %v; want %q, %s, %v", tc.in, id, payload, ok, tc.id, tc.payload, tc.ok)
+		}
+	}
+}

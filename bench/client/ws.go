@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,11 @@ type DialOptions struct {
 	// InitTimeout bounds the upgrade and the wait for connection_ack
 	// (within ctx); 0 is 15 s.
 	InitTimeout time.Duration
+	// RawResults hands each Next event its Payload undecoded (Data and
+	// Errors stay empty), for a handler that decodes the result in one
+	// pass itself: the fan-out scenario, whose reading must cost less than
+	// the server's writing.
+	RawResults bool
 }
 
 // EventKind says what an Event is.
@@ -76,6 +82,10 @@ type Event struct {
 	Kind EventKind
 	// Data is the result's data, for Next.
 	Data json.RawMessage
+	// Payload is the whole result ({"data", "errors"}) of a Next event
+	// when DialOptions.RawResults is set. It is only valid during the
+	// Handler call.
+	Payload []byte
 	// Errors are the result's errors (Next) or the operation's (ErrorEvent).
 	Errors Errors
 	// At is when the frame had been read and parsed, in clock.UnixNano.
@@ -133,6 +143,8 @@ type Conn struct {
 	handlers map[string]Handler
 	nextID   atomic.Int64
 
+	rawResults bool // DialOptions.RawResults
+
 	done    chan struct{} // closed when the reader stops
 	readErr error         // why it stopped; valid once done is closed
 	closing atomic.Bool
@@ -177,7 +189,7 @@ func Dial(ctx context.Context, url string, opts DialOptions) (*Conn, error) {
 		ws.CloseNow()
 		return nil, &DialError{Code: -1, Err: fmt.Errorf("server chose subprotocol %q, want %q", got, ProtocolTransportWS)}
 	}
-	c := &Conn{ws: ws, handlers: map[string]Handler{}, done: make(chan struct{})}
+	c := &Conn{ws: ws, handlers: map[string]Handler{}, done: make(chan struct{}), rawResults: opts.RawResults}
 	payload := json.RawMessage(`{}`)
 	if opts.Token != "" {
 		payload, err = json.Marshal(map[string]string{"authorization": "Bearer " + opts.Token})
@@ -238,6 +250,12 @@ func (c *Conn) read() {
 			c.readErr = err
 			return
 		}
+		if c.rawResults {
+			if id, payload, ok := splitNext(data); ok {
+				c.dispatch(id, Event{Kind: Next, Payload: payload, At: clock.UnixNano()}, false)
+				continue
+			}
+		}
 		var f frame
 		if err := json.Unmarshal(data, &f); err != nil {
 			c.readErr = fmt.Errorf("websocket: decode %q: %w", truncate(string(data), 100), err)
@@ -274,6 +292,27 @@ func (c *Conn) read() {
 			c.dispatch(f.ID, Event{Kind: Complete, At: clock.UnixNano()}, true)
 		}
 	}
+}
+
+// splitNext cuts a next message in the form Parley writes it,
+// {"id":"<id>","type":"next","payload":<payload>} with an id free of
+// escapes, into its id and payload without decoding the payload; ok is
+// false for anything else, which the reader then decodes in full.
+func splitNext(data []byte) (id string, payload []byte, ok bool) {
+	const idStart, typeNext = `{"id":"`, `","type":"next","payload":`
+	rest, found := bytes.CutPrefix(data, []byte(idStart))
+	if !found {
+		return "", nil, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return "", nil, false
+	}
+	payload, found = bytes.CutPrefix(rest[end:], []byte(typeNext))
+	if !found || len(payload) < 2 || payload[len(payload)-1] != '}' {
+		return "", nil, false
+	}
+	return string(rest[:end]), payload[:len(payload)-1], true
 }
 
 func (c *Conn) dispatch(id string, ev Event, last bool) {

@@ -583,28 +583,33 @@ func (g *graphqlTarget) connect(ctx context.Context, room, sub, global int, deli
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.Dial(ctx, g.env.wsURL(global), client.DialOptions{Token: tok, HTTPClient: g.env.hc})
+	c, err := client.Dial(ctx, g.env.wsURL(global), client.DialOptions{Token: tok, HTTPClient: g.env.hc, RawResults: true})
 	if err != nil {
 		return nil, err
 	}
 	_, err = c.Subscribe(ctx, subscriptionMessage, map[string]any{"c": g.channels[room]}, func(ev client.Event) {
 		switch ev.Kind {
 		case client.Next:
-			if len(ev.Errors) > 0 {
-				fail(ev.Errors)
-				return
+			// One pass over the result: reading has to cost the tool
+			// less than writing costs the server.
+			var r struct {
+				Data struct {
+					MessageAdded struct {
+						ID   string `json:"id"`
+						Body string `json:"body"`
+					} `json:"messageAdded"`
+				} `json:"data"`
+				Errors client.Errors `json:"errors"`
 			}
-			var d struct {
-				MessageAdded struct {
-					ID   string `json:"id"`
-					Body string `json:"body"`
-				} `json:"messageAdded"`
-			}
-			if err := json.Unmarshal(ev.Data, &d); err != nil {
+			if err := json.Unmarshal(ev.Payload, &r); err != nil {
 				fail(fmt.Errorf("decode messageAdded: %w", err))
 				return
 			}
-			deliver(d.MessageAdded.ID, d.MessageAdded.Body, clock.UnixNano())
+			if len(r.Errors) > 0 {
+				fail(r.Errors)
+				return
+			}
+			deliver(r.Data.MessageAdded.ID, r.Data.MessageAdded.Body, clock.UnixNano())
 		case client.ErrorEvent:
 			fail(fmt.Errorf("subscription ended with %w", ev.Errors))
 		case client.Complete:
