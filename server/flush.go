@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"runtime"
 	"sync"
 )
 
@@ -62,6 +63,12 @@ func (f *flusher) add(c *wsConn) {
 	}
 }
 
+// yieldEvery is how many connections the flusher writes before it lets
+// the other goroutines run: a turn over a thousand subscribers takes
+// milliseconds, and with one core a request's every step (read, group
+// commit, response) would otherwise wait for the turn's end.
+const yieldEvery = 64
+
 // run takes turns for the life of the process.
 func (f *flusher) run() {
 	var (
@@ -79,6 +86,9 @@ func (f *flusher) run() {
 		for i, c := range turn {
 			bufs = c.flush(bufs)
 			turn[i] = nil
+			if i%yieldEvery == yieldEvery-1 {
+				runtime.Gosched()
+			}
 		}
 	}
 }
