@@ -244,12 +244,21 @@ func (c *Conn) send(ctx context.Context, f frame) error {
 func (c *Conn) read() {
 	defer close(c.done)
 	ctx := context.Background()
+	// One buffer for every message: what a handler keeps, it copies
+	// (Data and Errors are decoded copies; Payload is documented as
+	// valid during the call).
+	var buf bytes.Buffer
 	for {
-		_, data, err := c.ws.Read(ctx)
+		_, r, err := c.ws.Reader(ctx)
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			c.readErr = err
 			return
 		}
+		data := buf.Bytes()
 		if c.rawResults {
 			if id, payload, ok := splitNext(data); ok {
 				c.dispatch(id, Event{Kind: Next, Payload: payload, At: clock.UnixNano()}, false)

@@ -590,8 +590,13 @@ func (g *graphqlTarget) connect(ctx context.Context, room, sub, global int, deli
 	_, err = c.Subscribe(ctx, subscriptionMessage, map[string]any{"c": g.channels[room]}, func(ev client.Event) {
 		switch ev.Kind {
 		case client.Next:
-			// One pass over the result: reading has to cost the tool
-			// less than writing costs the server.
+			// Reading has to cost the tool less than writing costs the
+			// server: a result in the form the subscription gives is cut
+			// without decoding, anything else decoded in full.
+			if id, body, ok := cutMessageAdded(ev.Payload); ok {
+				deliver(id, body, clock.UnixNano())
+				return
+			}
 			var r struct {
 				Data struct {
 					MessageAdded struct {
@@ -620,6 +625,57 @@ func (g *graphqlTarget) connect(ctx context.Context, room, sub, global int, deli
 		return nil, errors.Join(err, c.Close())
 	}
 	return c, nil
+}
+
+// cutMessageAdded reads the id and body of a messageAdded result of
+// subscriptionMessage in the form Parley encodes it:
+// {"data":{"messageAdded":{…}}} whose fields are strings without escapes
+// or numbers. ok is false for anything else (errors, escapes, nested
+// values, another encoder's spacing), which the caller decodes in full.
+func cutMessageAdded(payload []byte) (id, body string, ok bool) {
+	rest, found := bytes.CutPrefix(payload, []byte(`{"data":{"messageAdded":{`))
+	if !found {
+		return "", "", false
+	}
+	for {
+		if len(rest) == 0 || rest[0] != '"' {
+			return "", "", false
+		}
+		k := bytes.IndexByte(rest[1:], '"')
+		if k < 0 || len(rest) < k+3 || rest[k+2] != ':' {
+			return "", "", false
+		}
+		key := rest[1 : k+1]
+		rest = rest[k+3:]
+		var val []byte
+		if len(rest) > 0 && rest[0] == '"' {
+			end := bytes.IndexByte(rest[1:], '"')
+			if end < 0 {
+				return "", "", false
+			}
+			val, rest = rest[1:end+1], rest[end+2:]
+			if bytes.IndexByte(val, '\\') >= 0 {
+				return "", "", false
+			}
+		} else {
+			end := bytes.IndexAny(rest, ",}")
+			if end <= 0 || bytes.ContainsAny(rest[:end], `{["`) {
+				return "", "", false
+			}
+			val, rest = rest[:end], rest[end:]
+		}
+		switch string(key) {
+		case "id":
+			id = string(val)
+		case "body":
+			body = string(val)
+		}
+		if len(rest) > 0 && rest[0] == ',' {
+			rest = rest[1:]
+			continue
+		}
+		return id, body, id != "" && string(rest) == "}}}"
+	}
 }
 
 func (g *graphqlTarget) publish(ctx context.Context, room int, body string) (string, error) {

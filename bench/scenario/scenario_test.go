@@ -367,3 +367,26 @@ func TestRateLimitHint(t *testing.T) {
 		t.Fatalf("hint: %v", err)
 	}
 }
+
+// TestCutMessageAdded: the fan-out reader's fast path reads Parley's
+// messageAdded results and refuses everything it cannot read exactly.
+func TestCutMessageAdded(t *testing.T) {
+	for _, tc := range []struct {
+		in, id, body string
+		ok           bool
+	}{
+		{`{"data":{"messageAdded":{"id":"m1","index":3,"body":"pb 0 1 2","createdAt":"2026-12-01T00:00:00Z"}}}`, "m1", "pb 0 1 2", true},
+		{`{"data":{"messageAdded":{"body":"b","id":"m1"}}}`, "m1", "b", true},
+		{`{"data":{"messageAdded":{"id":"m1","body":"a\"b"}}}`, "", "", false},
+		{`{"data":{"messageAdded":{"id":"m1","x":{"y":1},"body":"b"}}}`, "", "", false},
+		{`{"data":{"messageAdded":{"id":"m1","body":"b"}},"errors":[{"message":"x"}]}`, "", "", false},
+		{`{"data":{"messageAdded":{"body":"b"}}}`, "", "", false},
+		{`{"data": {"messageAdded":{"id":"m1"}}}`, "", "", false},
+		{`{"data":{"messageAdded":{"id":"m1"`, "", "", false},
+	} {
+		id, body, ok := cutMessageAdded([]byte(tc.in))
+		if ok != tc.ok || (ok && (id != tc.id || body != tc.body)) {
+			t.Errorf("cutMessageAdded(%s) = %q, %q, %v; want %q, %q, %v", tc.in, id, body, ok, tc.id, tc.body, tc.ok)
+		}
+	}
+}
