@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -21,8 +22,8 @@ type RawConn struct {
 }
 
 // DialRaw opens a WebSocket to url and calls onMessage, on the reader
-// goroutine, with each message. onMessage must be quick; data is its own
-// to keep.
+// goroutine, with each message. onMessage must be quick; data is only
+// valid during the call (the reader reuses one buffer).
 func DialRaw(ctx context.Context, url string, opts DialOptions, onMessage func(data []byte)) (*RawConn, error) {
 	wait := opts.InitTimeout
 	if wait <= 0 {
@@ -53,13 +54,18 @@ func DialRaw(ctx context.Context, url string, opts DialOptions, onMessage func(d
 	c := &RawConn{ws: ws, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
+		var buf bytes.Buffer
 		for {
-			_, data, err := ws.Read(context.Background())
+			_, r, err := ws.Reader(context.Background())
+			if err == nil {
+				buf.Reset()
+				_, err = buf.ReadFrom(r)
+			}
 			if err != nil {
 				c.readErr = err
 				return
 			}
-			onMessage(data)
+			onMessage(buf.Bytes())
 		}
 	}()
 	return c, nil

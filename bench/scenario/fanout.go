@@ -628,12 +628,29 @@ func (g *graphqlTarget) connect(ctx context.Context, room, sub, global int, deli
 }
 
 // cutMessageAdded reads the id and body of a messageAdded result of
-// subscriptionMessage in the form Parley encodes it:
-// {"data":{"messageAdded":{…}}} whose fields are strings without escapes
-// or numbers. ok is false for anything else (errors, escapes, nested
-// values, another encoder's spacing), which the caller decodes in full.
+// subscriptionMessage in the form Parley encodes it,
+// {"data":{"messageAdded":{…}}}, with cutIDBody; ok is false for anything
+// else (errors, another encoder's spacing), which the caller decodes in
+// full.
 func cutMessageAdded(payload []byte) (id, body string, ok bool) {
-	rest, found := bytes.CutPrefix(payload, []byte(`{"data":{"messageAdded":{`))
+	inner, found := bytes.CutPrefix(payload, []byte(`{"data":{"messageAdded":`))
+	if !found {
+		return "", "", false
+	}
+	inner, found = bytes.CutSuffix(inner, []byte(`}}`))
+	if !found {
+		return "", "", false
+	}
+	return cutIDBody(inner)
+}
+
+// cutIDBody reads the "id" and "body" of a flat JSON object without
+// spaces whose values are strings without escapes or numbers: a message
+// as Parley and the raw server encode it. ok is false for anything else.
+// The fan-out readers use it because reading has to cost the tool less
+// than writing costs the server.
+func cutIDBody(obj []byte) (id, body string, ok bool) {
+	rest, found := bytes.CutPrefix(obj, []byte(`{`))
 	if !found {
 		return "", "", false
 	}
@@ -674,7 +691,7 @@ func cutMessageAdded(payload []byte) (id, body string, ok bool) {
 			rest = rest[1:]
 			continue
 		}
-		return id, body, id != "" && string(rest) == "}}}"
+		return id, body, id != "" && string(rest) == "}"
 	}
 }
 
@@ -705,6 +722,10 @@ func (r *rawTarget) room(i int) string { return r.prefix + "room-" + strconv.Ito
 func (r *rawTarget) connect(ctx context.Context, room, _, _ int, deliver deliverFunc, fail func(error)) (fanoutConn, error) {
 	u := r.wsNodes()[0] + "?room=" + url.QueryEscape(r.room(room))
 	return client.DialRaw(ctx, u, client.DialOptions{HTTPClient: r.hc}, func(data []byte) {
+		if id, body, ok := cutIDBody(data); ok {
+			deliver(id, body, clock.UnixNano())
+			return
+		}
 		var m rawserver.Message
 		if err := json.Unmarshal(data, &m); err != nil {
 			fail(fmt.Errorf("decode raw message: %w", err))

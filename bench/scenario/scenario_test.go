@@ -3,12 +3,14 @@ package scenario
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/bench/client"
+	"github.com/parleychat/parley/bench/rawserver"
 	"github.com/parleychat/parley/bench/report"
 	"github.com/parleychat/parley/bench/stats"
 	"github.com/parleychat/parley/models"
@@ -383,10 +385,29 @@ func TestCutMessageAdded(t *testing.T) {
 		{`{"data":{"messageAdded":{"body":"b"}}}`, "", "", false},
 		{`{"data": {"messageAdded":{"id":"m1"}}}`, "", "", false},
 		{`{"data":{"messageAdded":{"id":"m1"`, "", "", false},
+		{`{"data":{"messageAdded":{"id":"m1"}}}x`, "", "", false},
 	} {
 		id, body, ok := cutMessageAdded([]byte(tc.in))
 		if ok != tc.ok || (ok && (id != tc.id || body != tc.body)) {
 			t.Errorf("cutMessageAdded(%s) = %q, %q, %v; want %q, %q, %v", tc.in, id, body, ok, tc.id, tc.body, tc.ok)
+		}
+	}
+}
+
+// TestCutIDBody: the raw fan-out reader's fast path reads the raw server's
+// messages as it encodes them.
+func TestCutIDBody(t *testing.T) {
+	m := rawserver.Message{ID: "r-1", Index: 7, Body: "pb 0 1 2", CreatedAt: "2026-12-01T00:00:00Z"}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, body, ok := cutIDBody(data); !ok || id != m.ID || body != m.Body {
+		t.Fatalf("cutIDBody(%s) = %q, %q, %v", data, id, body, ok)
+	}
+	for _, bad := range []string{`{"id":"a"} `, `{"id":"a",}`, `{"index":1}`, `["id","a"]`, `{"id":"a","body":"b"`} {
+		if _, _, ok := cutIDBody([]byte(bad)); ok {
+			t.Errorf("cutIDBody(%s) is ok", bad)
 		}
 	}
 }
