@@ -46,17 +46,20 @@ func (f *MessageFilter) check() error {
 }
 
 // apply adds f's conditions to q, a query over channelID's messages, for
-// viewer userID. Each is served by an index: authors by
-// idx_messages_channel_author, types and hasMedia by
-// idx_messages_channel_type, mentionsMe by idx_message_mentions_user (and
-// the mentions' primary key when false), the index range by the primary
-// history index.
-func (f *MessageFilter) apply(q *gorm.DB, channelID, userID string) *gorm.DB {
+// viewer userID, with authorIDs the user ids of f.Authors. Each is served
+// by an index: authors by idx_messages_channel_author, types and hasMedia
+// by idx_messages_channel_type, mentionsMe by idx_message_mentions_user
+// (and the mentions' primary key when false), the index range by the
+// primary history index.
+func (f *MessageFilter) apply(q *gorm.DB, channelID, userID string, authorIDs []string) *gorm.DB {
 	if len(f.Types) > 0 {
 		q = q.Where("type IN ?", f.Types)
 	}
 	if len(f.Authors) > 0 {
-		q = q.Where("author_id IN (SELECT id FROM users WHERE identity IN ?)", f.Authors)
+		if len(authorIDs) == 0 {
+			return q.Where("1 = 0") // no such author
+		}
+		q = q.Where("author_id IN ?", authorIDs)
 	}
 	if f.FromIndex != nil {
 		q = q.Where("idx >= ?", *f.FromIndex)
@@ -85,10 +88,22 @@ func (f *MessageFilter) apply(q *gorm.DB, channelID, userID string) *gorm.DB {
 // gaps, so it reads one row past the page to tell whether more follow in
 // the direction of travel, and asks whether any message on the other side
 // of the cursor passes the filter.
+//
+// The authors' identities become user ids first, in a query of their own:
+// given the ids as values, both planners read a single author's messages
+// newest first from idx_messages_channel_author, where a subquery over
+// users left PostgreSQL walking the whole history backwards to find a
+// rare author's page.
 func (s *Service) filteredMessages(ctx context.Context, v viewer, a *access, f *MessageFilter, n int, backward bool, after, before *cursor) (*Page[*models.Message], error) {
 	channelID := a.ch.ID
+	var authorIDs []string
+	if len(f.Authors) > 0 {
+		if err := s.store.DB(ctx).Model(&models.User{}).Where("identity IN ?", f.Authors).Pluck("id", &authorIDs).Error; err != nil {
+			return nil, internal("list messages", err)
+		}
+	}
 	base := func() *gorm.DB {
-		return f.apply(s.store.DB(ctx).Model(&models.Message{}).Where("channel_id = ? AND idx >= ?", channelID, a.historyStart()), channelID, v.UserID)
+		return f.apply(s.store.DB(ctx).Model(&models.Message{}).Where("channel_id = ? AND idx >= ?", channelID, a.historyStart()), channelID, v.UserID, authorIDs)
 	}
 	rows, err := readPage(base(), after, before, backward, n+1)
 	if err != nil {

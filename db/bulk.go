@@ -16,10 +16,25 @@ import (
 // fills a channel with a million messages through it) and checks no rule:
 // the caller owns the indexes it gives.
 func (s *Store) ImportMessages(ctx context.Context, channelID string, msgs []*models.Message, batch int) error {
+	return s.ImportMessagesWithMentions(ctx, channelID, msgs, nil, batch)
+}
+
+// ImportMessagesWithMentions is ImportMessages that also stores mentions,
+// rows of message_mentions for msgs, in the same transaction: the load
+// tool's filtered history mentions its reader in some messages.
+func (s *Store) ImportMessagesWithMentions(ctx context.Context, channelID string, msgs []*models.Message, mentions []*models.MessageMention, batch int) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	return s.Write(ctx, func(tx *gorm.DB) error { return ImportMessagesTx(tx, channelID, msgs, batch) })
+	return s.Write(ctx, func(tx *gorm.DB) error {
+		if err := ImportMessagesTx(tx, channelID, msgs, batch); err != nil {
+			return err
+		}
+		if len(mentions) == 0 {
+			return nil
+		}
+		return tx.CreateInBatches(mentions, batch).Error
+	})
 }
 
 // ImportMessagesTx is ImportMessages in tx, a transaction of Write, for a

@@ -46,6 +46,9 @@ type HistoryConfig struct {
 	BatchSize int
 	// PageSize is the `last` of the timed queries.
 	PageSize int
+	// Filter, when not nil, is the filter of both timed queries, and the
+	// fill writes the varied messages it describes.
+	Filter *HistoryFilter
 }
 
 // HistorySize is the measurement at one channel size.
@@ -67,6 +70,7 @@ type HistoryResult struct {
 	Prefix    string        `json:"prefix"`
 	ChannelID string        `json:"channel_id"`
 	Dialect   string        `json:"dialect"`
+	Filter    string        `json:"filter,omitempty"`
 	PageSize  int           `json:"page_size"`
 	Queries   int           `json:"queries"`
 	Sizes     []HistorySize `json:"sizes"`
@@ -94,14 +98,17 @@ func MessageCursor(index int) string {
 }
 
 // History fills one channel, through the database, to each of Sizes and
-// times the latest page and a deep page over the API at each size.
+// times the latest page and a deep page over the API at each size, both
+// with cfg.Filter when there is one.
 //
 // The channel is created through the API (so its owner and membership
 // exist); the messages are inserted with GORM through the db and models
 // packages, in transactions of up to 50,000 rows that also set the
 // channel's next_message_index, messages_count, last_message_id and
 // last_activity_us to match, so the server sees a consistent channel after
-// every commit.
+// every commit. With a filter, the fill's messages come from
+// HistoryAuthors users and carry the types and mentions HistoryFilter
+// describes.
 func History(ctx context.Context, cfg HistoryConfig) (*HistoryResult, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("history: no database URL: pass --database-url (or set DATABASE_URL) for the bulk fill")
@@ -156,6 +163,21 @@ func history(ctx context.Context, e *env, store *db.Store, cfg HistoryConfig, si
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	res := &HistoryResult{Prefix: e.Prefix, ChannelID: channelID, Dialect: store.Dialect(), PageSize: cfg.PageSize, Queries: cfg.Queries}
+	w := historyWriters{ids: []string{me.Me.ID}, identities: []string{e.Prefix + owner}}
+	if cfg.Filter != nil {
+		res.Filter = cfg.Filter.String()
+		for a := 1; a < HistoryAuthors; a++ {
+			name := "history-author-" + strconv.Itoa(a)
+			tok, err := e.token(name)
+			if err != nil {
+				return nil, err
+			}
+			if err := e.gql.Do(ctx, tok, queryMe, nil, &me); err != nil {
+				return nil, fmt.Errorf("history: me: %w", err)
+			}
+			w.ids, w.identities = append(w.ids, me.Me.ID), append(w.identities, e.Prefix+name)
+		}
+	}
 	have := 0
 	for _, size := range sizes {
 		hs := HistorySize{Size: size, Added: size - have}
@@ -163,14 +185,14 @@ func history(ctx context.Context, e *env, store *db.Store, cfg HistoryConfig, si
 		stop := cfg.every(func() string {
 			return fmt.Sprintf("history: filling to %s messages, %s", report.Int(int64(size)), seconds(time.Since(start)))
 		})
-		err := fill(ctx, store, channelID, me.Me.ID, have, size, cfg.BatchSize)
+		err := fill(ctx, store, channelID, w, cfg.Filter != nil, have, size, cfg.BatchSize)
 		stop()
 		if err != nil {
 			return nil, fmt.Errorf("history: fill to %d: %w", size, err)
 		}
 		hs.Fill = time.Since(start)
 		have = size
-		if hs.Latest, hs.Deep, err = timeQueries(ctx, e, tok, channelID, size, cfg); err != nil {
+		if hs.Latest, hs.Deep, err = timeQueries(ctx, e, tok, channelID, w.identities, size, cfg); err != nil {
 			return nil, fmt.Errorf("history at %d: %w", size, err)
 		}
 		res.Sizes = append(res.Sizes, hs)
@@ -192,23 +214,43 @@ func ratio(a, b time.Duration) float64 {
 	return float64(a) / float64(b)
 }
 
-// fill inserts messages from index `from` up to (not including) `to`.
-func fill(ctx context.Context, store *db.Store, channelID, authorID string, from, to, batch int) error {
+// historyWriters are the fill's authors: user ids and identities, the
+// channel's owner first.
+type historyWriters struct {
+	ids, identities []string
+}
+
+// fill inserts messages from index `from` up to (not including) `to`: all
+// TEXT by the owner, or varied as HistoryFilter describes.
+func fill(ctx context.Context, store *db.Store, channelID string, w historyWriters, varied bool, from, to, batch int) error {
 	base := time.Now().UTC().Truncate(time.Microsecond)
 	for lo := from; lo < to; lo += rowsPerTransaction {
 		hi := min(lo+rowsPerTransaction, to)
 		rows := make([]*models.Message, 0, hi-lo)
+		var mentions []*models.MessageMention
 		for i := lo; i < hi; i++ {
 			id, err := uuid.NewV7()
 			if err != nil {
 				return err
 			}
-			rows = append(rows, &models.Message{
-				ID: id.String(), ChannelID: channelID, Index: i, AuthorID: &authorID,
+			m := &models.Message{
+				ID: id.String(), ChannelID: channelID, Index: i, AuthorID: &w.ids[0],
 				Body: "history " + strconv.Itoa(i), CreatedAt: base.Add(time.Duration(i-from) * time.Microsecond),
-			})
+			}
+			if varied {
+				author, typ, mentioned := historyMessage(i)
+				m.AuthorID, m.StoredType = &w.ids[author], typ
+				if typ == models.MessageLocation {
+					lat, lon := 52.52, 13.405
+					m.Latitude, m.Longitude = &lat, &lon
+				}
+				if mentioned {
+					mentions = append(mentions, &models.MessageMention{MessageID: m.ID, UserID: w.ids[0], ChannelID: channelID, Index: i})
+				}
+			}
+			rows = append(rows, m)
 		}
-		if err := store.ImportMessages(ctx, channelID, rows, batch); err != nil {
+		if err := store.ImportMessagesWithMentions(ctx, channelID, rows, mentions, batch); err != nil {
 			return fmt.Errorf("insert messages %d..%d: %w", lo, hi-1, err)
 		}
 	}
@@ -227,15 +269,15 @@ type messagePage struct {
 	} `json:"messages"`
 }
 
-// check verifies that a page holds indexes lo..hi-1 in order.
-func (p *messagePage) check(lo, hi int) error {
+// check verifies that a page holds the indexes want, in order.
+func (p *messagePage) check(want []int) error {
 	edges := p.Messages.Edges
-	if len(edges) != hi-lo {
-		return fmt.Errorf("page holds %d messages, want %d (indexes %d..%d)", len(edges), hi-lo, lo, hi-1)
+	if len(edges) != len(want) {
+		return fmt.Errorf("page holds %d messages, want %d (indexes %v)", len(edges), len(want), want)
 	}
 	for i, e := range edges {
-		if e.Node.Index != lo+i {
-			return fmt.Errorf("page position %d holds index %d, want %d", i, e.Node.Index, lo+i)
+		if e.Node.Index != want[i] {
+			return fmt.Errorf("page position %d holds index %d, want %d", i, e.Node.Index, want[i])
 		}
 	}
 	return nil
@@ -243,12 +285,16 @@ func (p *messagePage) check(lo, hi int) error {
 
 // timeQueries times the latest page and the deep page cfg.Queries times
 // each, checking the first answer of each.
-func timeQueries(ctx context.Context, e *env, tok, channelID string, size int, cfg HistoryConfig) (latest, deep stats.Summary, err error) {
-	const qLatest = `query($c: ID!, $n: Int!) { messages(channelId: $c, last: $n) { edges { cursor node { id index body createdAt } } } }`
-	const qDeep = `query($c: ID!, $n: Int!, $b: String!) { messages(channelId: $c, last: $n, before: $b) { edges { cursor node { id index body createdAt } } } }`
+func timeQueries(ctx context.Context, e *env, tok, channelID string, authors []string, size int, cfg HistoryConfig) (latest, deep stats.Summary, err error) {
+	const qLatest = `query($c: ID!, $n: Int!, $f: MessageFilter) { messages(channelId: $c, last: $n, filter: $f) { edges { cursor node { id index body createdAt } } } }`
+	const qDeep = `query($c: ID!, $n: Int!, $b: String!, $f: MessageFilter) { messages(channelId: $c, last: $n, before: $b, filter: $f) { edges { cursor node { id index body createdAt } } } }`
 	mid := size / 2
 	vLatest := map[string]any{"c": channelID, "n": cfg.PageSize}
 	vDeep := map[string]any{"c": channelID, "n": cfg.PageSize, "b": MessageCursor(mid)}
+	if cfg.Filter != nil {
+		vLatest["f"] = cfg.Filter.variables(authors)
+		vDeep["f"] = vLatest["f"]
+	}
 	var rl, rd stats.Recorder
 	start := time.Now()
 	stop := cfg.every(func() string {
@@ -263,14 +309,16 @@ func timeQueries(ctx context.Context, e *env, tok, channelID string, size int, c
 		}
 		rl.Add(time.Duration(clock.UnixNano() - t0))
 		if i == 0 {
-			lo := max(size-cfg.PageSize, 0)
-			if err := p.check(lo, size); err != nil {
+			want := cfg.Filter.last(size, cfg.PageSize)
+			if err := p.check(want); err != nil {
 				return latest, deep, fmt.Errorf("latest page: %w", err)
 			}
 			// The cursor the server gave must be the one MessageCursor
 			// computes, or the deep page would ask for the wrong thing.
-			if got, want := p.Messages.Edges[0].Cursor, MessageCursor(lo); got != want {
-				return latest, deep, fmt.Errorf("the server's cursor for index %d is %q, MessageCursor gives %q: the cursor format changed", lo, got, want)
+			if len(want) > 0 {
+				if got, computed := p.Messages.Edges[0].Cursor, MessageCursor(want[0]); got != computed {
+					return latest, deep, fmt.Errorf("the server's cursor for index %d is %q, MessageCursor gives %q: the cursor format changed", want[0], got, computed)
+				}
 			}
 		}
 		p = messagePage{}
@@ -280,7 +328,7 @@ func timeQueries(ctx context.Context, e *env, tok, channelID string, size int, c
 		}
 		rd.Add(time.Duration(clock.UnixNano() - t0))
 		if i == 0 {
-			if err := p.check(max(mid-cfg.PageSize, 0), mid); err != nil {
+			if err := p.check(cfg.Filter.last(mid, cfg.PageSize)); err != nil {
 				return latest, deep, fmt.Errorf("deep page before index %d: %w", mid, err)
 			}
 		}
@@ -290,9 +338,13 @@ func timeQueries(ctx context.Context, e *env, tok, channelID string, size int, c
 
 // Tables presents the result.
 func (r *HistoryResult) Tables() []report.Table {
+	filter := ""
+	if r.Filter != "" {
+		filter = ", filter: " + r.Filter
+	}
 	t := report.Table{
-		Title: fmt.Sprintf("history: messages(channelId, last: %d) and a deep page (before the cursor of index N/2), %d queries each, %s",
-			r.PageSize, r.Queries, r.Dialect),
+		Title: fmt.Sprintf("history: messages(channelId, last: %d%s) and a deep page (before the cursor of index N/2), %d queries each, %s",
+			r.PageSize, filter, r.Queries, r.Dialect),
 		Columns: []string{"messages", "fill", "fill rows/s", "latest p50", "latest p99", "latest max", "deep p50", "deep p99", "deep max"},
 	}
 	for _, s := range r.Sizes {

@@ -274,6 +274,32 @@ func TestHistory(t *testing.T) {
 	printTables(t, res.Tables())
 }
 
+// TestHistoryFilter: with a filter, the fill varies authors, types and
+// mentions, and both timed pages (checked by History against the
+// filter's own reading of the fill) hold what the filter keeps.
+func TestHistoryFilter(t *testing.T) {
+	t.Parallel()
+	c, srv := newServer(t)
+	for _, spec := range []string{"types=MEDIA", "types=text+LOCATION,authors=1+2", "authors=3", "hasMedia=true", "hasMedia=false,mentionsMe=false", "mentionsMe=true"} {
+		f, err := ParseHistoryFilter(spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		res, err := History(testCtx(t), HistoryConfig{Common: c, DatabaseURL: srv.DatabaseURL, Sizes: []int{150, 400}, Queries: 2, BatchSize: 64, PageSize: 10, Filter: f})
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if res.Filter != spec || len(res.Sizes) != 2 {
+			t.Fatalf("%s: %+v", spec, res)
+		}
+	}
+	for _, bad := range []string{"types", "types=NOPE", "authors=4", "authors=x", "hasMedia=maybe", "colour=red", "authors=1,authors=2"} {
+		if _, err := ParseHistoryFilter(bad); err == nil {
+			t.Errorf("ParseHistoryFilter(%q) accepted", bad)
+		}
+	}
+}
+
 func TestMessageCursor(t *testing.T) {
 	t.Parallel()
 	// chat/page.go: base64url(JSON{"k":"msg","n":index}), n omitted at 0.

@@ -54,6 +54,7 @@ type options struct {
 	push, clientIDs          bool
 	mentions, unread         int
 	databaseURL, sizes       string
+	filter                   string
 	queries, batch, pageSize int
 	requests                 int
 	maxCPU                   time.Duration
@@ -114,6 +115,7 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 		fs.IntVar(&o.queries, "queries", scenario.DefaultHistoryQueries, "")
 		fs.IntVar(&o.batch, "batch", scenario.DefaultBatchSize, "")
 		fs.IntVar(&o.pageSize, "page-size", scenario.DefaultPageSize, "")
+		fs.StringVar(&o.filter, "filter", "", "")
 	}
 	return fs
 }
@@ -367,7 +369,11 @@ func (o *options) prepare(_ context.Context, name string, c scenario.Common) (fu
 		if o.queries <= 0 || o.queries > maxQueries || o.batch <= 0 || o.pageSize <= 0 {
 			return nil, usageErr("--queries (at most %d), --batch and --page-size must be positive", maxQueries)
 		}
-		cfg := scenario.HistoryConfig{Common: c, DatabaseURL: o.databaseURL, Sizes: sizes, Queries: o.queries, BatchSize: o.batch, PageSize: o.pageSize}
+		filter, err := scenario.ParseHistoryFilter(o.filter)
+		if err != nil {
+			return nil, usageErr("--filter: %v", err)
+		}
+		cfg := scenario.HistoryConfig{Common: c, DatabaseURL: o.databaseURL, Sizes: sizes, Queries: o.queries, BatchSize: o.batch, PageSize: o.pageSize, Filter: filter}
 		return func(ctx context.Context) (result, error) { return scenario.History(ctx, cfg) }, nil
 	}
 	return nil, usageErr("unknown scenario %q", name)

@@ -112,7 +112,11 @@ Scenarios:
              unreadSummary as the reader, --concurrency at a time: latency
              p50/p99/max, and whether the totals are right.
   history    Bulk-insert a channel to each size through the database, then
-             time the latest page and a deep page over the API.
+             time the latest page and a deep page over the API. With
+             --filter both pages ask messages(filter:), and the fill
+             varies its messages: author i%3 (author 3 when i%100 == 50),
+             LOCATION when i%100 == 77, MEDIA when i%10 == 3, else TEXT,
+             a mention of the reader (author 0) when i%20 == 7.
   hostile    Send each denial-of-service document (fragments spreading each
              other twice, hundreds of conflicting fields, a fragment
              cycle), as found and ten times as large, and a valid document
@@ -161,6 +165,10 @@ history:
   --database-url URL (default $DATABASE_URL; sqlite path or postgres URL)
   --sizes LIST (10000,100000,1000000)  --queries N (200)  --batch N (1000)
   --page-size N (50)
+  --filter F     comma-separated key=value, a key's values joined with '+':
+                 types=TEXT+MEDIA+LOCATION, authors=0+1+2+3, hasMedia=BOOL,
+                 mentionsMe=BOOL (e.g. --filter types=MEDIA or
+                 --filter authors=3,mentionsMe=true)
 
 The server must run with PARLEY_RATE_LIMITS=off (except for hostile): the
 scenarios send and connect faster than one user's rate limits allow.

@@ -38,6 +38,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"history", "--secret", "s"}, "--database-url"},
 		{[]string{"history", "--secret", "s", "--database-url", "postgres://u@192.0.2.1/db"}, "--allow-remote"},
 		{[]string{"history", "--secret", "s", "--sizes", "0"}, "--sizes"},
+		{[]string{"history", "--secret", "s", "--database-url", "x.db", "--filter", "types=BOGUS"}, "--filter"},
+		{[]string{"history", "--secret", "s", "--database-url", "x.db", "--filter", "authors=4"}, "--filter"},
+		{[]string{"history", "--secret", "s", "--database-url", "x.db", "--filter", "hasMedia"}, "--filter"},
 		{[]string{"fanout", "--nope"}, "not defined"},
 	}
 	for _, c := range cases {
