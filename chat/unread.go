@@ -145,9 +145,22 @@ func (s *Service) unreadSummary(ctx context.Context) (*UnreadSummary, error) {
 		return q
 	}
 	mentions := joined().Select("COUNT(*)").Joins("JOIN message_mentions x ON " + mentionedSQL)
+	q := joined()
+	// SQLite joins by nested loops only: a range of idx_messages_countable
+	// per membership. PostgreSQL hashes the caller's memberships and
+	// reads every message of every channel instead whenever its cost
+	// model finds that cheaper than a thousand index probes, which it does
+	// below some hundred thousand messages in the whole database: the
+	// query then costs what the table holds, not what the caller has
+	// unread. A LATERAL subquery kept from being pulled up into the join
+	// (OFFSET 0) can only be run per membership, as SQLite runs the join.
+	messages := "JOIN messages g ON " + countableSQL
+	if q.Dialector.Name() != "sqlite" {
+		messages = "CROSS JOIN LATERAL (SELECT g.channel_id FROM messages g WHERE " + countableSQL + " OFFSET 0) g"
+	}
 	var sum UnreadSummary
-	err = joined().Select("COUNT(DISTINCT g.channel_id) AS channels, COUNT(g.channel_id) AS messages, (?) AS mentions", mentions).
-		Joins("JOIN messages g ON " + countableSQL).
+	err = q.Select("COUNT(DISTINCT g.channel_id) AS channels, COUNT(g.channel_id) AS messages, (?) AS mentions", mentions).
+		Joins(messages).
 		Scan(&sum).Error
 	if err != nil {
 		return nil, internal("count unread messages", err)
