@@ -16,10 +16,12 @@ import (
 // SYSTEM, whose predicate these queries repeat word for word so that both
 // databases use it), and the mentions of its user from that index on,
 // through idx_message_mentions_user. A membership costs two index range
-// scans, whatever the channel's size,
-// and no row read: idx_members_user_status carries the read horizon and
-// idx_messages_countable every column these queries name (migration
-// 00008).
+// scans, whatever the channel's size, and no message row read:
+// idx_messages_countable carries every column these queries name
+// (migration 00008). On SQLite idx_members_user_status carries the read
+// horizon too; on PostgreSQL each membership's row is read, because a
+// horizon in an index would make every send's horizon move a non-HOT
+// update (migration 00009).
 const (
 	// readFromSQL is the first index member m has not read.
 	readFromSQL = `(CASE WHEN m.last_read_index IS NOT NULL AND m.last_read_index >= m.history_start ` +

@@ -69,7 +69,9 @@ func TestMigrationFiles(t *testing.T) {
 
 // TestMigrationsUpDownUp applies the migrations one at a time on a fresh
 // database; after each, rolling it back must restore the schema it found,
-// and applying it again must give the same schema as the first time.
+// and applying it again must give the same schema as the first time. Each
+// must change the schema, unless its Up section for this dialect holds no
+// statement (a change that only the other dialect needs).
 func TestMigrationsUpDownUp(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		ctx := t.Context()
@@ -86,7 +88,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 			}
 			up(t, s, name)
 			after := schemaOf(t, s)
-			if after == before {
+			if after == before && !emptyUp(t, all, name) {
 				t.Errorf("%s changed nothing", name)
 			}
 			if _, err := s.MigrateDownTo(ctx, int64(i)); err != nil {
@@ -102,6 +104,24 @@ func TestMigrationsUpDownUp(t *testing.T) {
 			before = after
 		}
 	})
+}
+
+// emptyUp reports whether the Up section of the migration name in fsys
+// holds only blank lines and comments.
+func emptyUp(t *testing.T, fsys fs.FS, name string) bool {
+	t.Helper()
+	body, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(body), "-- +goose Up\n")
+	upSection, _, _ := strings.Cut(rest, "-- +goose Down\n")
+	for line := range strings.Lines(upSection) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "--") {
+			return false
+		}
+	}
+	return true
 }
 
 // up applies the pending migrations of s, which must be only name.

@@ -59,10 +59,11 @@ func (c *Channel) LastMessageIndex() *int {
 }
 
 // Member is a user's membership of a channel, with their role and read
-// state; an INVITED one is an invitation that is not yet accepted. The
-// migrations give idx_members_user_status the read horizon
+// state; an INVITED one is an invitation that is not yet accepted. On
+// SQLite the migrations give idx_members_user_status the read horizon
 // (last_read_index, history_start) after the key columns named here, for
-// the unread counts.
+// the unread counts; on PostgreSQL they keep it out of every index, so
+// that moving it is a heap-only update.
 type Member struct {
 	ID            string     `gorm:"primaryKey;size:36;index:idx_members_channel_status,priority:3"`
 	ChannelID     string     `gorm:"size:36;not null;uniqueIndex:idx_members_channel_user,priority:1;index:idx_members_channel_status,priority:1;index:idx_members_user_status,priority:3"`
