@@ -234,10 +234,11 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 
 // insertMessages stores the messages of batch, sends sorted by channel and
 // in arrival order within one, through tx, in a fixed number of statements
-// whatever the batch holds: the senders' memberships, their users and the
-// channels are read in one query each, every channel's counter takes its
-// run of indexes in one UPDATE, all messages go in one INSERT, and each
-// sender's read horizon moves to their last message in one more UPDATE. It
+// whatever the batch holds: the senders' memberships with their channels
+// in one query and their users in another (see loadSenders), every
+// channel's counter takes its run of indexes in one UPDATE, all messages go
+// in one INSERT, and each sender's read horizon moves to their last message
+// in one more UPDATE. It
 // fills in each message's Index and its Author and Channel snapshots, the
 // channel as that message left it. A send that the rules refuse (see
 // sendRule) gets its error in r.err and nothing is written for it. It
@@ -508,9 +509,21 @@ func sendRule(v viewer, ch *models.Channel, me *models.Member) error {
 	return a.requireWrite()
 }
 
-// loadSenders reads, in one query each, the memberships of batch's senders
-// in their channels, by channel and user ID, the senders' user rows, by ID,
-// and the columns of the batch's channels that the rules read, by ID.
+// senderRow is a membership read by loadSenders with the columns of its
+// channel that the send rules read.
+type senderRow struct {
+	models.Member         `gorm:"embedded"`
+	SendChannelType       models.ChannelType
+	SendChannelUniqueName *string
+	SendChannelState      models.ChannelState
+}
+
+// loadSenders reads the memberships of batch's senders in their channels,
+// by channel and user ID, the senders' user rows, by ID, and the columns
+// of the batch's channels that the rules read, by ID. The memberships come
+// with their channels' columns in one query and the users in another; the
+// channels of senders who are not members (an admin, or a send the rules
+// refuse) cost a third query, only when there are any.
 func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Member, map[string]*models.User, map[string]*models.Channel, error) {
 	var pairs [][]any
 	var userIDs, channelIDs []string
@@ -529,13 +542,23 @@ func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Membe
 			channelIDs = append(channelIDs, r.msg.ChannelID)
 		}
 	}
-	var members []*models.Member
-	if err := tx.Where("(channel_id, user_id) IN ?", pairs).Find(&members).Error; err != nil {
+	var rows []*senderRow
+	err := tx.Table("members").
+		Select("members.*, channels.type AS send_channel_type, channels.unique_name AS send_channel_unique_name, channels.state AS send_channel_state").
+		Joins("JOIN channels ON channels.id = members.channel_id").
+		Where("(members.channel_id, members.user_id) IN ?", pairs).
+		Scan(&rows).Error
+	if err != nil {
 		return nil, nil, nil, err
 	}
-	memberOf := make(map[[2]string]*models.Member, len(members))
-	for _, m := range members {
+	memberOf := make(map[[2]string]*models.Member, len(rows))
+	channelOf := make(map[string]*models.Channel, len(channelIDs))
+	for _, row := range rows {
+		m := &row.Member
 		memberOf[[2]string{m.ChannelID, m.UserID}] = m
+		if channelOf[m.ChannelID] == nil {
+			channelOf[m.ChannelID] = &models.Channel{ID: m.ChannelID, Type: row.SendChannelType, UniqueName: row.SendChannelUniqueName, State: row.SendChannelState}
+		}
 	}
 	var authors []*models.User
 	if err := tx.Where("id IN ?", userIDs).Find(&authors).Error; err != nil {
@@ -545,13 +568,15 @@ func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Membe
 	for _, u := range authors {
 		authorOf[u.ID] = u
 	}
-	var channels []*models.Channel
-	if err := tx.Select("id", "type", "unique_name", "state").Where("id IN ?", channelIDs).Find(&channels).Error; err != nil {
-		return nil, nil, nil, err
-	}
-	channelOf := make(map[string]*models.Channel, len(channels))
-	for _, c := range channels {
-		channelOf[c.ID] = c
+	missing := slices.DeleteFunc(channelIDs, func(id string) bool { return channelOf[id] != nil })
+	if len(missing) > 0 {
+		var channels []*models.Channel
+		if err := tx.Select("id", "type", "unique_name", "state").Where("id IN ?", missing).Find(&channels).Error; err != nil {
+			return nil, nil, nil, err
+		}
+		for _, c := range channels {
+			channelOf[c.ID] = c
+		}
 	}
 	return memberOf, authorOf, channelOf, nil
 }
