@@ -268,7 +268,7 @@ func TestMigrateCommand(t *testing.T) {
 		!strings.Contains(status, fmt.Sprintf("database at migration 0; this binary's newest is %d", latest)) {
 		t.Errorf("status of a fresh database:\n%s", status)
 	}
-	if out := runCmd(t, env, "migrate", "up"); !regexp.MustCompile(fmt.Sprintf(`^applied 00001_initial_schema\.sql \(\d+ms\)\n(applied .*\n)*database at migration %d;`, latest)).MatchString(out) {
+	if out := runCmd(t, env, "migrate", "up"); !regexp.MustCompile(fmt.Sprintf(`^applied 00001_initial_schema\.sql \([0-9.]+(ms|s)\)\n(applied .*\n)*database at migration %d;`, latest)).MatchString(out) {
 		t.Errorf("migrate up:\n%s", out)
 	}
 	if out := runCmd(t, env, "migrate", "up"); out != fmt.Sprintf("database at migration %d; this binary's newest is %d\n", latest, latest) {
