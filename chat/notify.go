@@ -148,67 +148,72 @@ func hasRegistrations(tx *gorm.DB, users ...string) (map[string]bool, error) {
 
 // recipient is a member who may get a push for a message, with a device.
 type recipient struct {
-	UserID   string
-	RegID    string
-	Provider models.PushProvider
-	Token    string
+	MessageID string
+	UserID    string
+	RegID     string
+	Provider  models.PushProvider
+	Token     string
 }
 
-// MessagePushes implements delivery.PushSource: one push per device of
-// each recipient of the message with that ID. The recipients are the
-// channel's joined members but the author who may see the message, whose
-// level is DEFAULT, or MENTIONS when the message mentions them,
-// and, unless PushAlways, who have no live connection on any node. A
-// deleted message, or one gone with its channel, pushes nothing. It reads
-// the message with its channel and author, the recipients' devices (one
-// join) and their unread totals (one grouped query).
-func (s *Service) MessagePushes(ctx context.Context, messageID string) ([]delivery.Push, error) {
+// MessagePushes implements delivery.PushSource: for each of the messages
+// with those IDs, one push per device of each of its recipients, by
+// message ID. A message's recipients are its channel's joined members but
+// the author who may see the message, whose level is DEFAULT, or MENTIONS
+// when the message mentions them, and, unless PushAlways, who have no live
+// connection on any node. A deleted message, a system message, or one gone
+// with its channel pushes nothing. However many messages, it reads the
+// messages, their channels and their authors in one query each, the
+// recipients' devices in one join, presence once and the recipients'
+// unread totals in one grouped query.
+func (s *Service) MessagePushes(ctx context.Context, messageIDs []string) (map[string][]delivery.Push, error) {
+	if len(messageIDs) == 0 {
+		return nil, nil
+	}
 	q := s.store.DB(ctx)
-	var msg models.Message
-	err := q.Take(&msg, "id = ?", messageID).Error
-	if isNotFound(err) || (err == nil && (msg.DeletedAt != nil || msg.Type() == models.MessageSystem)) {
+	var msgs []*models.Message
+	if err := q.Where("id IN ?", messageIDs).Order("id").Find(&msgs).Error; err != nil {
+		return nil, internal("load pushed messages", err)
+	}
+	msgs = slices.DeleteFunc(msgs, func(m *models.Message) bool { return m.DeletedAt != nil || m.Type() == models.MessageSystem })
+	if len(msgs) == 0 {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, internal("load pushed message", err)
-	}
-	var ch models.Channel
-	err = q.Take(&ch, "id = ?", msg.ChannelID).Error
-	if isNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, internal("load pushed message's channel", err)
-	}
-	author := ""
-	var sender *models.User
-	if msg.AuthorID != nil {
-		author = *msg.AuthorID
-		var u models.User
-		if err := q.Take(&u, "id = ?", author).Error; err == nil {
-			sender = &u
-		} else if !isNotFound(err) {
-			return nil, internal("load pushed message's author", err)
+	var channelIDs, authorIDs, ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+		if !slices.Contains(channelIDs, m.ChannelID) {
+			channelIDs = append(channelIDs, m.ChannelID)
+		}
+		if m.AuthorID != nil && !slices.Contains(authorIDs, *m.AuthorID) {
+			authorIDs = append(authorIDs, *m.AuthorID)
 		}
 	}
-	var rows []recipient
-	err = q.Table("members").
-		Select("members.user_id AS user_id, push_registrations.id AS reg_id, push_registrations.provider AS provider, push_registrations.token AS token").
-		Joins("JOIN push_registrations ON push_registrations.user_id = members.user_id").
-		Where("members.channel_id = ? AND members.status = ? AND members.user_id <> ? AND members.history_start <= ?",
-			ch.ID, models.MemberJoined, author, msg.Index).
-		Where("members.notification_level = ? OR (members.notification_level = ? AND EXISTS "+
-			"(SELECT 1 FROM message_mentions x WHERE x.message_id = ? AND x.user_id = members.user_id))",
-			models.LevelDefault, models.LevelMentions, msg.ID).
-		Order("push_registrations.id").
-		Scan(&rows).Error
+	channels := make(map[string]*models.Channel, len(channelIDs))
+	var chs []*models.Channel
+	if err := q.Where("id IN ?", channelIDs).Find(&chs).Error; err != nil {
+		return nil, internal("load pushed messages' channels", err)
+	}
+	for _, ch := range chs {
+		channels[ch.ID] = ch
+	}
+	senders := make(map[string]*models.User, len(authorIDs))
+	if len(authorIDs) > 0 {
+		var users []*models.User
+		if err := q.Where("id IN ?", authorIDs).Find(&users).Error; err != nil {
+			return nil, internal("load pushed messages' authors", err)
+		}
+		for _, u := range users {
+			senders[u.ID] = u
+		}
+	}
+	rows, err := pushRecipients(q, ids)
 	if err != nil {
 		return nil, internal("load push recipients", err)
 	}
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	users := make([]string, 0, len(rows))
+	var users []string
 	for _, r := range rows {
 		if !slices.Contains(users, r.UserID) {
 			users = append(users, r.UserID)
@@ -229,16 +234,52 @@ func (s *Service) MessagePushes(ctx context.Context, messageID string) ([]delive
 	if err != nil {
 		return nil, internal("count unread for pushes", err)
 	}
-	title, data := pushTitle(&ch, sender), pushData(&msg, sender)
-	body := pushBody(&msg)
-	out := make([]delivery.Push, 0, len(rows))
+	content := make(map[string]delivery.Push, len(msgs)) // each message's push, without device and badge
+	for _, msg := range msgs {
+		ch := channels[msg.ChannelID]
+		if ch == nil {
+			continue
+		}
+		var sender *models.User
+		if msg.AuthorID != nil {
+			sender = senders[*msg.AuthorID]
+		}
+		content[msg.ID] = delivery.Push{
+			Title: pushTitle(ch, sender), Body: pushBody(msg), Data: pushData(msg, sender), CollapseID: msg.ID, ThreadID: ch.ID,
+		}
+	}
+	out := make(map[string][]delivery.Push, len(content))
 	for _, r := range rows {
-		out = append(out, delivery.Push{
-			Device: delivery.Device{RegistrationID: r.RegID, Provider: r.Provider, Token: r.Token},
-			Title:  title, Body: body, Data: data, CollapseID: msg.ID, ThreadID: ch.ID, Badge: badges[r.UserID],
-		})
+		p, ok := content[r.MessageID]
+		if !ok {
+			continue
+		}
+		p.Device = delivery.Device{RegistrationID: r.RegID, Provider: r.Provider, Token: r.Token}
+		p.Badge = badges[r.UserID]
+		out[r.MessageID] = append(out[r.MessageID], p)
 	}
 	return out, nil
+}
+
+// pushRecipients reads through q, in one join, the devices of the
+// recipients of the messages with those IDs (see MessagePushes; presence
+// aside), one row per message and device, ordered by message and then
+// registration.
+func pushRecipients(q *gorm.DB, messageIDs []string) ([]recipient, error) {
+	var rows []recipient
+	err := q.Table("messages").
+		Select("messages.id AS message_id, members.user_id AS user_id, push_registrations.id AS reg_id, "+
+			"push_registrations.provider AS provider, push_registrations.token AS token").
+		Joins("JOIN members ON members.channel_id = messages.channel_id").
+		Joins("JOIN push_registrations ON push_registrations.user_id = members.user_id").
+		Where("messages.id IN ? AND members.status = ? AND members.history_start <= messages.idx", messageIDs, models.MemberJoined).
+		Where("(messages.author_id IS NULL OR members.user_id <> messages.author_id)").
+		Where("members.notification_level = ? OR (members.notification_level = ? AND EXISTS "+
+			"(SELECT 1 FROM message_mentions x WHERE x.message_id = messages.id AND x.user_id = members.user_id))",
+			models.LevelDefault, models.LevelMentions).
+		Order("messages.id, push_registrations.id").
+		Scan(&rows).Error
+	return rows, err
 }
 
 // pushTitle is the channel's friendly name, or else the sender's name.

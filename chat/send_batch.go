@@ -186,9 +186,9 @@ func (s *Service) writeSendBatch(batch []*sendRequest) {
 	}
 }
 
-// enqueueSent queues, in the send batch's transaction tx, a push job per
-// new message and the webhooks of the messages and of the channels the
-// batch made ACTIVE.
+// enqueueSent queues, in the send batch's transaction tx, one push job for
+// all its new messages and the webhooks of the messages and of the
+// channels the batch made ACTIVE.
 func (s *Service) enqueueSent(tx *gorm.DB, added []*event, activated []*models.Channel) error {
 	var jobs delivery.Jobs
 	if s.pushesEnabled() {

@@ -44,7 +44,8 @@ var WebhookEvents = []string{
 
 // Jobs are the deliveries one write queues in its transaction.
 type Jobs struct {
-	// Pushes are the IDs of new messages whose recipients get a push.
+	// Pushes are the IDs of new messages whose recipients get a push;
+	// they make one job together.
 	Pushes []string
 	// Webhooks are the webhook deliveries of the write's events.
 	Webhooks []Webhook
@@ -96,10 +97,11 @@ type Push struct {
 // push for a message, with what, and the removal of registrations a
 // provider refused. Implementations are safe for concurrent use.
 type PushSource interface {
-	// MessagePushes returns the pushes for the message with that ID, one
-	// per device of each recipient; none when the message is gone or
-	// notifies nobody.
-	MessagePushes(ctx context.Context, messageID string) ([]Push, error)
+	// MessagePushes returns the pushes for the messages with those IDs,
+	// by message ID, one per device of each recipient; none for a message
+	// that is gone or notifies nobody. It reads all the messages at once,
+	// in a number of queries that does not grow with them.
+	MessagePushes(ctx context.Context, messageIDs []string) (map[string][]Push, error)
 	// PruneDevices removes the registrations with those IDs.
 	PruneDevices(ctx context.Context, registrationIDs []string) error
 }

@@ -1,9 +1,13 @@
 package e2e_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +218,92 @@ func TestNoPushWithoutProviders(t *testing.T) {
 		if err := s.Store.DB(t.Context()).Table("river_job").Count(&n).Error; err != nil || n != 0 {
 			t.Errorf("river_job holds %d jobs (%v); want none", n, err)
 		}
+	})
+}
+
+// TestPushConcurrentSends: sends that arrive together, which share send
+// batches and so push jobs, each get their own pushes: one to every device
+// of every recipient of their channel, none to their author, with their
+// channel's title, their body, ID, index and author, and their ID as the
+// collapse key.
+func TestPushConcurrentSends(t *testing.T) {
+	t.Parallel()
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		f := newFakes(t)
+		s := parleytest.NewServer(t, b, parleytest.Options{Delivery: f.config()})
+		channels := map[string]string{} // name → id
+		channels["General"] = createChannel(t, s, "alice", "General", "bob", "carol")
+		channels["Other"] = createChannel(t, s, "bob", "Other", "alice", "dave")
+		members := map[string][]string{"General": {"alice", "bob", "carol"}, "Other": {"bob", "alice", "dave"}}
+		tokens := map[string]string{"alice": "fcm-alice", "bob": "fcm-bob", "carol": "apns-carol", "dave": "fcm-dave"}
+		for who, tok := range tokens {
+			register(t, s, who, strings.ToUpper(strings.Split(tok, "-")[0]), tok)
+		}
+		type sent struct{ channel, author, body, id, index string }
+		plan := []struct{ channel, author string }{{"General", "alice"}, {"Other", "bob"}, {"General", "carol"}, {"Other", "dave"}}
+		const sends = 32
+		msgs := make([]sent, sends)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range msgs {
+			p := plan[i%len(plan)]
+			msgs[i] = sent{channel: p.channel, author: p.author, body: fmt.Sprintf("message %d", i)}
+			wg.Go(func() {
+				<-start
+				r := s.Client(p.author).Post(`mutation($in: SendMessageInput!) { sendMessage(input: $in) { id index } }`,
+					map[string]any{"in": map[string]any{"channelId": channels[p.channel], "body": msgs[i].body}})
+				var out struct {
+					SendMessage struct {
+						ID    string
+						Index int
+					} `json:"sendMessage"`
+				}
+				if len(r.Errors) > 0 || json.Unmarshal(r.Data, &out) != nil {
+					t.Errorf("send %d: %+v", i, r)
+					return
+				}
+				msgs[i].id, msgs[i].index = out.SendMessage.ID, strconv.Itoa(out.SendMessage.Index)
+			})
+		}
+		close(start)
+		wg.Wait()
+		waitIdle(t, s)
+
+		// got holds, by token and collapse key, what each device received.
+		type push struct{ title, body, channel, id, index, author string }
+		got := map[[2]string][]push{}
+		for _, m := range f.fcm.Messages() {
+			got[[2]string{m.Token, m.CollapseKey}] = append(got[[2]string{m.Token, m.CollapseKey}],
+				push{m.Title, m.Body, m.Data["channelId"], m.Data["messageId"], m.Data["index"], m.Data["author"]})
+		}
+		for _, n := range f.apns.Notifications() {
+			got[[2]string{n.Token, n.CollapseID}] = append(got[[2]string{n.Token, n.CollapseID}],
+				push{n.Title, n.Body, n.ThreadID, n.Data["messageId"], n.Data["index"], n.Data["author"]})
+		}
+		want := 0
+		for _, m := range msgs {
+			for _, who := range members[m.channel] {
+				key := [2]string{tokens[who], m.id}
+				if who == m.author {
+					if len(got[key]) != 0 {
+						t.Errorf("%s got a push for their own message %q", who, m.body)
+					}
+					continue
+				}
+				want++
+				w := push{m.channel, m.body, channels[m.channel], m.id, m.index, m.author}
+				if len(got[key]) != 1 || got[key][0] != w {
+					t.Errorf("%s got %+v for %q; want one push %+v", who, got[key], m.body, w)
+				}
+			}
+		}
+		if n := len(f.fcm.Messages()) + len(f.apns.Notifications()); n != want {
+			t.Errorf("%d pushes sent; want %d", n, want)
+		}
+		var jobs int64
+		if err := s.Store.DB(t.Context()).Table("river_job").Where("kind = ?", "parley.push").Count(&jobs).Error; err != nil || jobs > sends {
+			t.Errorf("river_job holds %d push jobs (%v) for %d sends", jobs, err, sends)
+		}
+		t.Logf("%d sends, %d push jobs", sends, jobs)
 	})
 }

@@ -47,7 +47,10 @@ const (
 	DefaultStatsInterval = time.Minute
 )
 
-// sendConcurrency bounds the devices one push job sends to at once.
+// sendConcurrency is how many pushes a node sends at once per worker: a
+// node sends at most Workers × sendConcurrency pushes at a time, and one
+// job, which holds the pushes of a whole send batch, may take whatever of
+// that the node's other jobs leave.
 const sendConcurrency = 8
 
 // WebhookSender delivers one webhook; see webhook.Sender.
@@ -105,6 +108,8 @@ type Queue struct {
 	log    *slog.Logger
 	events map[string]bool
 	counts counters
+	// sends bounds the pushes being sent at once, by all jobs.
+	sends chan struct{}
 	// stop ends the stats loop; done is closed when it has ended.
 	stop context.CancelFunc
 	done chan struct{}
@@ -139,7 +144,7 @@ func New(cfg Config) (*Queue, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	q := &Queue{cfg: cfg, log: log}
+	q := &Queue{cfg: cfg, log: log, sends: make(chan struct{}, cfg.Workers*sendConcurrency)}
 	if cfg.Webhooks != nil {
 		q.events = map[string]bool{}
 		events := cfg.WebhookEvents
@@ -189,15 +194,14 @@ func (q *Queue) PushEnabled() bool { return len(q.cfg.Providers) > 0 }
 func (q *Queue) WantsWebhook(typ string) bool { return q.events[typ] }
 
 // EnqueueTx inserts jobs in tx, the transaction of the write that causes
-// them: one job per pushed message (its recipients are found when it runs)
-// and one per webhook. Pushes are skipped without a provider, webhooks of
-// types not delivered too.
+// them: one push job for all of jobs.Pushes, whose recipients are found
+// when it runs (a send batch's messages share a job), and one job per
+// webhook. Pushes are skipped without a provider, webhooks of types not
+// delivered too.
 func (q *Queue) EnqueueTx(ctx context.Context, tx *sql.Tx, jobs delivery.Jobs) error {
-	params := make([]river.InsertManyParams, 0, len(jobs.Pushes)+len(jobs.Webhooks))
-	if q.PushEnabled() {
-		for _, id := range jobs.Pushes {
-			params = append(params, river.InsertManyParams{Args: pushArgs{MessageID: id, Try: 1}})
-		}
+	params := make([]river.InsertManyParams, 0, 1+len(jobs.Webhooks))
+	if q.PushEnabled() && len(jobs.Pushes) > 0 {
+		params = append(params, river.InsertManyParams{Args: pushArgs{MessageIDs: jobs.Pushes, Try: 1}})
 	}
 	for _, w := range jobs.Webhooks {
 		if q.WantsWebhook(w.Type) {
@@ -339,16 +343,40 @@ func (q *Queue) retryLater(ctx context.Context, try int, retryAfter time.Duratio
 	return nil
 }
 
-// pushArgs is a push job: the pushes of one message, to every device of
-// its recipients on the first try, then to Devices (registration IDs).
+// pushArgs is a push job. Its first try pushes each of MessageIDs (the
+// messages of one send batch) to every device of its recipients; a retry
+// carries in Left only the devices still to reach, by message ID. MessageID,
+// with Devices on a retry, is the shape of the jobs of older binaries, one
+// message per job, which are worked as they were.
 type pushArgs struct {
-	MessageID string   `json:"messageId"`
-	Try       int      `json:"try"`
-	Devices   []string `json:"devices,omitempty"`
+	MessageIDs []string            `json:"messageIds,omitempty"`
+	Left       map[string][]string `json:"left,omitempty"`
+	MessageID  string              `json:"messageId,omitempty"`
+	Devices    []string            `json:"devices,omitempty"`
+	Try        int                 `json:"try"`
 }
 
 // Kind implements river.JobArgs.
 func (pushArgs) Kind() string { return "parley.push" }
+
+// targets returns the IDs of the messages a pushes, and, for those to be
+// sent to some devices only, the registration IDs of those devices.
+func (a pushArgs) targets() (ids []string, only map[string][]string) {
+	ids = slices.Clone(a.MessageIDs)
+	only = map[string][]string{}
+	if a.MessageID != "" {
+		ids = append(ids, a.MessageID)
+		if a.Devices != nil {
+			only[a.MessageID] = a.Devices
+		}
+	}
+	for id, devices := range a.Left {
+		ids = append(ids, id)
+		only[id] = devices
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), only
+}
 
 // pushWorker works push jobs.
 type pushWorker struct {
@@ -356,37 +384,47 @@ type pushWorker struct {
 	q *Queue
 }
 
-// Work sends the message's pushes, prunes dead tokens and schedules a
-// retry for the devices that failed transiently.
+// Work sends the pushes of the job's messages, loaded together, prunes
+// dead tokens and schedules one retry for the devices, by message, that
+// failed transiently.
 func (w *pushWorker) Work(ctx context.Context, job *river.Job[pushArgs]) error {
 	q, args := w.q, job.Args
-	pushes, err := q.source.MessagePushes(ctx, args.MessageID)
+	ids, only := args.targets()
+	byMessage, err := q.source.MessagePushes(ctx, ids)
 	if err != nil {
-		return fmt.Errorf("pushes of message %s: %w", args.MessageID, err)
+		return fmt.Errorf("pushes of %d messages: %w", len(ids), err)
 	}
-	if args.Devices != nil {
-		pushes = slices.DeleteFunc(pushes, func(p delivery.Push) bool { return !slices.Contains(args.Devices, p.Device.RegistrationID) })
+	var pushes []*delivery.Push
+	for _, id := range ids {
+		devices, some := only[id]
+		for i := range byMessage[id] {
+			p := &byMessage[id][i]
+			if (!some || slices.Contains(devices, p.Device.RegistrationID)) && q.cfg.Providers[p.Device.Provider] != nil {
+				pushes = append(pushes, p)
+			}
+		}
 	}
 	var (
 		mu         sync.Mutex
 		dead       []string
-		again      []string
+		again      = map[string][]string{} // by message ID
 		retryAfter time.Duration
 		lastErr    error
 		wg         sync.WaitGroup
-		sem        = make(chan struct{}, sendConcurrency)
 	)
-	for i := range pushes {
-		p := &pushes[i]
-		provider := q.cfg.Providers[p.Device.Provider]
-		if provider == nil {
-			continue
+	for _, p := range pushes {
+		select {
+		case q.sends <- struct{}{}:
+		case <-ctx.Done():
+			// River retries the whole job: its pushes sent already are
+			// sent again, under the same collapse keys.
+			wg.Wait()
+			return fmt.Errorf("push of %d messages: %w", len(ids), ctx.Err())
 		}
-		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			defer func() { <-q.sends }()
 			q.counts.attempts.Add(1)
-			err := provider.Send(ctx, p)
+			err := q.cfg.Providers[p.Device.Provider].Send(ctx, p)
 			if err == nil {
 				q.counts.sent.Add(1)
 				return
@@ -399,17 +437,20 @@ func (w *pushWorker) Work(ctx context.Context, job *river.Job[pushArgs]) error {
 			case errors.Is(err, push.ErrInvalidToken):
 				dead = append(dead, p.Device.RegistrationID)
 			case errors.As(err, &transient):
-				again = append(again, p.Device.RegistrationID)
+				again[p.CollapseID] = append(again[p.CollapseID], p.Device.RegistrationID)
 				retryAfter = max(retryAfter, transient.RetryAfter)
 				lastErr = err
 			default:
 				q.counts.givenUp.Add(1)
-				q.log.WarnContext(ctx, "push refused", "message", args.MessageID, "provider", p.Device.Provider, "err", err)
+				q.log.WarnContext(ctx, "push refused", "message", p.CollapseID, "provider", p.Device.Provider, "err", err)
 			}
 		})
 	}
 	wg.Wait()
 	if len(dead) > 0 {
+		// A device dead for one message of the batch is dead for all.
+		slices.Sort(dead)
+		dead = slices.Compact(dead)
 		if err := q.source.PruneDevices(ctx, dead); err != nil {
 			return fmt.Errorf("prune %d registrations: %w", len(dead), err)
 		}
@@ -418,8 +459,13 @@ func (w *pushWorker) Work(ctx context.Context, job *river.Job[pushArgs]) error {
 	if len(again) == 0 {
 		return nil
 	}
-	next := pushArgs{MessageID: args.MessageID, Try: args.Try + 1, Devices: again}
-	return q.retryLater(ctx, args.Try, retryAfter, next, fmt.Sprintf("push of message %s to %d devices", args.MessageID, len(again)), lastErr)
+	devices := 0
+	for _, d := range again {
+		devices += len(d)
+	}
+	next := pushArgs{Left: again, Try: args.Try + 1}
+	what := fmt.Sprintf("push of %d messages to %d devices", len(again), devices)
+	return q.retryLater(ctx, args.Try, retryAfter, next, what, lastErr)
 }
 
 // webhookArgs is a webhook job.

@@ -2,10 +2,16 @@ package queue_test
 
 import (
 	"context"
+	"database/sql"
+	"maps"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"gorm.io/gorm"
 
 	"github.com/parleychat/parley/db"
@@ -16,17 +22,24 @@ import (
 	"github.com/parleychat/parley/parleytest"
 )
 
-// source gives each message one FCM push per device named in devices.
+// source gives each message one FCM push per device named in devices,
+// and records the calls of MessagePushes.
 type source struct {
 	devices []string
 	mu      sync.Mutex
 	pruned  []string
+	loads   [][]string
 }
 
-func (s *source) MessagePushes(_ context.Context, id string) ([]delivery.Push, error) {
-	var out []delivery.Push
-	for _, d := range s.devices {
-		out = append(out, delivery.Push{Device: delivery.Device{RegistrationID: d, Provider: models.PushFCM, Token: "tok-" + d}, Title: "t", Body: "b", CollapseID: id})
+func (s *source) MessagePushes(_ context.Context, ids []string) (map[string][]delivery.Push, error) {
+	s.mu.Lock()
+	s.loads = append(s.loads, ids)
+	s.mu.Unlock()
+	out := map[string][]delivery.Push{}
+	for _, id := range ids {
+		for _, d := range s.devices {
+			out[id] = append(out[id], delivery.Push{Device: delivery.Device{RegistrationID: d, Provider: models.PushFCM, Token: "tok-" + d}, Title: "t", Body: "b", CollapseID: id})
+		}
 	}
 	return out, nil
 }
@@ -119,23 +132,41 @@ func wait(t *testing.T, ch chan struct{}, n int) {
 	}
 }
 
+// TestDeliversOnce: the pushes of one write's messages are one job row,
+// whose worker loads the messages at once and sends every push once.
 func TestDeliversOnce(t *testing.T) {
 	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		prov := &provider{sent: map[string]int{}, got: make(chan struct{}, 100)}
-		store, q := openQueue(t, b, &source{devices: []string{"d1", "d2"}}, prov)
+		src := &source{devices: []string{"d1", "d2"}}
+		store, q := openQueue(t, b, src, prov)
 		enqueue(t, store, q, "m1", "m2", "m3")
+		var rows int64
+		if err := store.DB(t.Context()).Table("river_job").Where("kind = ?", "parley.push").Count(&rows).Error; err != nil || rows != 1 {
+			t.Errorf("river_job holds %d push jobs (%v); want 1 for the write", rows, err)
+		}
 		wait(t, prov.got, 6)
 		prov.mu.Lock()
 		defer prov.mu.Unlock()
+		if len(prov.sent) != 6 {
+			t.Errorf("sent %v; want each of 3 messages to each of 2 devices", prov.sent)
+		}
 		for k, n := range prov.sent {
 			if n != 1 {
 				t.Errorf("%s sent %d times", k, n)
 			}
 		}
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		if len(src.loads) != 1 || len(src.loads[0]) != 3 {
+			t.Errorf("MessagePushes called with %v; want the 3 messages at once", src.loads)
+		}
 	})
 }
 
+// TestRetriesOnlyFailedDevices: of a job's pushes, only those that failed
+// transiently are retried, by one job for all its messages; a dead device
+// is pruned once however many messages it had.
 func TestRetriesOnlyFailedDevices(t *testing.T) {
 	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
@@ -150,15 +181,18 @@ func TestRetriesOnlyFailedDevices(t *testing.T) {
 		}}
 		src := &source{devices: []string{"ok", "dead", "flaky"}}
 		store, q := openQueue(t, b, src, prov)
-		enqueue(t, store, q, "m1")
-		wait(t, prov.got, 4)
+		enqueue(t, store, q, "m1", "m2")
+		wait(t, prov.got, 8)
 		prov.mu.Lock()
 		defer prov.mu.Unlock()
-		want := map[string]int{"m1/ok": 1, "m1/dead": 1, "m1/flaky": 2}
+		want := map[string]int{"m1/ok": 1, "m1/dead": 1, "m1/flaky": 2, "m2/ok": 1, "m2/dead": 1, "m2/flaky": 2}
 		for k, n := range want {
 			if prov.sent[k] != n {
 				t.Errorf("%s sent %d times, want %d", k, prov.sent[k], n)
 			}
+		}
+		if st, err := q.Stats(t.Context()); err != nil || st.Retried != 1 {
+			t.Errorf("stats %+v (%v); want one retry job", st, err)
 		}
 		src.mu.Lock()
 		defer src.mu.Unlock()
@@ -214,5 +248,52 @@ func TestInsertOnly(t *testing.T) {
 		worker := &provider{sent: map[string]int{}, got: make(chan struct{}, 10)}
 		newQueue(worker, false)
 		wait(t, worker.got, 1)
+	})
+}
+
+// oldPushArgs is a push job as binaries before send batches shared one
+// wrote it: one message, and on a retry the devices left.
+type oldPushArgs struct {
+	MessageID string   `json:"messageId"`
+	Try       int      `json:"try"`
+	Devices   []string `json:"devices,omitempty"`
+}
+
+func (oldPushArgs) Kind() string { return "parley.push" }
+
+// TestOldShapeJobs: push jobs queued by an older binary, one per message,
+// are still worked: to every device on a first try, to the devices left on
+// a retry.
+func TestOldShapeJobs(t *testing.T) {
+	t.Parallel()
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		prov := &provider{sent: map[string]int{}, got: make(chan struct{}, 100)}
+		store, _ := openQueue(t, b, &source{devices: []string{"d1", "d2"}}, prov)
+		pool, err := store.QueueDB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var driver riverdriver.Driver[*sql.Tx] = riverdatabasesql.New(pool)
+		if store.Dialect() == db.DialectSQLite {
+			driver = riversqlite.New(pool)
+		}
+		old, err := river.NewClient(driver, &river.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = old.InsertMany(t.Context(), []river.InsertManyParams{
+			{Args: oldPushArgs{MessageID: "m1", Try: 1}},
+			{Args: oldPushArgs{MessageID: "m2", Try: 2, Devices: []string{"d2"}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait(t, prov.got, 3)
+		prov.mu.Lock()
+		defer prov.mu.Unlock()
+		want := map[string]int{"m1/d1": 1, "m1/d2": 1, "m2/d2": 1}
+		if !maps.Equal(prov.sent, want) {
+			t.Errorf("sent %v, want %v", prov.sent, want)
+		}
 	})
 }
