@@ -301,7 +301,7 @@ func TestPushConcurrentSends(t *testing.T) {
 			t.Errorf("%d pushes sent; want %d", n, want)
 		}
 		var jobs int64
-		if err := s.Store.DB(t.Context()).Table("river_job").Where("kind = ?", "parley.push").Count(&jobs).Error; err != nil || jobs > sends {
+		if err := s.Store.DB(t.Context()).Table("river_job").Where("kind = ?", "parley.push.batch").Count(&jobs).Error; err != nil || jobs > sends {
 			t.Errorf("river_job holds %d push jobs (%v) for %d sends", jobs, err, sends)
 		}
 		t.Logf("%d sends, %d push jobs", sends, jobs)

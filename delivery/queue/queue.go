@@ -157,6 +157,7 @@ func New(cfg Config) (*Queue, error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &pushWorker{q: q})
+	river.AddWorker(workers, &singlePushWorker{q: q})
 	river.AddWorker(workers, &webhookWorker{q: q})
 	var driver riverdriver.Driver[*sql.Tx]
 	switch {
@@ -343,40 +344,32 @@ func (q *Queue) retryLater(ctx context.Context, try int, retryAfter time.Duratio
 	return nil
 }
 
-// pushArgs is a push job. Its first try pushes each of MessageIDs (the
+// pushArgs is a push job: its first try pushes each of MessageIDs (the
 // messages of one send batch) to every device of its recipients; a retry
-// carries in Left only the devices still to reach, by message ID. MessageID,
-// with Devices on a retry, is the shape of the jobs of older binaries, one
-// message per job, which are worked as they were.
+// carries in Left only the devices still to reach, by message ID. It has a
+// kind of its own, not that of singlePushArgs: a node of an older binary
+// has no worker for it and fails it, and River retries it until a node
+// that knows it takes it, instead of completing it without a push.
 type pushArgs struct {
 	MessageIDs []string            `json:"messageIds,omitempty"`
 	Left       map[string][]string `json:"left,omitempty"`
-	MessageID  string              `json:"messageId,omitempty"`
-	Devices    []string            `json:"devices,omitempty"`
 	Try        int                 `json:"try"`
 }
 
 // Kind implements river.JobArgs.
-func (pushArgs) Kind() string { return "parley.push" }
+func (pushArgs) Kind() string { return "parley.push.batch" }
 
-// targets returns the IDs of the messages a pushes, and, for those to be
-// sent to some devices only, the registration IDs of those devices.
-func (a pushArgs) targets() (ids []string, only map[string][]string) {
-	ids = slices.Clone(a.MessageIDs)
-	only = map[string][]string{}
-	if a.MessageID != "" {
-		ids = append(ids, a.MessageID)
-		if a.Devices != nil {
-			only[a.MessageID] = a.Devices
-		}
-	}
-	for id, devices := range a.Left {
-		ids = append(ids, id)
-		only[id] = devices
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), only
+// singlePushArgs is the push job of older binaries, one message per job:
+// to every device on a first try, to Devices only on a retry. Jobs of this
+// kind still queued are worked as they were.
+type singlePushArgs struct {
+	MessageID string   `json:"messageId"`
+	Devices   []string `json:"devices,omitempty"`
+	Try       int      `json:"try"`
 }
+
+// Kind implements river.JobArgs.
+func (singlePushArgs) Kind() string { return "parley.push" }
 
 // pushWorker works push jobs.
 type pushWorker struct {
@@ -384,12 +377,38 @@ type pushWorker struct {
 	q *Queue
 }
 
-// Work sends the pushes of the job's messages, loaded together, prunes
-// dead tokens and schedules one retry for the devices, by message, that
-// failed transiently.
+// Work sends the pushes of the job's messages.
 func (w *pushWorker) Work(ctx context.Context, job *river.Job[pushArgs]) error {
-	q, args := w.q, job.Args
-	ids, only := args.targets()
+	args := job.Args
+	ids := slices.Clone(args.MessageIDs)
+	for id := range args.Left {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return w.q.workPushes(ctx, slices.Compact(ids), args.Left, args.Try)
+}
+
+// singlePushWorker works the push jobs of older binaries.
+type singlePushWorker struct {
+	river.WorkerDefaults[singlePushArgs]
+	q *Queue
+}
+
+// Work sends the pushes of the job's message.
+func (w *singlePushWorker) Work(ctx context.Context, job *river.Job[singlePushArgs]) error {
+	args := job.Args
+	only := map[string][]string{}
+	if args.Devices != nil {
+		only[args.MessageID] = args.Devices
+	}
+	return w.q.workPushes(ctx, []string{args.MessageID}, only, args.Try)
+}
+
+// workPushes sends the pushes of messages ids, loaded together, to every
+// device of their recipients or, for the messages in only, to the devices
+// listed there; it prunes dead tokens and schedules one retry job (a
+// pushArgs) for the devices, by message, that failed transiently.
+func (q *Queue) workPushes(ctx context.Context, ids []string, only map[string][]string, try int) error {
 	byMessage, err := q.source.MessagePushes(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("pushes of %d messages: %w", len(ids), err)
@@ -463,9 +482,9 @@ func (w *pushWorker) Work(ctx context.Context, job *river.Job[pushArgs]) error {
 	for _, d := range again {
 		devices += len(d)
 	}
-	next := pushArgs{Left: again, Try: args.Try + 1}
+	next := pushArgs{Left: again, Try: try + 1}
 	what := fmt.Sprintf("push of %d messages to %d devices", len(again), devices)
-	return q.retryLater(ctx, args.Try, retryAfter, next, what, lastErr)
+	return q.retryLater(ctx, try, retryAfter, next, what, lastErr)
 }
 
 // webhookArgs is a webhook job.

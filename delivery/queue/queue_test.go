@@ -142,7 +142,7 @@ func TestDeliversOnce(t *testing.T) {
 		store, q := openQueue(t, b, src, prov)
 		enqueue(t, store, q, "m1", "m2", "m3")
 		var rows int64
-		if err := store.DB(t.Context()).Table("river_job").Where("kind = ?", "parley.push").Count(&rows).Error; err != nil || rows != 1 {
+		if err := store.DB(t.Context()).Table("river_job").Where("kind = ?", "parley.push.batch").Count(&rows).Error; err != nil || rows != 1 {
 			t.Errorf("river_job holds %d push jobs (%v); want 1 for the write", rows, err)
 		}
 		wait(t, prov.got, 6)
