@@ -238,12 +238,11 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 // in one query and their users in another (see loadSenders), every
 // channel's counter takes its run of indexes in one UPDATE, all messages go
 // in one INSERT, and each sender's read horizon moves to their last message
-// in one more UPDATE. It
-// fills in each message's Index and its Author and Channel snapshots, the
-// channel as that message left it. A send that the rules refuse (see
-// sendRule) gets its error in r.err and nothing is written for it. It
-// returns the channels that the batch made ACTIVE from INACTIVE. The error
-// returned fails the transaction.
+// in one more UPDATE. It fills in each message's Index and its Author and
+// Channel snapshots, the channel as that message left it. A send that the
+// rules refuse (see sendRule) gets its error in r.err and nothing is
+// written for it. It returns the channels that the batch made ACTIVE from
+// INACTIVE. The error returned fails the transaction.
 //
 // The reads come first: on PostgreSQL the UPDATEs take the channels' row
 // locks, and concurrent senders then queue only behind the writes and the
