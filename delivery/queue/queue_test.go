@@ -75,6 +75,28 @@ func (p *provider) Send(_ context.Context, n *delivery.Push) error {
 
 func openQueue(t *testing.T, b parleytest.Backend, src delivery.PushSource, prov push.Provider) (*db.Store, *queue.Queue) {
 	t.Helper()
+	store, q := newQueue(t, b, prov)
+	start(t, q, src)
+	return store, q
+}
+
+// start starts q's workers until the test ends.
+func start(t *testing.T, q *queue.Queue, src delivery.PushSource) {
+	t.Helper()
+	if err := q.Start(t.Context(), src); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := q.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// newQueue opens a fresh database and a queue on it that pushes through
+// prov, not started: it only inserts jobs.
+func newQueue(t *testing.T, b parleytest.Backend, prov push.Provider) (*db.Store, *queue.Queue) {
+	t.Helper()
 	ctx := t.Context()
 	store, err := db.Open(ctx, b.NewURL(t), nil)
 	if err != nil {
@@ -96,14 +118,6 @@ func openQueue(t *testing.T, b parleytest.Backend, src delivery.PushSource, prov
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Start(ctx, src); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := q.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
 	return store, q
 }
 
@@ -293,6 +307,60 @@ func TestOldShapeJobs(t *testing.T) {
 		defer prov.mu.Unlock()
 		want := map[string]int{"m1/d1": 1, "m1/d2": 1, "m2/d2": 1}
 		if !maps.Equal(prov.sent, want) {
+			t.Errorf("sent %v, want %v", prov.sent, want)
+		}
+	})
+}
+
+// TestOldNodeLeavesBatchJobs: a node of an older binary, which knows only
+// the one-message push job, fails a send batch's push job as an unknown
+// kind instead of completing it without a push; River retries it, and a
+// node of this binary delivers it.
+func TestOldNodeLeavesBatchJobs(t *testing.T) {
+	t.Parallel()
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		prov := &provider{sent: map[string]int{}, got: make(chan struct{}, 100)}
+		store, q := newQueue(t, b, prov)
+		enqueue(t, store, q, "m1")
+		pool, err := store.QueueDB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var driver riverdriver.Driver[*sql.Tx] = riverdatabasesql.New(pool)
+		if store.Dialect() == db.DialectSQLite {
+			driver = riversqlite.New(pool)
+		}
+		workers := river.NewWorkers()
+		river.AddWorker(workers, river.WorkFunc(func(context.Context, *river.Job[oldPushArgs]) error { return nil }))
+		old, err := river.NewClient(driver, &river.Config{
+			Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+			Workers:           workers,
+			FetchPollInterval: 100 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events, stopEvents := old.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+		defer stopEvents()
+		if err := old.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-events:
+			if ev.Kind != river.EventKindJobFailed || ev.Job.Kind != "parley.push.batch" {
+				t.Fatalf("the old node's first event: %s of a %s job; want a failed parley.push.batch", ev.Kind, ev.Job.Kind)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the old node did not take the batch job")
+		}
+		if err := old.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		start(t, q, &source{devices: []string{"d1", "d2"}})
+		wait(t, prov.got, 2)
+		prov.mu.Lock()
+		defer prov.mu.Unlock()
+		if want := map[string]int{"m1/d1": 1, "m1/d2": 1}; !maps.Equal(prov.sent, want) {
 			t.Errorf("sent %v, want %v", prov.sent, want)
 		}
 	})
