@@ -3,6 +3,7 @@ package chat
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"maps"
@@ -645,12 +646,12 @@ func resolveMentions(tx *gorm.DB, runs [][]*sendRequest) error {
 // takeIndexes does, so that a concurrent batch with the same id has
 // committed, and its message is found, before this one looks.
 func findRepeats(tx *gorm.DB, runs [][]*sendRequest) error {
-	var keys [][]any
+	var keys []repeatKey
 	var channels []string
 	for _, run := range runs {
 		for _, r := range run {
 			if r.err == nil && r.msg.ClientMessageID != nil {
-				keys = append(keys, []any{r.msg.ChannelID, r.v.UserID, *r.msg.ClientMessageID})
+				keys = append(keys, repeatKey{r.msg.ChannelID, r.v.UserID, *r.msg.ClientMessageID})
 				if !slices.Contains(channels, r.msg.ChannelID) {
 					channels = append(channels, r.msg.ChannelID)
 				}
@@ -668,23 +669,21 @@ func findRepeats(tx *gorm.DB, runs [][]*sendRequest) error {
 			return err
 		}
 	}
-	var stored []*models.Message
-	err := tx.Where("client_message_id IS NOT NULL AND (channel_id, author_id, client_message_id) IN ?", keys).Find(&stored).Error
+	stored, err := storedRepeats(tx, keys)
 	if err != nil {
 		return err
 	}
-	type key struct{ channel, author, client string }
-	storedAs := make(map[key]*models.Message, len(stored))
+	storedAs := make(map[repeatKey]*models.Message, len(stored))
 	for _, m := range stored {
-		storedAs[key{m.ChannelID, *m.AuthorID, *m.ClientMessageID}] = m
+		storedAs[repeatKey{m.ChannelID, *m.AuthorID, *m.ClientMessageID}] = m
 	}
-	first := map[key]*sendRequest{}
+	first := map[repeatKey]*sendRequest{}
 	for _, run := range runs {
 		for _, r := range run {
 			if r.err != nil || r.msg.ClientMessageID == nil {
 				continue
 			}
-			k := key{r.msg.ChannelID, r.v.UserID, *r.msg.ClientMessageID}
+			k := repeatKey{r.msg.ChannelID, r.v.UserID, *r.msg.ClientMessageID}
 			if r.existing = storedAs[k]; r.existing != nil {
 				continue
 			}
@@ -694,6 +693,46 @@ func findRepeats(tx *gorm.DB, runs [][]*sendRequest) error {
 		}
 	}
 	return nil
+}
+
+// repeatKey is what a repeated send repeats: its channel, author and client
+// message id.
+type repeatKey struct {
+	Channel string `json:"c"`
+	Author  string `json:"a"`
+	Client  string `json:"m"`
+}
+
+// storedRepeats reads the stored messages that have one of keys, in one
+// query that probes idx_messages_client_id once per key.
+//
+// On PostgreSQL the keys go in as one JSON parameter, so that the statement
+// is the same for every batch size and the connection plans it once, and
+// each key looks its message up in a LATERAL subquery that the planner
+// cannot turn into a scan of the channel. A row-value IN list is planned
+// there as a scan of the channel's whole part of the index with the list as
+// a filter (measured: 1 ms per batch after 5,000 messages with client ids,
+// growing with the channel, under its row lock), and a UNION of exact
+// lookups costs 1-3 ms of planning per batch. SQLite probes the index once
+// per row of an IN list.
+func storedRepeats(tx *gorm.DB, keys []repeatKey) ([]*models.Message, error) {
+	var stored []*models.Message
+	if tx.Dialector.Name() == "sqlite" {
+		tuples := make([][]any, len(keys))
+		for i, k := range keys {
+			tuples[i] = []any{k.Channel, k.Author, k.Client}
+		}
+		err := tx.Where("client_message_id IS NOT NULL AND (channel_id, author_id, client_message_id) IN ?", tuples).Find(&stored).Error
+		return stored, err
+	}
+	param, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Raw(`SELECT m.* FROM jsonb_to_recordset(CAST(? AS jsonb)) AS k(c text, a text, m text)
+		CROSS JOIN LATERAL (SELECT * FROM messages
+			WHERE channel_id = k.c AND author_id = k.a AND client_message_id = k.m LIMIT 1) m`, string(param)).Scan(&stored).Error
+	return stored, err
 }
 
 // writtenRuns returns runs without the sends that write nothing (see

@@ -184,6 +184,24 @@ func TestIdempotentSend(t *testing.T) {
 // BAD_USER_INPUT and writes nothing; Message.mentions and
 // Channel.unreadMentionsCount follow, and a deleted message's mentions stop
 // counting.
+// TestIdempotentSendQuotedID repeats a send whose client message id holds
+// the characters that quoting must carry: PostgreSQL looks repeats up with
+// the ids inside one JSON parameter.
+func TestIdempotentSendQuotedID(t *testing.T) {
+	t.Parallel()
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice := srv.Client("alice")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE"})
+		id := `q"\ü 🙂,'}`
+		first := mustSendInput(t, alice, map[string]any{"channelId": ch, "body": "once", "clientMessageId": id})
+		again := mustSendInput(t, alice, map[string]any{"channelId": ch, "body": "retry", "clientMessageId": id})
+		if again.ID != first.ID || again.Body != "once" || *again.ClientMessageID != id {
+			t.Errorf("retry returned %+v, want %+v", again, first)
+		}
+	})
+}
+
 func TestMentions(t *testing.T) {
 	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
