@@ -275,6 +275,20 @@ type oldPushArgs struct {
 
 func (oldPushArgs) Kind() string { return "parley.push" }
 
+// riverDriver is a River driver on store's queue pool, for a River client
+// of the test's own that plays a node of an older binary.
+func riverDriver(t *testing.T, store *db.Store) riverdriver.Driver[*sql.Tx] {
+	t.Helper()
+	pool, err := store.QueueDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.Dialect() == db.DialectSQLite {
+		return riversqlite.New(pool)
+	}
+	return riverdatabasesql.New(pool)
+}
+
 // TestOldShapeJobs: push jobs queued by an older binary, one per message,
 // are still worked: to every device on a first try, to the devices left on
 // a retry.
@@ -283,14 +297,7 @@ func TestOldShapeJobs(t *testing.T) {
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
 		prov := &provider{sent: map[string]int{}, got: make(chan struct{}, 100)}
 		store, _ := openQueue(t, b, &source{devices: []string{"d1", "d2"}}, prov)
-		pool, err := store.QueueDB()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var driver riverdriver.Driver[*sql.Tx] = riverdatabasesql.New(pool)
-		if store.Dialect() == db.DialectSQLite {
-			driver = riversqlite.New(pool)
-		}
+		driver := riverDriver(t, store)
 		old, err := river.NewClient(driver, &river.Config{})
 		if err != nil {
 			t.Fatal(err)
@@ -322,14 +329,7 @@ func TestOldNodeLeavesBatchJobs(t *testing.T) {
 		prov := &provider{sent: map[string]int{}, got: make(chan struct{}, 100)}
 		store, q := newQueue(t, b, prov)
 		enqueue(t, store, q, "m1")
-		pool, err := store.QueueDB()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var driver riverdriver.Driver[*sql.Tx] = riverdatabasesql.New(pool)
-		if store.Dialect() == db.DialectSQLite {
-			driver = riversqlite.New(pool)
-		}
+		driver := riverDriver(t, store)
 		workers := river.NewWorkers()
 		river.AddWorker(workers, river.WorkFunc(func(context.Context, *river.Job[oldPushArgs]) error { return nil }))
 		old, err := river.NewClient(driver, &river.Config{
