@@ -180,10 +180,6 @@ func TestIdempotentSend(t *testing.T) {
 	})
 }
 
-// TestMentions: at most 25 joined members; anyone else, or one more, is
-// BAD_USER_INPUT and writes nothing; Message.mentions and
-// Channel.unreadMentionsCount follow, and a deleted message's mentions stop
-// counting.
 // TestIdempotentSendQuotedID repeats a send whose client message id holds
 // the characters that quoting must carry: PostgreSQL looks repeats up with
 // the ids inside one JSON parameter.
@@ -202,6 +198,10 @@ func TestIdempotentSendQuotedID(t *testing.T) {
 	})
 }
 
+// TestMentions: at most 25 joined members; anyone else, or one more, is
+// BAD_USER_INPUT and writes nothing; Message.mentions and
+// Channel.unreadMentionsCount follow, and a deleted message's mentions stop
+// counting.
 func TestMentions(t *testing.T) {
 	t.Parallel()
 	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
