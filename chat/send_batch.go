@@ -345,10 +345,8 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 	if err := insertRows(tx, msgs); err != nil {
 		return nil, err
 	}
-	if len(mentions) > 0 {
-		if err := insertRows(tx, mentions); err != nil {
-			return nil, err
-		}
+	if err := insertMentions(tx, mentions); err != nil {
+		return nil, err
 	}
 	if err := attachMedia(tx, runs); err != nil {
 		return nil, err
@@ -370,6 +368,37 @@ func insertRows(tx *gorm.DB, rows any) error {
 		tx = tx.Clauses(clause.Insert{Modifier: "OR FAIL"})
 	}
 	return tx.Create(rows).Error
+}
+
+// insertMentions inserts the batch's mention rows in one statement through
+// tx, whose transaction any error must fail; none is no statement.
+//
+// On PostgreSQL the rows go in as one JSON parameter: one statement text for
+// every batch, planned once per connection, and one parameter to bind
+// instead of four per row. SQLite inserts them as insertRows does.
+func insertMentions(tx *gorm.DB, mentions []*models.MessageMention) error {
+	if len(mentions) == 0 {
+		return nil
+	}
+	if tx.Dialector.Name() == "sqlite" {
+		return insertRows(tx, mentions)
+	}
+	type row struct {
+		MessageID string `json:"m"`
+		UserID    string `json:"u"`
+		ChannelID string `json:"c"`
+		Index     int    `json:"i"`
+	}
+	rows := make([]row, len(mentions))
+	for i, m := range mentions {
+		rows[i] = row{m.MessageID, m.UserID, m.ChannelID, m.Index}
+	}
+	param, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	return tx.Exec(`INSERT INTO message_mentions (message_id, user_id, channel_id, idx)
+		SELECT k.m, k.u, k.c, k.i FROM jsonb_to_recordset(CAST(? AS jsonb)) AS k(m text, u text, c text, i bigint)`, string(param)).Error
 }
 
 // refuseVanished gives the sends of every run whose channel takeIndexes did
@@ -595,40 +624,38 @@ func defaultDisplayName(me *models.Member, author *models.User) *string {
 }
 
 // resolveMentions sets each send's MentionIDs to the users its mentions
-// name, in one query for the batch; a send that mentions anyone who is not
-// a joined member of its channel gets BAD_USER_INPUT in r.err.
+// name, in one query for the batch that looks each distinct (channel,
+// identity) pair up once; a send that mentions anyone who is not a joined
+// member of its channel gets BAD_USER_INPUT in r.err.
 func resolveMentions(tx *gorm.DB, runs [][]*sendRequest) error {
-	var pairs [][]any
+	var keys []mentionKey
+	seen := map[mentionKey]bool{}
 	for _, run := range runs {
 		for _, r := range run {
 			for _, identity := range r.mentions {
-				pairs = append(pairs, []any{r.msg.ChannelID, identity})
+				k := mentionKey{r.msg.ChannelID, identity}
+				if !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
 			}
 		}
 	}
-	if len(pairs) == 0 {
+	if len(keys) == 0 {
 		return nil
 	}
-	var rows []struct {
-		ChannelID string
-		Identity  string
-		UserID    string
-	}
-	err := tx.Table("members").Select("members.channel_id AS channel_id, users.identity AS identity, users.id AS user_id").
-		Joins("JOIN users ON users.id = members.user_id").
-		Where("members.status = ? AND (members.channel_id, users.identity) IN ?", models.MemberJoined, pairs).
-		Scan(&rows).Error
+	rows, err := joinedMentions(tx, keys)
 	if err != nil {
 		return err
 	}
-	userOf := make(map[[2]string]string, len(rows))
+	userOf := make(map[mentionKey]string, len(rows))
 	for _, row := range rows {
-		userOf[[2]string{row.ChannelID, row.Identity}] = row.UserID
+		userOf[mentionKey{row.ChannelID, row.Identity}] = row.UserID
 	}
 	for _, run := range runs {
 		for _, r := range run {
 			for _, identity := range r.mentions {
-				id, ok := userOf[[2]string{r.msg.ChannelID, identity}]
+				id, ok := userOf[mentionKey{r.msg.ChannelID, identity}]
 				if !ok {
 					r.err = apperr.New(apperr.BadUserInput, "mentions: %q is not a member of this channel", identity)
 					break
@@ -638,6 +665,50 @@ func resolveMentions(tx *gorm.DB, runs [][]*sendRequest) error {
 		}
 	}
 	return nil
+}
+
+// mentionKey is a mention to resolve: an identity in a channel.
+type mentionKey struct {
+	Channel  string `json:"c"`
+	Identity string `json:"i"`
+}
+
+// mentionRow is a mentionKey resolved to the user it names.
+type mentionRow struct {
+	ChannelID string
+	Identity  string
+	UserID    string
+}
+
+// joinedMentions reads, in one query, the keys whose identity is a joined
+// member of the key's channel, with that member's user ID.
+//
+// On PostgreSQL the keys go in as one JSON parameter, as in storedRepeats:
+// one statement text, planned once per connection, and one parameter to
+// bind instead of two per key. SQLite takes a row-value IN list.
+func joinedMentions(tx *gorm.DB, keys []mentionKey) ([]mentionRow, error) {
+	var rows []mentionRow
+	if tx.Dialector.Name() == "sqlite" {
+		pairs := make([][]any, len(keys))
+		for i, k := range keys {
+			pairs[i] = []any{k.Channel, k.Identity}
+		}
+		err := tx.Table("members").Select("members.channel_id AS channel_id, users.identity AS identity, users.id AS user_id").
+			Joins("JOIN users ON users.id = members.user_id").
+			Where("members.status = ? AND (members.channel_id, users.identity) IN ?", models.MemberJoined, pairs).
+			Scan(&rows).Error
+		return rows, err
+	}
+	param, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Raw(`SELECT k.c AS channel_id, k.i AS identity, u.id AS user_id
+		FROM jsonb_to_recordset(CAST(? AS jsonb)) AS k(c text, i text)
+		JOIN users u ON u.identity = k.i
+		JOIN members m ON m.channel_id = k.c AND m.user_id = u.id
+		WHERE m.status = ?`, string(param), models.MemberJoined).Scan(&rows).Error
+	return rows, err
 }
 
 // findRepeats marks the sends of runs that repeat a client message id:

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -267,6 +268,85 @@ func TestMentions(t *testing.T) {
 		callOK(t, alice, `query($c: ID!) { messages(channelId: $c, last: 10) { edges { node { mentions { identity } } } } }`, map[string]any{"c": ch}, &page)
 		if n := len(page.Messages.Edges); n != 3 || len(page.Messages.Edges[0].Node.Mentions) != 25 || len(page.Messages.Edges[2].Node.Mentions) != 1 {
 			t.Errorf("page of %d messages: %+v", n, page)
+		}
+	})
+}
+
+// TestMentionsConcurrentSends: concurrent sends, which share send batches,
+// each get the mentions they name, looked up per channel (bob is a member
+// of both channels, carol of one); a send naming someone who is not a
+// member is BAD_USER_INPUT and writes nothing, without failing the others;
+// an identity with the characters that quoting must carry resolves
+// (PostgreSQL looks a batch's mentions up, and inserts them, inside one
+// JSON parameter).
+func TestMentionsConcurrentSends(t *testing.T) {
+	t.Parallel()
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice, bob := srv.Client("alice"), srv.Client("bob")
+		quoted := `q"\ü 🙂,'}`
+		one := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob", "carol", quoted}})
+		two := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob"}})
+		type send struct {
+			ch       string
+			mentions []string
+			ok       bool
+		}
+		var sends []send
+		for range 3 {
+			sends = append(sends,
+				send{one, []string{"bob", "carol"}, true},
+				send{one, []string{quoted, "carol"}, true},
+				send{two, []string{"bob"}, true},
+				send{two, []string{"bob", "carol"}, false}, // carol is not in two
+				send{one, []string{"bob", "dave"}, false},  // nor is dave in one
+			)
+		}
+		before := map[string]int{one: lastIndex(t, alice, one), two: lastIndex(t, alice, two)}
+		got := make([]*parleytest.Response, len(sends))
+		var wg sync.WaitGroup
+		for i, s := range sends {
+			wg.Go(func() {
+				got[i] = sendInput(alice, map[string]any{"channelId": s.ch, "body": "hi", "mentions": s.mentions})
+			})
+		}
+		wg.Wait()
+		written := map[string]int{}
+		for i, s := range sends {
+			r := got[i]
+			if !s.ok {
+				if r.Code() != "BAD_USER_INPUT" {
+					t.Errorf("send %d mentioning %q: want BAD_USER_INPUT, got %s %+v", i, s.mentions, r.Data, r.Errors)
+				}
+				continue
+			}
+			var out struct{ SendMessage sentMessage }
+			if len(r.Errors) > 0 {
+				t.Fatalf("send %d mentioning %q: %+v", i, s.mentions, r.Errors)
+			}
+			if err := json.Unmarshal(r.Data, &out); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, m := range out.SendMessage.Mentions {
+				names = append(names, m.Identity)
+			}
+			if !slices.Equal(names, s.mentions) {
+				t.Errorf("send %d mentions %q, want %q", i, names, s.mentions)
+			}
+			written[s.ch]++
+		}
+		for _, ch := range []string{one, two} {
+			if got, want := lastIndex(t, alice, ch), before[ch]+written[ch]; got != want {
+				t.Errorf("lastMessageIndex %d, want %d: refused sends wrote", got, want)
+			}
+		}
+		var out struct {
+			Channel struct{ UnreadMentionsCount int }
+		}
+		callOK(t, bob, `query($c: ID!) { channel(id: $c) { unreadMentionsCount } }`, map[string]any{"c": one}, &out)
+		if out.Channel.UnreadMentionsCount != 3 {
+			t.Errorf("bob's unread mentions in one: %d, want 3", out.Channel.UnreadMentionsCount)
 		}
 	})
 }
