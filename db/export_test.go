@@ -1,6 +1,10 @@
 package db
 
-import "io/fs"
+import (
+	"database/sql"
+	"fmt"
+	"io/fs"
+)
 
 // ParseURL exposes parseURL to the tests of package db_test.
 var ParseURL = parseURL
@@ -18,4 +22,25 @@ func PreparedStatements(s *Store) int {
 	s.stmts.mu.Lock()
 	defer s.stmts.mu.Unlock()
 	return s.stmts.prepared.Len()
+}
+
+// ConnStmtCacheSize exposes connStmtCacheSize.
+const ConnStmtCacheSize = connStmtCacheSize
+
+// OpenSQLitePool opens a pool of Parley's SQLite connections on the file
+// at path, as the Store opens its own.
+func OpenSQLitePool(path string) (*sql.DB, error) { return openSQLitePool(path, sqliteParams) }
+
+// CachedStatements returns the queries the SQLite connection c keeps
+// prepared, most recently used first.
+func CachedStatements(c *sql.Conn) (queries []string, err error) {
+	err = c.Raw(func(dc any) error {
+		sc, ok := dc.(*sqliteConn)
+		if !ok {
+			return fmt.Errorf("not a SQLite connection: %T", dc)
+		}
+		queries = sc.stmts.queries()
+		return nil
+	})
+	return queries, err
 }

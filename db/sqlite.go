@@ -111,12 +111,14 @@ func (c sqliteConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if !ok {
 		return nil, errors.Join(fmt.Errorf("sqlite driver returned a %T", conn), conn.Close())
 	}
-	return &sqliteConn{nc}, nil
+	return &sqliteConn{Conn: nc}, nil
 }
 
-// sqliteConn is a connection of sqliteConnector.
+// sqliteConn is a connection of sqliteConnector, which keeps its repeated
+// statements prepared (see connStmtCache).
 type sqliteConn struct {
 	ncdriver.Conn
+	stmts connStmtCache
 }
 
 var (
@@ -131,13 +133,25 @@ func (c *sqliteConn) Prepare(query string) (driver.Stmt, error) {
 	return c.PrepareContext(context.Background(), query)
 }
 
-// PrepareContext implements driver.ConnPrepareContext.
+// PrepareContext implements driver.ConnPrepareContext: a query prepared
+// before on this connection gets its cached statement.
 func (c *sqliteConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	return c.stmts.prepare(ctx, query, c.compile)
+}
+
+// compile prepares query on the connection, uncached.
+func (c *sqliteConn) compile(ctx context.Context, query string) (*sqliteStmt, error) {
 	st, err := c.Conn.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
 	return &sqliteStmt{st}, nil
+}
+
+// Close implements driver.Conn: the cached statements, then the
+// connection.
+func (c *sqliteConn) Close() error {
+	return errors.Join(c.stmts.close(), c.Conn.Close())
 }
 
 // ExecContext implements driver.ExecerContext: the driver runs statements

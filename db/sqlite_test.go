@@ -179,6 +179,117 @@ func TestSQLiteStatementCache(t *testing.T) {
 	}
 }
 
+// TestSQLiteConnStatementCache: a connection keeps a query prepared from
+// its second prepare on (database/sql prepares every query with arguments
+// that is not a *sql.Stmt, as River's are), at most db.ConnStmtCacheSize
+// of them; a cached statement runs right after one of its executions
+// failed, while it is in use by open rows, and after the cache dropped it;
+// and the pool closes cleanly with statements cached.
+func TestSQLiteConnStatementCache(t *testing.T) {
+	ctx := t.Context()
+	pool, err := db.OpenSQLitePool(filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.SetMaxOpenConns(1)
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := func() []string {
+		t.Helper()
+		qs, err := db.CachedStatements(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return qs
+	}
+	exec := func(query string, args ...any) error {
+		_, err := conn.ExecContext(ctx, query, args...)
+		return err
+	}
+	if err := exec("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	insert := "INSERT INTO kv (k, v) VALUES (?, ?)"
+	if err := exec(insert, 1, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if got := cached(); len(got) != 0 {
+		t.Errorf("after one execution, cached %q; want none", got)
+	}
+	if err := exec(insert, 2, "two"); err != nil {
+		t.Fatal(err)
+	}
+	if got := cached(); !slices.Equal(got, []string{insert}) {
+		t.Errorf("after two executions, cached %q; want the insert", got)
+	}
+	if err := exec(insert, 1, "again"); err == nil {
+		t.Fatal("inserting a key twice succeeded")
+	}
+	if err := exec(insert, 3, "three"); err != nil {
+		t.Fatalf("the cached insert after a failed execution: %v", err)
+	}
+
+	// The same query while its cached statement is lent to open rows.
+	sel := "SELECT v FROM kv WHERE k >= ? ORDER BY k"
+	var values func(from int) []string
+	values = func(from int) []string {
+		t.Helper()
+		rows, err := conn.QueryContext(ctx, sel, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			if len(out) == 0 && from == 1 {
+				out = append(out, values(3)...)
+			}
+			out = append(out, v)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	values(2)
+	if got, want := values(1), []string{"three", "one", "two", "three"}; !slices.Equal(got, want) {
+		t.Errorf("nested queries read %q; want %q", got, want)
+	}
+
+	// Beyond the cache's size the least recently used are dropped.
+	for i := range db.ConnStmtCacheSize + 5 {
+		for range 2 {
+			var v string
+			if err := conn.QueryRowContext(ctx, fmt.Sprintf("SELECT v FROM kv WHERE k = ? AND %d = %d", i, i), 2).Scan(&v); err != nil || v != "two" {
+				t.Fatalf("query %d: %q, %v; want two", i, v, err)
+			}
+		}
+	}
+	if got := cached(); len(got) != db.ConnStmtCacheSize || slices.Contains(got, insert) {
+		t.Errorf("cached %d statements, the insert among them: %t; want %d without it", len(got), slices.Contains(got, insert), db.ConnStmtCacheSize)
+	}
+	for k := 4; k < 6; k++ {
+		if err := exec(insert, k, "more"); err != nil {
+			t.Fatalf("the insert after the cache dropped it: %v", err)
+		}
+	}
+	if got := cached(); got[0] != insert {
+		t.Errorf("most recently cached %q; want the insert", got[0])
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.Close(); err != nil {
+		t.Errorf("closing the pool with statements cached: %v", err)
+	}
+}
+
 // TestSQLiteFileNames: file names that a URI must escape open the file of
 // that name.
 func TestSQLiteFileNames(t *testing.T) {
