@@ -45,41 +45,56 @@ func (f *MessageFilter) check() error {
 	return nil
 }
 
+// The join from the caller's mentions (alias mm) to their messages (alias
+// messages), in an order that each planner keeps: mentions outside, one
+// probe of idx_messages_channel_index per mention. SQLite keeps a CROSS
+// JOIN's left table as the outer loop; PostgreSQL reorders joins freely,
+// and with a plain join it merged the two indexes, walking the channel's
+// history backwards to the oldest mention of the page, so the messages
+// are a LATERAL subquery that OFFSET 0 keeps from being flattened.
+const (
+	mentionedMessagesSQLite   = "CROSS JOIN messages"
+	mentionedMessagesPostgres = "CROSS JOIN LATERAL (SELECT * FROM messages WHERE messages.channel_id = mm.channel_id AND messages.idx = mm.idx OFFSET 0) messages"
+)
+
+// mentionsDriven reports whether f keeps only the messages that mention
+// the caller: such a history is read from the caller's mentions.
+func (f *MessageFilter) mentionsDriven() bool {
+	return f.MentionsMe != nil && *f.MentionsMe
+}
+
 // apply adds f's conditions to q, a query over channelID's messages, for
-// viewer userID, with authorIDs the user ids of f.Authors. Each is served
-// by an index: authors by idx_messages_channel_author, types and hasMedia
-// by idx_messages_channel_type, mentionsMe by idx_message_mentions_user
-// (and the mentions' primary key when false), the index range by the
-// primary history index.
-func (f *MessageFilter) apply(q *gorm.DB, channelID, userID string, authorIDs []string) *gorm.DB {
+// viewer userID, with authorIDs the user ids of f.Authors and idx the
+// column that orders the history. Each is served by an index: authors by
+// idx_messages_channel_author, types and hasMedia by
+// idx_messages_channel_type, the index range by the primary history index,
+// mentionsMe false by the mentions' primary key. mentionsMe true is not a
+// condition here: filteredMessages reads such a history from the mentions.
+func (f *MessageFilter) apply(q *gorm.DB, idx, userID string, authorIDs []string) *gorm.DB {
 	if len(f.Types) > 0 {
-		q = q.Where("type IN ?", f.Types)
+		q = q.Where("messages.type IN ?", f.Types)
 	}
 	if len(f.Authors) > 0 {
 		if len(authorIDs) == 0 {
 			return q.Where("1 = 0") // no such author
 		}
-		q = q.Where("author_id IN ?", authorIDs)
+		q = q.Where("messages.author_id IN ?", authorIDs)
 	}
 	if f.FromIndex != nil {
-		q = q.Where("idx >= ?", *f.FromIndex)
+		q = q.Where(idx+" >= ?", *f.FromIndex)
 	}
 	if f.ToIndex != nil {
-		q = q.Where("idx <= ?", *f.ToIndex)
+		q = q.Where(idx+" <= ?", *f.ToIndex)
 	}
 	if f.HasMedia != nil {
 		if *f.HasMedia {
-			q = q.Where("type = ?", models.MessageMedia)
+			q = q.Where("messages.type = ?", models.MessageMedia)
 		} else {
-			q = q.Where("type <> ?", models.MessageMedia)
+			q = q.Where("messages.type <> ?", models.MessageMedia)
 		}
 	}
-	if f.MentionsMe != nil {
-		if *f.MentionsMe {
-			q = q.Where("idx IN (SELECT x.idx FROM message_mentions x WHERE x.user_id = ? AND x.channel_id = ?)", userID, channelID)
-		} else {
-			q = q.Where("NOT EXISTS (SELECT 1 FROM message_mentions x WHERE x.message_id = messages.id AND x.user_id = ?)", userID)
-		}
+	if f.MentionsMe != nil && !*f.MentionsMe {
+		q = q.Where("NOT EXISTS (SELECT 1 FROM message_mentions x WHERE x.message_id = messages.id AND x.user_id = ?)", userID)
 	}
 	return q
 }
@@ -94,6 +109,12 @@ func (f *MessageFilter) apply(q *gorm.DB, channelID, userID string, authorIDs []
 // newest first from idx_messages_channel_author, where a subquery over
 // users left PostgreSQL walking the whole history backwards to find a
 // rare author's page.
+//
+// With mentionsMe true the history is read from the caller's mentions, in
+// the order of idx_message_mentions_user (user_id, channel_id, idx), each
+// joined to its message by (channel_id, idx): a page costs the mentions it
+// passes over, not the messages between them (see
+// mentionedMessagesSQLite).
 func (s *Service) filteredMessages(ctx context.Context, v viewer, a *access, f *MessageFilter, n int, backward bool, after, before *cursor) (*Page[*models.Message], error) {
 	channelID := a.ch.ID
 	var authorIDs []string
@@ -102,10 +123,26 @@ func (s *Service) filteredMessages(ctx context.Context, v viewer, a *access, f *
 			return nil, internal("list messages", err)
 		}
 	}
-	base := func() *gorm.DB {
-		return f.apply(s.store.DB(ctx).Model(&models.Message{}).Where("channel_id = ? AND idx >= ?", channelID, a.historyStart()), channelID, v.UserID, authorIDs)
+	idx := "messages.idx"
+	if f.mentionsDriven() {
+		idx = "mm.idx"
 	}
-	rows, err := readPage(base(), after, before, backward, n+1)
+	base := func() *gorm.DB {
+		q := s.store.DB(ctx).Model(&models.Message{})
+		if f.mentionsDriven() {
+			q = q.Table("message_mentions mm").Select("messages.*").
+				Where("mm.user_id = ? AND mm.channel_id = ? AND mm.idx >= ?", v.UserID, channelID, a.historyStart())
+			if q.Dialector.Name() == "sqlite" {
+				q = q.Joins(mentionedMessagesSQLite).Where("messages.channel_id = mm.channel_id AND messages.idx = mm.idx")
+			} else {
+				q = q.Joins(mentionedMessagesPostgres)
+			}
+		} else {
+			q = q.Where("messages.channel_id = ? AND messages.idx >= ?", channelID, a.historyStart())
+		}
+		return f.apply(q, idx, v.UserID, authorIDs)
+	}
+	rows, err := readPage(base(), idx, after, before, backward, n+1)
 	if err != nil {
 		return nil, internal("list messages", err)
 	}
@@ -119,17 +156,19 @@ func (s *Service) filteredMessages(ctx context.Context, v viewer, a *access, f *
 	page := &Page[*models.Message]{Items: rows}
 	// The other side: before the after cursor going forward, from the
 	// before cursor on going backward.
+	// Ordered by the index from the cursor on, so that both planners read
+	// an index range rather than scan the table for any match.
 	var other *gorm.DB
 	switch {
 	case !backward && after != nil:
-		other = base().Where("idx <= ?", after.N)
+		other = base().Where(idx+" <= ?", after.N).Order(idx + " DESC")
 	case backward && before != nil:
-		other = base().Where("idx >= ?", before.N)
+		other = base().Where(idx+" >= ?", before.N).Order(idx)
 	}
 	var beyond bool
 	if other != nil {
 		var found []int
-		if err := other.Limit(1).Pluck("idx", &found).Error; err != nil {
+		if err := other.Select(idx).Limit(1).Pluck(idx, &found).Error; err != nil {
 			return nil, internal("list messages", err)
 		}
 		beyond = len(found) > 0

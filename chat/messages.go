@@ -414,7 +414,7 @@ func (s *Service) Messages(ctx context.Context, channelID string, args PageArgs,
 	if filter != nil {
 		return s.filteredMessages(ctx, v, a, filter, n, backward, after, before)
 	}
-	rows, err := readPage(q.Where("channel_id = ? AND idx >= ?", channelID, a.historyStart()), after, before, backward, n)
+	rows, err := readPage(q.Where("channel_id = ? AND idx >= ?", channelID, a.historyStart()), "idx", after, before, backward, n)
 	if err != nil {
 		return nil, internal("list messages", err)
 	}
@@ -422,17 +422,18 @@ func (s *Service) Messages(ctx context.Context, channelID string, args PageArgs,
 }
 
 // readPage reads through q the first (or, backward, the last) limit
-// messages between the cursors, in index order.
-func readPage(q *gorm.DB, after, before *cursor, backward bool, limit int) ([]*models.Message, error) {
+// messages between the cursors, in the order of column idx, the message
+// index as q names it.
+func readPage(q *gorm.DB, idx string, after, before *cursor, backward bool, limit int) ([]*models.Message, error) {
 	if after != nil {
-		q = q.Where("idx > ?", after.N)
+		q = q.Where(idx+" > ?", after.N)
 	}
 	if before != nil {
-		q = q.Where("idx < ?", before.N)
+		q = q.Where(idx+" < ?", before.N)
 	}
-	order := "idx"
+	order := idx
 	if backward {
-		order = "idx DESC"
+		order = idx + " DESC"
 	}
 	var rows []*models.Message
 	if err := q.Order(order).Limit(limit).Find(&rows).Error; err != nil {

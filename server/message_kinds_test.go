@@ -728,6 +728,172 @@ func TestMessageFilter(t *testing.T) {
 	})
 }
 
+// TestMessageFilterMentionsMePages: mentionsMe true, alone and combined
+// with the other fields, paged forward (first/after) and backward
+// (last/before) two at a time from the ends and from cursors of messages
+// the filter drops, with hasNextPage and hasPreviousPage right on every
+// page; others' mentions never show, nor mentions before the caller's
+// history start.
+func TestMessageFilterMentionsMePages(t *testing.T) {
+	t.Parallel()
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		srv := parleytest.NewServer(t, b, parleytest.Options{})
+		alice, bob, carol := srv.Client("alice"), srv.Client("bob"), srv.Client("carol")
+		ch := mustCreateChannel(t, alice, map[string]any{"type": "PRIVATE", "members": []string{"bob", "carol"}})
+		// Message i is by carol when i%3 == 2, else by alice; a location
+		// when i%4 == 0; mentions bob when mentioned[i]; mentions carol
+		// (by alice) when i%5 == 1.
+		type msg struct {
+			author    string
+			location  bool
+			mentioned bool
+		}
+		mentioned := map[int]bool{1: true, 2: true, 4: true, 5: true, 8: true, 9: true, 10: true, 13: true, 16: true}
+		var msgs []msg
+		for i := range 18 {
+			m := msg{author: "alice", location: i%4 == 0, mentioned: mentioned[i]}
+			c := alice
+			if i%3 == 2 {
+				m.author, c = "carol", carol
+			}
+			in := map[string]any{"channelId": ch, "body": fmt.Sprint(i)}
+			if m.location {
+				in["location"] = map[string]any{"latitude": 1, "longitude": 2}
+			}
+			var at []string
+			if m.mentioned {
+				at = append(at, "bob")
+			}
+			if i%5 == 1 && m.author == "alice" {
+				at = append(at, "carol")
+			}
+			if len(at) > 0 {
+				in["mentions"] = at
+			}
+			if got := mustSendInput(t, c, in); got.Index != i {
+				t.Fatalf("message %d got index %d", i, got.Index)
+			}
+			msgs = append(msgs, m)
+		}
+		const q = `query($c: ID!, $f: MessageFilter, $first: Int, $after: String, $last: Int, $before: String) {
+			messages(channelId: $c, filter: $f, first: $first, after: $after, last: $last, before: $before) {
+				edges { node { index } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`
+		page := func(c *parleytest.Client, vars map[string]any) messagesData {
+			vars["c"] = ch
+			var out messagesData
+			callOK(t, c, q, vars, &out)
+			return out
+		}
+		var all messagesData
+		callOK(t, alice, `query($c: ID!) { messages(channelId: $c, first: 100) { edges { cursor node { index } } } }`, map[string]any{"c": ch}, &all)
+		cursorOf := func(i int) string { return all.Messages.Edges[i].Cursor }
+
+		for name, tc := range map[string]struct {
+			f    map[string]any
+			keep func(i int, m msg) bool
+		}{
+			"alone":    {map[string]any{}, func(int, msg) bool { return true }},
+			"authors":  {map[string]any{"authors": []string{"alice"}}, func(_ int, m msg) bool { return m.author == "alice" }},
+			"types":    {map[string]any{"types": []string{"TEXT"}}, func(_ int, m msg) bool { return !m.location }},
+			"hasMedia": {map[string]any{"hasMedia": false}, func(int, msg) bool { return true }},
+			"range":    {map[string]any{"fromIndex": 2, "toIndex": 13}, func(i int, _ msg) bool { return i >= 2 && i <= 13 }},
+			"all": {map[string]any{"authors": []string{"alice", "carol"}, "types": []string{"TEXT"}, "fromIndex": 3, "toIndex": 16},
+				func(i int, m msg) bool { return !m.location && i >= 3 && i <= 16 }},
+		} {
+			tc.f["mentionsMe"] = true
+			var want []int
+			for i, m := range msgs {
+				if m.mentioned && tc.keep(i, m) {
+					want = append(want, i)
+				}
+			}
+			// keptBelow counts the kept indexes below i.
+			keptBelow := func(i int) int {
+				n := 0
+				for _, w := range want {
+					if w < i {
+						n++
+					}
+				}
+				return n
+			}
+			// Forward from the start and from each message's cursor.
+			for from := -1; from < len(msgs); from++ {
+				vars := map[string]any{"f": tc.f, "first": 2}
+				k := 0
+				if from >= 0 {
+					vars["after"] = cursorOf(from)
+					k = keptBelow(from + 1)
+				}
+				for pages := 0; ; pages++ {
+					p := page(bob, vars)
+					end := min(k+2, len(want))
+					if got := p.indexes(); fmt.Sprint(got) != fmt.Sprint(want[k:end]) {
+						t.Fatalf("%s: forward after %d, page %d: %v, want %v", name, from, pages, got, want[k:end])
+					}
+					pi := p.Messages.PageInfo
+					if pi.HasNextPage != (end < len(want)) || pi.HasPreviousPage != (k > 0 && vars["after"] != nil) {
+						t.Fatalf("%s: forward after %d, page %d %v: %+v", name, from, pages, p.indexes(), pi)
+					}
+					if end == len(want) || pi.EndCursor == nil {
+						break
+					}
+					vars["after"], k = *pi.EndCursor, end
+				}
+			}
+			// Backward from the end and from each message's cursor.
+			for to := len(msgs); to >= 0; to-- {
+				vars := map[string]any{"f": tc.f, "last": 2}
+				j := len(want)
+				if to < len(msgs) {
+					vars["before"] = cursorOf(to)
+					j = keptBelow(to)
+				}
+				for pages := 0; ; pages++ {
+					p := page(bob, vars)
+					start := max(j-2, 0)
+					if got := p.indexes(); fmt.Sprint(got) != fmt.Sprint(want[start:j]) {
+						t.Fatalf("%s: backward before %d, page %d: %v, want %v", name, to, pages, got, want[start:j])
+					}
+					pi := p.Messages.PageInfo
+					if pi.HasPreviousPage != (start > 0) || pi.HasNextPage != (j < len(want) && vars["before"] != nil) {
+						t.Fatalf("%s: backward before %d, page %d %v: %+v", name, to, pages, p.indexes(), pi)
+					}
+					if start == 0 || pi.StartCursor == nil {
+						break
+					}
+					vars["before"], j = *pi.StartCursor, start
+				}
+			}
+		}
+
+		// Carol's mentions are hers: she sees them, bob's never.
+		if got := page(carol, map[string]any{"f": map[string]any{"mentionsMe": true}, "last": 10}).indexes(); fmt.Sprint(got) != "[1 6 16]" {
+			t.Errorf("carol's mentions %v, want [1 6 16]", got)
+		}
+		// bob removed and added back with the history from now on: his
+		// earlier mentions are outside his history, the new one is in it.
+		callOK(t, alice, `mutation($c: ID!) { removeMember(channelId: $c, identity: "bob") }`, map[string]any{"c": ch}, nil)
+		callOK(t, alice, addMembers, map[string]any{"c": ch, "m": []map[string]any{{"identity": "bob", "shareHistoryFrom": time.Now()}}}, nil)
+		late := mustSendInput(t, alice, map[string]any{"channelId": ch, "body": "again", "mentions": []string{"bob"}})
+		for _, tc := range []struct {
+			vars map[string]any
+			want []int
+		}{
+			{map[string]any{"last": 5}, []int{late.Index}},
+			{map[string]any{"first": 5}, []int{late.Index}},
+			{map[string]any{"first": 5, "after": cursorOf(3)}, []int{late.Index}},
+			{map[string]any{"last": 5, "before": cursorOf(17)}, []int{}},
+		} {
+			tc.vars["f"] = map[string]any{"mentionsMe": true}
+			p := page(bob, tc.vars)
+			if fmt.Sprint(p.indexes()) != fmt.Sprint(tc.want) || p.Messages.PageInfo.HasPreviousPage {
+				t.Errorf("bob back with a later history, %v: %v %+v, want %v and no previous page", tc.vars, p.indexes(), p.Messages.PageInfo, tc.want)
+			}
+		}
+	})
+}
+
 // TestDeletedUsersMentions: deleting a user (admin API) removes their
 // messages' mentions, so the counts of those they mentioned drop.
 func TestDeletedUsersMentions(t *testing.T) {
