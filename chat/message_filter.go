@@ -57,20 +57,31 @@ const (
 	mentionedMessagesPostgres = "CROSS JOIN LATERAL (SELECT * FROM messages WHERE messages.channel_id = mm.channel_id AND messages.idx = mm.idx OFFSET 0) messages"
 )
 
+// span is the indexes f keeps from a history that starts at start.
+func (f *MessageFilter) span(start int) indexRange {
+	r := indexRange{From: int64(start)}
+	if f.FromIndex != nil {
+		r = r.atLeast(int64(*f.FromIndex))
+	}
+	if f.ToIndex != nil {
+		r = r.atMost(int64(*f.ToIndex))
+	}
+	return r
+}
+
 // mentionsDriven reports whether f keeps only the messages that mention
 // the caller: such a history is read from the caller's mentions.
 func (f *MessageFilter) mentionsDriven() bool {
 	return f.MentionsMe != nil && *f.MentionsMe
 }
 
-// apply adds f's conditions to q, a query over channelID's messages, for
-// viewer userID, with authorIDs the user ids of f.Authors and idx the
-// column that orders the history. Each is served by an index: authors by
-// idx_messages_channel_author, types and hasMedia by
-// idx_messages_channel_type, the index range by the primary history index,
-// mentionsMe false by the mentions' primary key. mentionsMe true is not a
-// condition here: filteredMessages reads such a history from the mentions.
-func (f *MessageFilter) apply(q *gorm.DB, idx, userID string, authorIDs []string) *gorm.DB {
+// apply adds f's conditions on the messages to q, a query over a channel's
+// messages, for viewer userID, with authorIDs the user ids of f.Authors.
+// Each is served by an index: authors by idx_messages_channel_author,
+// types and hasMedia by idx_messages_channel_type, mentionsMe false by the
+// mentions' primary key. The index range (see span) and mentionsMe true
+// (see filteredMessages) are not conditions here.
+func (f *MessageFilter) apply(q *gorm.DB, userID string, authorIDs []string) *gorm.DB {
 	if len(f.Types) > 0 {
 		q = q.Where("messages.type IN ?", f.Types)
 	}
@@ -79,12 +90,6 @@ func (f *MessageFilter) apply(q *gorm.DB, idx, userID string, authorIDs []string
 			return q.Where("1 = 0") // no such author
 		}
 		q = q.Where("messages.author_id IN ?", authorIDs)
-	}
-	if f.FromIndex != nil {
-		q = q.Where(idx+" >= ?", *f.FromIndex)
-	}
-	if f.ToIndex != nil {
-		q = q.Where(idx+" <= ?", *f.ToIndex)
 	}
 	if f.HasMedia != nil {
 		if *f.HasMedia {
@@ -130,19 +135,19 @@ func (s *Service) filteredMessages(ctx context.Context, v viewer, a *access, f *
 	base := func() *gorm.DB {
 		q := s.store.DB(ctx).Model(&models.Message{})
 		if f.mentionsDriven() {
-			q = q.Table("message_mentions mm").Select("messages.*").
-				Where("mm.user_id = ? AND mm.channel_id = ? AND mm.idx >= ?", v.UserID, channelID, a.historyStart())
+			q = q.Table("message_mentions mm").Select("messages.*").Where("mm.user_id = ? AND mm.channel_id = ?", v.UserID, channelID)
 			if q.Dialector.Name() == "sqlite" {
 				q = q.Joins(mentionedMessagesSQLite).Where("messages.channel_id = mm.channel_id AND messages.idx = mm.idx")
 			} else {
 				q = q.Joins(mentionedMessagesPostgres)
 			}
 		} else {
-			q = q.Where("messages.channel_id = ? AND messages.idx >= ?", channelID, a.historyStart())
+			q = q.Where("messages.channel_id = ?", channelID)
 		}
-		return f.apply(q, idx, v.UserID, authorIDs)
+		return f.apply(q, v.UserID, authorIDs)
 	}
-	rows, err := readPage(base(), idx, after, before, backward, n+1)
+	span := f.span(a.historyStart())
+	rows, err := readPage(base(), idx, span, after, before, backward, n+1)
 	if err != nil {
 		return nil, internal("list messages", err)
 	}
@@ -154,16 +159,16 @@ func (s *Service) filteredMessages(ctx context.Context, v viewer, a *access, f *
 		rows = rows[:n]
 	}
 	page := &Page[*models.Message]{Items: rows}
-	// The other side: before the after cursor going forward, from the
-	// before cursor on going backward.
-	// Ordered by the index from the cursor on, so that both planners read
-	// an index range rather than scan the table for any match.
+	// The other side: up to the after cursor going forward, from the
+	// before cursor on going backward. Ordered by the index from the
+	// cursor on, so that both planners read an index range rather than
+	// scan the table for any match.
 	var other *gorm.DB
 	switch {
 	case !backward && after != nil:
-		other = base().Where(idx+" <= ?", after.N).Order(idx + " DESC")
+		other = span.atMost(after.N).where(base(), idx).Order(idx + " DESC")
 	case backward && before != nil:
-		other = base().Where(idx+" >= ?", before.N).Order(idx)
+		other = span.atLeast(before.N).where(base(), idx).Order(idx)
 	}
 	var beyond bool
 	if other != nil {

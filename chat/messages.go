@@ -414,29 +414,68 @@ func (s *Service) Messages(ctx context.Context, channelID string, args PageArgs,
 	if filter != nil {
 		return s.filteredMessages(ctx, v, a, filter, n, backward, after, before)
 	}
-	rows, err := readPage(q.Where("channel_id = ? AND idx >= ?", channelID, a.historyStart()), "idx", after, before, backward, n)
+	rows, err := readPage(q.Where("channel_id = ?", channelID), "idx", indexRange{From: int64(a.historyStart())}, after, before, backward, n)
 	if err != nil {
 		return nil, internal("list messages", err)
 	}
 	return messagePage(rows, a.historyStart(), a.ch.NextMessageIndex, after, before), nil
 }
 
-// readPage reads through q the first (or, backward, the last) limit
-// messages between the cursors, in the order of column idx, the message
-// index as q names it.
-func readPage(q *gorm.DB, idx string, after, before *cursor, backward bool, limit int) ([]*models.Message, error) {
+// indexRange is the message indexes From to To, both included, To nil for
+// no upper bound. It narrows to a single bound each way because SQLite
+// ranges over an index by one lower bound only: given idx >= start AND
+// idx > cursor, it scanned from start, a page after a cursor near the end
+// of a long history reading the whole history.
+type indexRange struct {
+	From int64
+	To   *int64
+}
+
+// atLeast is r without the indexes below n.
+func (r indexRange) atLeast(n int64) indexRange {
+	r.From = max(r.From, n)
+	return r
+}
+
+// atMost is r without the indexes above n.
+func (r indexRange) atMost(n int64) indexRange {
+	if r.To == nil || n < *r.To {
+		r.To = &n
+	}
+	return r
+}
+
+// between is r between the cursors, both excluded.
+func (r indexRange) between(after, before *cursor) indexRange {
 	if after != nil {
-		q = q.Where(idx+" > ?", after.N)
+		r = r.atLeast(after.N + 1)
 	}
 	if before != nil {
-		q = q.Where(idx+" < ?", before.N)
+		r = r.atMost(before.N - 1)
 	}
+	return r
+}
+
+// where adds r to q, with idx the column of the message index as q names
+// it.
+func (r indexRange) where(q *gorm.DB, idx string) *gorm.DB {
+	q = q.Where(idx+" >= ?", r.From)
+	if r.To != nil {
+		q = q.Where(idx+" <= ?", *r.To)
+	}
+	return q
+}
+
+// readPage reads through q the first (or, backward, the last) limit
+// messages of r between the cursors, in the order of column idx, the
+// message index as q names it.
+func readPage(q *gorm.DB, idx string, r indexRange, after, before *cursor, backward bool, limit int) ([]*models.Message, error) {
 	order := idx
 	if backward {
 		order = idx + " DESC"
 	}
 	var rows []*models.Message
-	if err := q.Order(order).Limit(limit).Find(&rows).Error; err != nil {
+	if err := r.between(after, before).where(q, idx).Order(order).Limit(limit).Find(&rows).Error; err != nil {
 		return nil, err
 	}
 	if backward {
