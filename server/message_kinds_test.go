@@ -640,6 +640,22 @@ func TestEditMessageAndFields(t *testing.T) {
 	})
 }
 
+// filteredMessagesQuery is messages with a filter and every pagination
+// argument as variables.
+const filteredMessagesQuery = `query($c: ID!, $f: MessageFilter, $first: Int, $after: String, $last: Int, $before: String) {
+	messages(channelId: $c, filter: $f, first: $first, after: $after, last: $last, before: $before) {
+		edges { node { index } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`
+
+// filteredPage is c's page of channel ch's messages for vars (f, first,
+// after, last, before), failing t on an error.
+func filteredPage(t *testing.T, c *parleytest.Client, ch string, vars map[string]any) messagesData {
+	t.Helper()
+	vars["c"] = ch
+	var out messagesData
+	callOK(t, c, filteredMessagesQuery, vars, &out)
+	return out
+}
+
 // TestMessageFilter: each filter field, alone and combined, with forward
 // and backward pages whose hasNextPage and hasPreviousPage account for the
 // filter.
@@ -665,15 +681,7 @@ func TestMessageFilter(t *testing.T) {
 				t.Fatalf("message %d got index %d", i, m.Index)
 			}
 		}
-		const q = `query($c: ID!, $f: MessageFilter, $first: Int, $after: String, $last: Int, $before: String) {
-			messages(channelId: $c, filter: $f, first: $first, after: $after, last: $last, before: $before) {
-				edges { node { index } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`
-		page := func(c *parleytest.Client, vars map[string]any) messagesData {
-			vars["c"] = ch
-			var out messagesData
-			callOK(t, c, q, vars, &out)
-			return out
-		}
+		page := func(c *parleytest.Client, vars map[string]any) messagesData { return filteredPage(t, c, ch, vars) }
 		for name, tc := range map[string]struct {
 			c    *parleytest.Client
 			f    map[string]any
@@ -721,7 +729,7 @@ func TestMessageFilter(t *testing.T) {
 		for i := range many {
 			many[i] = fmt.Sprint("u", i)
 		}
-		if r := alice.Post(q, map[string]any{"c": ch, "f": map[string]any{"authors": many}}); r.Code() != "BAD_USER_INPUT" {
+		if r := alice.Post(filteredMessagesQuery, map[string]any{"c": ch, "f": map[string]any{"authors": many}}); r.Code() != "BAD_USER_INPUT" {
 			t.Errorf("101 authors: %+v", r.Errors)
 		}
 		page(alice, map[string]any{"f": map[string]any{"authors": many[:100]}})
@@ -775,15 +783,7 @@ func TestMessageFilterMentionsMePages(t *testing.T) {
 			}
 			msgs = append(msgs, m)
 		}
-		const q = `query($c: ID!, $f: MessageFilter, $first: Int, $after: String, $last: Int, $before: String) {
-			messages(channelId: $c, filter: $f, first: $first, after: $after, last: $last, before: $before) {
-				edges { node { index } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`
-		page := func(c *parleytest.Client, vars map[string]any) messagesData {
-			vars["c"] = ch
-			var out messagesData
-			callOK(t, c, q, vars, &out)
-			return out
-		}
+		page := func(c *parleytest.Client, vars map[string]any) messagesData { return filteredPage(t, c, ch, vars) }
 		var all messagesData
 		callOK(t, alice, `query($c: ID!) { messages(channelId: $c, first: 100) { edges { cursor node { index } } } }`, map[string]any{"c": ch}, &all)
 		cursorOf := func(i int) string { return all.Messages.Edges[i].Cursor }
