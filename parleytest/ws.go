@@ -1,7 +1,6 @@
 package parleytest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -490,38 +489,20 @@ func (s *SSEStream) Ready(t testing.TB) {
 // read parses the event stream until it ends.
 func (s *SSEStream) read(body io.ReadCloser) {
 	defer close(s.done)
-	defer body.Close()
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	var name string
-	var data []string
 	live := false
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			switch name {
-			case "next":
-				s.push(decodeResult(json.RawMessage(strings.Join(data, "\n"))))
-			case "complete":
-				s.push(event{kind: "complete"})
-			}
-			name, data = "", nil
-		case strings.HasPrefix(line, ":"):
-			if strings.TrimSpace(line[1:]) == "live" && !live {
-				live = true
-				close(s.live)
-			}
-		case strings.HasPrefix(line, "event:"):
-			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
-		case strings.HasPrefix(line, "data:"):
-			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+	s.readErr = readEvents(body, func(comment string) {
+		if comment == "live" && !live {
+			live = true
+			close(s.live)
 		}
-	}
-	s.readErr = sc.Err()
-	if s.readErr == nil {
-		s.readErr = io.EOF
-	}
+	}, func(name, data string) {
+		switch name {
+		case "next":
+			s.push(decodeResult(json.RawMessage(data)))
+		case "complete":
+			s.push(event{kind: "complete"})
+		}
+	})
 }
 
 // Close ends the request. Closing twice does nothing.

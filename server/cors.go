@@ -11,10 +11,11 @@ import (
 )
 
 // CORSAllowedHeaders are the request headers that pages from the allowed
-// origins may always send: those of a GraphQL request, X-Request-Id, and
+// origins may always send: those of a GraphQL request, X-Request-Id, the
+// token of a single-connection event stream (StreamTokenHeader), and
 // those Apollo Client sends with client awareness and operation names on.
 var CORSAllowedHeaders = []string{
-	"Authorization", "Content-Type", "Accept", requestid.Header,
+	"Authorization", "Content-Type", "Accept", requestid.Header, StreamTokenHeader,
 	"apollographql-client-name", "apollographql-client-version", "x-apollo-operation-name",
 }
 
@@ -28,7 +29,7 @@ var CORSAllowedHeaders = []string{
 func corsPolicy(patterns, extra []string) func(http.Handler) http.Handler {
 	allowHeaders := strings.Join(append(slices.Clone(CORSAllowedHeaders), extra...), ", ")
 	return func(next http.Handler) http.Handler {
-		return cors(patterns, corsRules{headers: allowHeaders, methods: "GET, POST, OPTIONS", expose: requestid.Header}, next)
+		return cors(patterns, corsRules{headers: allowHeaders, methods: allowedMethods, expose: requestid.Header}, next)
 	}
 }
 

@@ -28,8 +28,8 @@ const (
 )
 
 // allowedMethods are the methods /graphql serves (a WebSocket upgrade is
-// a GET).
-const allowedMethods = "GET, POST, OPTIONS"
+// a GET; PUT and DELETE serve single-connection event streams).
+const allowedMethods = "GET, POST, PUT, DELETE, OPTIONS"
 
 // errSubscriptionTransport is the error of a subscription over plain HTTP.
 var errSubscriptionTransport = apperr.New(apperr.BadRequest,
@@ -47,7 +47,8 @@ var errSubscriptionTransport = apperr.New(apperr.BadRequest,
 //     405 METHOD_NOT_ALLOWED.
 //   - a subscription, over either, gets 400 BAD_REQUEST naming the
 //     transports that carry subscriptions.
-//   - any other method: 405 METHOD_NOT_ALLOWED.
+//   - any other method (PUT and DELETE go to the SSE transport): 405
+//     METHOD_NOT_ALLOWED.
 //
 // Parsing, validation and execution run under a context that ends when the
 // client goes away or after timeout. The answer is application/json unless
@@ -77,7 +78,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		params, aerr = getParams(r.URL.RawQuery)
 	default:
 		w.Header().Set("Allow", allowedMethods)
-		status, aerr = http.StatusMethodNotAllowed, apperr.New(apperr.MethodNotAllowed, "/graphql takes GET, POST and OPTIONS, not %s", r.Method)
+		status, aerr = http.StatusMethodNotAllowed, apperr.New(apperr.MethodNotAllowed, "/graphql takes GET, POST, PUT, DELETE and OPTIONS, not %s", r.Method)
 	}
 	if aerr != nil {
 		apperr.WriteHTTP(w, status, aerr)

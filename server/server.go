@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -230,7 +231,7 @@ func newGraphQL(c Config, log *slog.Logger, limits Limits, conns *connections) *
 	for _, t := range []graphql.Transport{
 		&wsTransport{poller: poller, flusher: newFlusher(poller), rt: rt, hub: c.Hub, opts: ws, maxMessage: limits.MaxBodyBytes, conns: conns, present: present},
 		&sseTransport{rt: rt, hub: c.Hub, opts: ws, conns: conns, present: present},
-		transport.Options{},
+		transport.Options{AllowedMethods: strings.Split(allowedMethods, ", ")},
 		httpTransport{timeout: cmp.Or(c.RequestTimeout, DefaultRequestTimeout), log: log},
 	} {
 		srv.AddTransport(presentedTransport{Transport: t, present: present})
