@@ -2,7 +2,9 @@
 // restarts) itself: the binary is PARLEY_BIN. For Apollo Client and for
 // urql: a query, mutations, a subscription, and a subscription that
 // survives a server restart and resumes with afterIndex without a gap.
-// Exits non-zero on the first failure.
+// Then graphql-sse's client in single connection mode: a query, a
+// mutation and a subscription on one event stream, and the subscription
+// stopped. Exits non-zero on the first failure.
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +17,7 @@ import { createApolloClient } from "./apollo.js";
 import { followMessages, type ParleyOptions } from "./connection.js";
 import { CreateChannel, History, JoinChannel, MarkRead, Me, MessageAdded, SendMessage } from "./operations.js";
 import { createUrqlClient } from "./urql.js";
+import { createSseClient, execute, subscribe } from "./sse.js";
 
 // Node.js before 22 has no global WebSocket, which Apollo's GraphQLWsLink
 // reads when a connection fails: lend it ws's. Browsers need nothing.
@@ -189,6 +192,30 @@ async function tour(name: string, make: (opts: ParleyOptions) => Kit, addr: stri
   }
 }
 
+/** graphql-sse in single connection mode: every operation on one stream. */
+async function sseTour(addr: string): Promise<void> {
+  const client = createSseClient({ httpUrl: `http://${addr}/graphql`, getToken: () => token("alice") });
+  try {
+    const me = await execute(client, Me, {});
+    assert(me.me.identity === "alice", "graphql-sse: Me");
+    const created = await execute(client, CreateChannel, { input: { friendlyName: "General (graphql-sse)", type: "PUBLIC" } });
+    const channelId = created.createChannel.id;
+    const got: string[] = [];
+    const stopSub = subscribe(client, MessageAdded, { channelId, afterIndex: -1 }, (d) => got.push(d.messageAdded.body));
+    // afterIndex replays from the start, so the message arrives whether
+    // it is sent before or after the subscription is live.
+    await execute(client, SendMessage, { input: { channelId, body: "over one stream" } });
+    await waitFor("graphql-sse: the message on the subscription", () => got.length === 1);
+    assert(got[0] === "over one stream", `graphql-sse: got ${JSON.stringify(got)}`);
+    stopSub();
+    const again = await execute(client, Me, {});
+    assert(again.me.identity === "alice", "graphql-sse: Me after stopping the subscription");
+    console.log("ok graphql-sse (single connection): query, mutations, subscription and its stop on one event stream");
+  } finally {
+    client.dispose();
+  }
+}
+
 const timer = setTimeout(() => {
   console.error("check timed out");
   process.exit(1);
@@ -197,7 +224,8 @@ try {
   const addr = await start("127.0.0.1:0");
   await tour("apollo", apolloKit, addr);
   await tour("urql", urqlKit, addr);
-  console.log("2 passed, 0 failed");
+  await sseTour(addr);
+  console.log("3 passed, 0 failed");
 } catch (e) {
   console.error(e);
   process.exitCode = 1;
