@@ -47,6 +47,33 @@ func readEvents(body io.ReadCloser, comment func(string), event func(name, data 
 	return io.EOF
 }
 
+// openEventStream sends a request with Accept: text/event-stream and
+// header, and returns the event stream it answers and what ends the
+// request; any other answer fails the test.
+func openEventStream(t testing.TB, method, u string, body []byte, header http.Header) (io.ReadCloser, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	req.Header = header
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("event stream request: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		t.Fatalf("event stream response: HTTP %d, Content-Type %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	return resp.Body, cancel
+}
+
 // SSEConn is an event stream in graphql-sse's single connection mode:
 // reserved with PUT, opened with GET, and carrying the results of the
 // operations posted with its token. Safe for concurrent use.
@@ -128,29 +155,12 @@ func (s *Server) SSERequest(t testing.TB, method, token, identity string, query 
 // says it is open; a status other than 200 fails the test.
 func (c *SSEConn) Open(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.s.URL+"/graphql?token="+url.QueryEscape(c.Token), nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("open event stream: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("open event stream: HTTP %d, Content-Type %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
-	}
+	body, cancel := openEventStream(t, http.MethodGet, c.s.URL+"/graphql?token="+url.QueryEscape(c.Token), nil, http.Header{})
 	c.mu.Lock()
 	c.cancel = cancel
 	c.mu.Unlock()
 	open := make(chan struct{})
-	go c.read(resp.Body, open)
+	go c.read(body, open)
 	select {
 	case <-open:
 	case <-c.done:

@@ -1,7 +1,6 @@
 package parleytest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -426,33 +425,15 @@ func (s *WSSub) Stop() {
 // other than 200 fails the test. The stream is closed when the test ends.
 func (s *Server) SSE(t testing.TB, identity, query string, vars map[string]any) *SSEStream {
 	t.Helper()
-	body := mustMarshal(t, map[string]any{"query": query, "variables": vars})
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/graphql", bytes.NewReader(body))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
+	header := http.Header{"Content-Type": {"application/json"}}
 	if identity != "" {
-		req.Header.Set("Authorization", "Bearer "+s.Token(identity))
+		header.Set("Authorization", "Bearer "+s.Token(identity))
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("SSE request: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("SSE response: HTTP %d, Content-Type %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
-	}
+	body, cancel := openEventStream(t, http.MethodPost, s.URL+"/graphql", mustMarshal(t, map[string]any{"query": query, "variables": vars}), header)
 	done := make(chan struct{})
 	st := &SSEStream{cancel: cancel, done: done, live: make(chan struct{})}
 	st.stream = newStream(done, func() error { return fmt.Errorf("event stream ended: %v", st.readErr) })
-	go st.read(resp.Body)
+	go st.read(body)
 	t.Cleanup(st.Close)
 	return st
 }
