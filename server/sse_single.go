@@ -187,14 +187,14 @@ func (t *sseTransport) open(w http.ResponseWriter, r *http.Request) {
 	clock := t.hub.Clock()
 	s.mu.Lock()
 	switch {
+	case s.open:
+		s.mu.Unlock()
+		apperr.WriteHTTP(w, http.StatusConflict, apperr.New(apperr.Conflict, "this event stream is open already"))
+		return
 	case s.done || !clock.Now().Before(s.lapses):
 		s.mu.Unlock()
 		t.closeStream(s)
 		apperr.WriteHTTP(w, http.StatusNotFound, apperr.New(apperr.NotFound, "no event stream has this token (it has ended): reserve one with PUT /graphql"))
-		return
-	case s.open:
-		s.mu.Unlock()
-		apperr.WriteHTTP(w, http.StatusConflict, apperr.New(apperr.Conflict, "this event stream is open already"))
 		return
 	}
 	s.open, s.ctx = true, r.Context()

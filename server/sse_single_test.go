@@ -185,7 +185,9 @@ func TestSSEReservationLapses(t *testing.T) {
 	clock.Advance(time.Nanosecond)
 	status, body := sseGet(t, s, late.Token, "")
 	wantCode(t, "GET of a lapsed reservation", status, body, http.StatusNotFound, "NOT_FOUND")
-	// The open one does not lapse.
+	// The open one does not lapse, and stays one stream.
+	status, body = sseGet(t, s, early.Token, "")
+	wantCode(t, "second GET of the open stream", status, body, http.StatusConflict, "CONFLICT")
 	q := early.Post(t, "q", `{ me { identity } }`, nil)
 	if data := q.Next(t, rtWait); string(data) != `{"me":{"identity":"bob"}}` {
 		t.Fatalf("query: %s", data)
