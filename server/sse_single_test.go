@@ -127,7 +127,10 @@ func TestSSESingleConnectionRefusals(t *testing.T) {
 	c := s.ReserveSSE(t, "bob")
 	query := ssePost("q", `{ me { id } }`, nil)
 
-	status, body := s.SSERequest(t, http.MethodPost, c.Token, "carol", nil, query)
+	status, body := s.SSERequest(t, http.MethodPut, "", "", nil, nil)
+	wantCode(t, "anonymous PUT", status, body, http.StatusUnauthorized, "UNAUTHENTICATED")
+
+	status, body = s.SSERequest(t, http.MethodPost, c.Token, "carol", nil, query)
 	wantCode(t, "POST as another user", status, body, http.StatusForbidden, "FORBIDDEN")
 	status, body = s.SSERequest(t, http.MethodPost, c.Token, "", nil, query)
 	wantCode(t, "anonymous POST", status, body, http.StatusForbidden, "FORBIDDEN")
