@@ -199,6 +199,22 @@ func TestTransportWSProtocol(t *testing.T) {
 			m.Complete(t, rtWait)
 		})
 
+		t.Run("ids with control characters come back as JSON", func(t *testing.T) {
+			c := dialRaw(t, s, parleytest.ProtocolTransportWS)
+			c.init(s, "bob")
+			id := "a\x00\a\"\\\u00e9\U0001F600"
+			quoted, err := json.Marshal(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.send(`{"id":` + string(quoted) + `,"type":"subscribe","payload":{"query":"{ me { identity } }"}}`)
+			for _, want := range []string{"next", "complete"} {
+				if m := c.next(); m.Type != want || m.ID != id {
+					t.Fatalf("got %+v, want %s with id %q", m, want, id)
+				}
+			}
+		})
+
 		t.Run("validation errors", func(t *testing.T) {
 			c := dialRaw(t, s, parleytest.ProtocolTransportWS)
 			c.init(s, "bob")

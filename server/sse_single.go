@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"io"
 	"net/http"
 	"time"
@@ -279,10 +278,7 @@ func (t *sseTransport) execute(w http.ResponseWriter, r *http.Request, exec grap
 // addOperation reserves operation id on the stream: 409 when an
 // operation of that id is running, 404 when the stream has ended.
 func (s *sseStream) addOperation(id string) (*sseOp, *apperr.Error, int) {
-	quoted, err := json.Marshal(id)
-	if err != nil {
-		return nil, apperr.New(apperr.BadRequest, "extensions.operationId does not encode"), http.StatusBadRequest
-	}
+	quoted := appendJSONString(nil, id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

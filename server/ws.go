@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/gobwas/ws"
@@ -734,7 +735,7 @@ func (c *wsConn) sendNext(id string, payload []byte, replay bool) {
 	}
 	// One allocation per delivery: the frame header and the envelope up
 	// to the payload, which every subscriber of the group shares.
-	quoted := strconv.Quote(id)
+	quoted := appendJSONString(nil, id)
 	envelope := len(`{"id":`) + len(quoted) + len(`,"type":"`) + len(typ) + len(`","payload":`)
 	head := make([]byte, 0, maxTextHeader+envelope)
 	head = appendTextHeader(head, envelope+len(payload)+len(closingBrace))
@@ -789,7 +790,7 @@ func envelope(typ, id string, payload json.RawMessage) []byte {
 	b = append(b, '{')
 	if id != "" {
 		b = append(b, `"id":`...)
-		b = strconv.AppendQuote(b, id)
+		b = appendJSONString(b, id)
 		b = append(b, ',')
 	}
 	b = append(b, `"type":"`...)
@@ -800,6 +801,25 @@ func envelope(typ, id string, payload json.RawMessage) []byte {
 		b = append(b, payload...)
 	}
 	return append(b, '}')
+}
+
+// appendJSONString appends s to b as a JSON string: an operation id is any
+// string the client chose, and strconv's Go quoting is not JSON for
+// control characters (\x00, \a).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }
 
 // errorPayload encodes e as a GraphQL error: {"message", "extensions": {"code", …}}.
