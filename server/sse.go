@@ -166,9 +166,13 @@ func (t *sseTransport) distinct(w http.ResponseWriter, r *http.Request, exec gra
 		return
 	}
 	s.comment(": live\n\n")
+	// The token's expiry ends the stream without complete, as shutdown
+	// does: graphql-sse clients take complete for the operation's end and
+	// stay quiet, and a stream that just ends for a reconnect, which asks
+	// the app for its headers, a fresh token, again.
 	if p, ok := auth.FromContext(r.Context()); ok {
 		clock := t.hub.Clock()
-		stop := clock.AfterFunc(p.ExpiresAt.Add(t.rt.verifier.Leeway()).Sub(clock.Now()), func() { s.endOperation("", nil) })
+		stop := clock.AfterFunc(p.ExpiresAt.Add(t.rt.verifier.Leeway()).Sub(clock.Now()), s.shutdown)
 		defer stop()
 	}
 	s.pump(ctx)
