@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -31,6 +32,7 @@ const walAutoCheckpointPages = 16000
 // many times once, but in longer stretches (1 s gave a p99.9 over 100 ms).
 type checkpointer struct {
 	stop, done chan struct{}
+	stopOnce   sync.Once
 }
 
 // startCheckpointer starts s's checkpointer; stopCheckpointer ends it.
@@ -54,10 +56,11 @@ func (s *Store) startCheckpointer(log *slog.Logger) {
 	}()
 }
 
-// stopCheckpointer ends s's checkpointer and waits for it, if it runs.
+// stopCheckpointer ends s's checkpointer and waits for it, if it runs;
+// it may be called more than once.
 func (s *Store) stopCheckpointer() {
 	if c := s.checkpointer; c != nil {
-		close(c.stop)
+		c.stopOnce.Do(func() { close(c.stop) })
 		<-c.done
 	}
 }
