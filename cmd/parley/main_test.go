@@ -363,7 +363,7 @@ func TestServeAdoptsAutoMigrateDatabase(t *testing.T) {
 	body := `{"query":"{ channelByUniqueName(uniqueName: \"general\") { friendlyName messagesCount } me { friendlyName } }"}`
 	got := postBody(t, base, token, body)
 	if want := `{"data":{"channelByUniqueName":{"friendlyName":"General","messagesCount":2},"me":{"friendlyName":"Alice"}}}`; got != want {
-		t.Errorf("got %s\nwant %s", got, want)
+		t.Errorf("got %s\nwant %s\nserver log:\n%s", got, want, logs)
 	}
 }
 
