@@ -26,8 +26,8 @@ const walAutoCheckpointPages = 16000
 // database file while it still holds the write lock, and every writer
 // queued behind it waits. With the commits' path left to appending to the
 // log, 16 writers sending messages with client ids and mentions went from
-// 1,658–1,829 to 2,172–2,856 sendMessage/s and their p90 from 20–25 ms to
-// 8–12 ms on one core (BENCHMARKS.md). The copying still takes that core
+// 1,439–1,829 to 1,811–2,856 sendMessage/s and their p90 from 20–25 ms to
+// 8–14 ms on one core (BENCHMARKS.md, round 8). The copying still takes that core
 // from the writers for a while: a longer interval copies a page rewritten
 // many times once, but in longer stretches (1 s gave a p99.9 over 100 ms).
 type checkpointer struct {
@@ -43,15 +43,18 @@ func (s *Store) startCheckpointer(log *slog.Logger) {
 		defer close(c.done)
 		t := time.NewTicker(checkpointInterval)
 		defer t.Stop()
+		failing := false // logged once per run of failures
 		for {
 			select {
 			case <-c.stop:
 				return
 			case <-t.C:
 			}
-			if err := s.checkpoint(context.Background()); err != nil {
+			err := s.checkpoint(context.Background())
+			if err != nil && !failing {
 				log.Warn("sqlite checkpoint failed; commits checkpoint when the log grows past the safety net", "err", err, "pages", walAutoCheckpointPages)
 			}
+			failing = err != nil
 		}
 	}()
 }
