@@ -63,7 +63,6 @@ const (
 const sqliteParams = "_pragma=busy_timeout(10000)" +
 	"&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(NORMAL)" +
-	"&_pragma=wal_autocheckpoint(16000)" + // walAutoCheckpointPages
 	"&_pragma=foreign_keys(ON)" +
 	"&_txlock=immediate"
 
@@ -104,11 +103,6 @@ type Store struct {
 	queueOnce sync.Once
 	queueDB   *sql.DB
 	queueErr  error
-	// checkpointer copies the SQLite write-ahead log into the database
-	// file off the commits' path; nil on PostgreSQL. checkpoints counts
-	// its checkpoints.
-	checkpointer *checkpointer
-	checkpoints  atomic.Int64
 }
 
 // Open connects to the database that rawURL names and checks that it
@@ -159,9 +153,6 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 		s.target = target
 		s.writeSlot = make(chan struct{}, 1)
 		s.gorm, s.sqlDB, s.stmts, err = openSQLite(ctx, target, cfg)
-		if err == nil {
-			s.startCheckpointer(logger)
-		}
 	default:
 		s.target, err = redactURL(target)
 		if err != nil {
@@ -411,7 +402,6 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connection pool, waiting for running queries to finish.
 // Call it once, after the last use of the Store.
 func (s *Store) Close() error {
-	s.stopCheckpointer()
 	var errs []error
 	if s.stmts != nil {
 		s.stmts.close()
