@@ -93,13 +93,10 @@ func (c *connStmtCache) prepare(ctx context.Context, query string, compile func(
 		return st, nil
 	}
 	delete(c.seen, query)
-	if c.entries == nil {
-		c.entries = make(map[string]*list.Element, connStmtCacheSize)
-	}
-	e := &connStmt{query: query, stmt: st, lent: true}
-	c.entries[query] = c.lru.PushFront(e)
+	// Room first, so that a statement whose close fails leaves the new one
+	// out of the cache rather than cached and closed.
 	var errs []error
-	for c.lru.Len() > connStmtCacheSize {
+	for c.lru.Len() >= connStmtCacheSize {
 		old := c.lru.Remove(c.lru.Back()).(*connStmt)
 		delete(c.entries, old.query)
 		if old.lent {
@@ -111,6 +108,11 @@ func (c *connStmtCache) prepare(ctx context.Context, query string, compile func(
 	if err := errors.Join(errs...); err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
+	if c.entries == nil {
+		c.entries = make(map[string]*list.Element, connStmtCacheSize)
+	}
+	e := &connStmt{query: query, stmt: st, lent: true}
+	c.entries[query] = c.lru.PushFront(e)
 	return &lentStmt{sqliteStmt: st, entry: e}, nil
 }
 
