@@ -99,9 +99,10 @@ type Store struct {
 	queries *atomic.Pointer[QueryObserver]
 	// rawURL is the PostgreSQL URL as given, for ListenerPool.
 	rawURL string
-	// queueDB is QueueDB's pool on SQLite, opened once.
+	// queueDB is QueueDB's pool on SQLite, opened once; an atomic so
+	// that MigrateUp may find it while QueueDB opens it.
 	queueOnce sync.Once
-	queueDB   *sql.DB
+	queueDB   atomic.Pointer[sql.DB]
 	queueErr  error
 }
 
@@ -406,8 +407,8 @@ func (s *Store) Close() error {
 	if s.stmts != nil {
 		s.stmts.close()
 	}
-	if s.queueDB != nil {
-		errs = append(errs, s.queueDB.Close())
+	if q := s.queueDB.Load(); q != nil {
+		errs = append(errs, q.Close())
 	}
 	errs = append(errs, s.sqlDB.Close())
 	if err := errors.Join(errs...); err != nil {

@@ -129,10 +129,34 @@ func (s *Store) MigrateUp(ctx context.Context) ([]MigrationResult, error) {
 			}
 		}
 	})
+	if len(out) > 0 {
+		s.dropIdleConnections()
+	}
 	if err != nil {
 		return out, fmt.Errorf("migrate %s %s up: %w", s.dialect, s.target, err)
 	}
 	return out, nil
+}
+
+// dropIdleConnections closes the idle connections of the Store's pools,
+// after a migration changed the schema. A connection keeps what it knew of
+// the schema: SQLite expands "SELECT *" with the columns the connection
+// last read, and rebuilds the statement at its first step, with more
+// columns than the driver announced ("bad parameter or other API
+// misuse"); pgx's statements cached before the change fail once with
+// "cached plan must not change result type". New connections read the
+// schema afresh. Connections in use meanwhile keep theirs: MigrateUp runs
+// before the Store serves.
+func (s *Store) dropIdleConnections() {
+	pools := []*sql.DB{s.sqlDB}
+	if q := s.queueDB.Load(); q != nil {
+		pools = append(pools, q)
+	}
+	for _, p := range pools {
+		idle := p.Stats().MaxOpenConnections // every pool keeps all idle
+		p.SetMaxIdleConns(0)                 // closes the idle connections
+		p.SetMaxIdleConns(idle)
+	}
 }
 
 // MigrateDownTo rolls back, newest first, every applied migration whose
@@ -163,6 +187,9 @@ func (s *Store) MigrateDownTo(ctx context.Context, version int64) ([]MigrationRe
 		}
 		return err
 	})
+	if len(out) > 0 {
+		s.dropIdleConnections()
+	}
 	if err != nil {
 		return out, fmt.Errorf("migrate %s %s down to %d: %w", s.dialect, s.target, version, err)
 	}

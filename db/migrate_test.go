@@ -1,6 +1,7 @@
 package db_test
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -578,4 +579,72 @@ func diff(want, got string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestMigrateUpRefreshesConnections: queries after MigrateUp see the schema
+// it made on every connection of the pool, also those that read the old
+// schema before it. SQLite expands "SELECT *" with the schema a connection
+// holds when the statement is prepared, and rebuilds the statement at its
+// first step when the schema has changed meanwhile: a connection left with
+// the old schema answered the first such query with "bad parameter or
+// other API misuse" (the driver read more columns than it had announced).
+func TestMigrateUpRefreshesConnections(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		ctx := t.Context()
+		fresh := openStore(t, b.NewURL(t))
+		if _, err := fresh.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, columns := rowsOf(t, fresh, nil)
+
+		s := openStore(t, legacyDatabase(t, b))
+		pool, err := s.DB(ctx).DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// onEveryConn runs query on as many connections of the pool at
+		// once as it holds, and returns the columns each answered with.
+		onEveryConn := func(query string) [][]string {
+			t.Helper()
+			conns := make([]*sql.Conn, pool.Stats().MaxOpenConnections)
+			defer func() {
+				for _, c := range conns {
+					if c != nil {
+						if err := c.Close(); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			}()
+			var out [][]string
+			for i := range conns {
+				if conns[i], err = pool.Conn(ctx); err != nil {
+					t.Fatal(err)
+				}
+				rows, err := conns[i].QueryContext(ctx, query)
+				if err != nil {
+					t.Fatalf("connection %d: %v", i, err)
+				}
+				cols, err := rows.Columns()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, cols)
+				lines := scanLines(t, rows, "")
+				if len(lines) == 0 {
+					t.Fatalf("connection %d: no rows", i)
+				}
+			}
+			return out
+		}
+		onEveryConn("SELECT * FROM users")
+		if _, err := s.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, got := range onEveryConn("SELECT * FROM users") {
+			if !slices.Equal(got, columns["users"]) {
+				t.Errorf("connection %d: SELECT * FROM users after MigrateUp has columns %v, want %v", i, got, columns["users"])
+			}
+		}
+	})
 }

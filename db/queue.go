@@ -50,12 +50,13 @@ func (s *Store) QueueDB() (*sql.DB, error) {
 			s.queueErr = fmt.Errorf("open queue pool: %w", err)
 			return
 		}
-		s.queueDB = sql.OpenDB(&queuedConnector{Connector: conns, slot: s.writeSlot})
-		s.queueDB.SetMaxOpenConns(queuePoolConns)
-		s.queueDB.SetMaxIdleConns(queuePoolConns)
-		s.queueDB.SetConnMaxIdleTime(connMaxIdleTime)
+		q := sql.OpenDB(&queuedConnector{Connector: conns, slot: s.writeSlot})
+		q.SetMaxOpenConns(queuePoolConns)
+		q.SetMaxIdleConns(queuePoolConns)
+		q.SetConnMaxIdleTime(connMaxIdleTime)
+		s.queueDB.Store(q)
 	})
-	return s.queueDB, s.queueErr
+	return s.queueDB.Load(), s.queueErr
 }
 
 // ListenerPool opens a pgx pool of one connection on the Store's PostgreSQL

@@ -232,7 +232,7 @@ var (
 // Next implements driver.Rows.
 func (r *sqliteRows) Next(dest []driver.Value) error {
 	if err := r.Rows.Next(dest); err != nil {
-		return err
+		return r.explain(err, len(dest))
 	}
 	for i, v := range dest {
 		switch v := v.(type) {
@@ -247,6 +247,26 @@ func (r *sqliteRows) Next(dest []driver.Value) error {
 		}
 	}
 	return nil
+}
+
+// errSchemaChanged is the error of a row whose columns are not those the
+// query announced: see sqliteRows.explain.
+var errSchemaChanged = errors.New("the database schema changed after the query was prepared; run it again")
+
+// explain returns err of Next with the reason when the statement has
+// columns other than the announced columns: SQLite expands "SELECT *"
+// with the schema the connection last read, and rebuilds the statement at
+// its first step when another connection changed the schema meanwhile; the
+// driver then reports SQLITE_MISUSE. The rebuilt statement is current, so
+// the query succeeds when it runs again.
+func (r *sqliteRows) explain(err error, announced int) error {
+	if !errors.Is(err, sqlite3.MISUSE) {
+		return err
+	}
+	if c, ok := r.Rows.(interface{ ColumnCount() int }); ok && c.ColumnCount() != announced {
+		return fmt.Errorf("%w (%d columns, %d announced): %w", errSchemaChanged, c.ColumnCount(), announced, err)
+	}
+	return err
 }
 
 // isTimeColumn reports whether column i is declared as a time, for which

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/parleytest"
 )
 
 // event is a test-only model with time columns.
@@ -301,5 +302,51 @@ func TestSQLiteFileNames(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 		t.Errorf("no file %q: %v", name, err)
+	}
+}
+
+// TestSQLiteSchemaChangedUnderConnection: a connection busy while the
+// schema changes keeps the old one, and its next "SELECT *" fails once with
+// an error that says so (not the driver's bare "bad parameter or other API
+// misuse"); run again, the query has the new columns.
+func TestSQLiteSchemaChangedUnderConnection(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, legacyDatabase(t, parleytest.Backend{Name: db.DialectSQLite}))
+	pool, err := s.DB(ctx).DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	columns := func() ([]string, error) {
+		rows, err := conn.QueryContext(ctx, "SELECT * FROM users")
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+		}
+		return cols, rows.Err()
+	}
+	before, err := columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := columns(); err == nil || !strings.Contains(err.Error(), "schema changed") {
+		t.Errorf("first SELECT * after the schema changed: %v, want an error saying the schema changed", err)
+	}
+	after, err := columns()
+	if err != nil || len(after) <= len(before) {
+		t.Errorf("run again: columns %v, %v; want more than %v", after, err, before)
 	}
 }
