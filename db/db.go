@@ -63,6 +63,7 @@ const (
 const sqliteParams = "_pragma=busy_timeout(10000)" +
 	"&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(NORMAL)" +
+	"&_pragma=wal_autocheckpoint(16000)" + // walAutoCheckpointPages
 	"&_pragma=foreign_keys(ON)" +
 	"&_txlock=immediate"
 
@@ -104,6 +105,11 @@ type Store struct {
 	queueOnce sync.Once
 	queueDB   atomic.Pointer[sql.DB]
 	queueErr  error
+	// checkpointer copies the SQLite write-ahead log into the database
+	// file off the commits' path; nil on PostgreSQL. checkpoints counts
+	// its checkpoints.
+	checkpointer *checkpointer
+	checkpoints  atomic.Int64
 }
 
 // Open connects to the database that rawURL names and checks that it
@@ -154,6 +160,12 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 		s.target = target
 		s.writeSlot = make(chan struct{}, 1)
 		s.gorm, s.sqlDB, s.stmts, err = openSQLite(ctx, target, cfg)
+		if err == nil {
+			if err = s.startCheckpointer(ctx, logger); err != nil {
+				s.stmts.close()
+				err = errors.Join(err, s.sqlDB.Close())
+			}
+		}
 	default:
 		s.target, err = redactURL(target)
 		if err != nil {
@@ -403,7 +415,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the connection pool, waiting for running queries to finish.
 // Call it once, after the last use of the Store.
 func (s *Store) Close() error {
-	var errs []error
+	errs := []error{s.stopCheckpointer()}
 	if s.stmts != nil {
 		s.stmts.close()
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -155,6 +156,44 @@ func TestOpenSQLiteFiles(t *testing.T) {
 	}
 }
 
+// TestSQLiteCheckpointer: what commits append to the write-ahead log
+// reaches the database file without a commit growing the log past the
+// safety net (wal_autocheckpoint, checked in TestOpenSQLitePragmas): the
+// Store's checkpointer copies it, off the commits' path.
+func TestSQLiteCheckpointer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.db")
+	s := openStore(t, "sqlite://"+path)
+	ctx := t.Context()
+	createTables(t, s, &event{})
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	err := s.Write(ctx, func(tx *gorm.DB) error {
+		events := make([]event, 2000)
+		for i := range events {
+			events[i] = event{ID: uint(i + 1), At: time.Unix(int64(i), 0)}
+		}
+		return tx.CreateInBatches(events, 500).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkpoints := db.Checkpoints(s)
+	deadline := time.Now().Add(10 * time.Second)
+	for size() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file is still %d bytes 10 s after a commit, after %d checkpoints", before, db.Checkpoints(s)-checkpoints)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestOpenSQLitePragmas(t *testing.T) {
 	s := openStore(t, "sqlite://"+filepath.Join(t.TempDir(), "p.db"))
 	ctx := t.Context()
@@ -163,6 +202,8 @@ func TestOpenSQLitePragmas(t *testing.T) {
 		"busy_timeout": "10000",
 		"synchronous":  "1", // NORMAL
 		"foreign_keys": "1",
+		// The checkpointer copies the log; commits only past this.
+		"wal_autocheckpoint": strconv.Itoa(db.WALAutoCheckpointPages),
 	} {
 		var got string
 		if err := s.DB(ctx).Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil {

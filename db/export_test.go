@@ -44,3 +44,10 @@ func CachedStatements(c *sql.Conn) (queries []string, err error) {
 	})
 	return queries, err
 }
+
+// WALAutoCheckpointPages exposes walAutoCheckpointPages.
+const WALAutoCheckpointPages = walAutoCheckpointPages
+
+// Checkpoints returns how many checkpoints the SQLite Store s's
+// checkpointer has run.
+func Checkpoints(s *Store) int64 { return s.checkpoints.Load() }
