@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
 )
 
@@ -349,7 +350,7 @@ func (s *Service) myMemberships(ctx context.Context, channelIDs []string) ([]*mo
 		UnreadMentions int
 	}
 	err = s.store.DB(ctx).Table("members AS m").
-		Select("m.*, "+unreadMessagesSQL+" AS unread_messages, "+unreadMentionsSQL+" AS unread_mentions").
+		Select(db.Columns(s.store.DB(ctx), &models.Member{}, "m")+", "+unreadMessagesSQL+" AS unread_messages, "+unreadMentionsSQL+" AS unread_mentions").
 		Where("m.user_id = ? AND m.channel_id IN ?", v.UserID, channelIDs).Scan(&rows).Error
 	if err != nil {
 		return nil, nil, internal("load memberships", err)

@@ -6,6 +6,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
 )
 
@@ -135,7 +136,7 @@ func (s *Service) filteredMessages(ctx context.Context, v viewer, a *access, f *
 	base := func() *gorm.DB {
 		q := s.store.DB(ctx).Model(&models.Message{})
 		if f.mentionsDriven() {
-			q = q.Table("message_mentions mm").Select("messages.*").Where("mm.user_id = ? AND mm.channel_id = ?", v.UserID, channelID)
+			q = q.Table("message_mentions mm").Select(db.Columns(q, &models.Message{}, "messages")).Where("mm.user_id = ? AND mm.channel_id = ?", v.UserID, channelID)
 			if q.Dialector.Name() == "sqlite" {
 				q = q.Joins(mentionedMessagesSQLite).Where("messages.channel_id = mm.channel_id AND messages.idx = mm.idx")
 			} else {

@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/delivery"
 	"github.com/parleychat/parley/models"
 )
@@ -573,7 +574,7 @@ func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Membe
 	}
 	var rows []*senderRow
 	err := tx.Table("members").
-		Select("members.*, channels.type AS send_channel_type, channels.unique_name AS send_channel_unique_name, channels.state AS send_channel_state").
+		Select(db.Columns(tx, &models.Member{}, "members")+", channels.type AS send_channel_type, channels.unique_name AS send_channel_unique_name, channels.state AS send_channel_state").
 		Joins("JOIN channels ON channels.id = members.channel_id").
 		Where("(members.channel_id, members.user_id) IN ?", pairs).
 		Scan(&rows).Error
@@ -800,7 +801,7 @@ func storedRepeats(tx *gorm.DB, keys []repeatKey) ([]*models.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = tx.Raw(`SELECT m.* FROM jsonb_to_recordset(CAST(? AS jsonb)) AS k(c text, a text, m text)
+	err = tx.Raw(`SELECT `+db.Columns(tx, &models.Message{}, "m")+` FROM jsonb_to_recordset(CAST(? AS jsonb)) AS k(c text, a text, m text)
 		CROSS JOIN LATERAL (SELECT * FROM messages
 			WHERE channel_id = k.c AND author_id = k.a AND client_message_id = k.m LIMIT 1) m`, string(param)).Scan(&stored).Error
 	return stored, err

@@ -145,7 +145,11 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 		// Parse round trip before the statement and a Deallocate after the
 		// commit, where pgx already keeps prepared statements per
 		// connection. On SQLite, stmtCache keeps them instead.
-		PrepareStmt:            false,
+		PrepareStmt: false,
+		// Name the model's columns instead of "SELECT *", whose result
+		// changes shape on a connection that prepared it before another
+		// node's migration added a column (see Columns).
+		QueryFields:            true,
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },

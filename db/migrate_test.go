@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
@@ -644,6 +645,58 @@ func TestMigrateUpRefreshesConnections(t *testing.T) {
 		for i, got := range onEveryConn("SELECT * FROM users") {
 			if !slices.Equal(got, columns["users"]) {
 				t.Errorf("connection %d: SELECT * FROM users after MigrateUp has columns %v, want %v", i, got, columns["users"])
+			}
+		}
+	})
+}
+
+// TestQueriesSurviveAnotherNodesMigration: a node whose connections ran
+// its queries before another node's migration added a column answers
+// them unchanged after it: GORM names the model's columns (QueryFields)
+// and hand-written selections use db.Columns, where "SELECT *" changed
+// shape under the prepared statement (SQLite: "bad parameter or other API
+// misuse"; PostgreSQL: "cached plan must not change result type").
+func TestQueriesSurviveAnotherNodesMigration(t *testing.T) {
+	parleytest.ForEachBackend(t, func(t *testing.T, b parleytest.Backend) {
+		ctx := t.Context()
+		url := b.NewURL(t)
+		s := openStore(t, url)
+		if _, err := s.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pool, err := s.DB(ctx).DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.SetMaxOpenConns(1) // every query on the one connection
+		err = s.DB(ctx).Create(&models.User{ID: "u1", Identity: "alice", CreatedAt: time.Now(), UpdatedAt: time.Now()}).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries := map[string]func() error{
+			"Take": func() error {
+				var u models.User
+				return s.DB(ctx).Take(&u, "identity = ?", "alice").Error
+			},
+			"Columns": func() error {
+				var us []models.User
+				return s.DB(ctx).Table("users AS u").Select(db.Columns(s.DB(ctx), &models.User{}, "u")).Where("u.identity = ?", "alice").Scan(&us).Error
+			},
+		}
+		for range 3 { // prepared and kept
+			for name, q := range queries {
+				if err := q(); err != nil {
+					t.Fatalf("%s before: %v", name, err)
+				}
+			}
+		}
+		other := openStore(t, url)
+		if err := other.DB(ctx).Exec("ALTER TABLE users ADD COLUMN color text").Error; err != nil {
+			t.Fatal(err)
+		}
+		for name, q := range queries {
+			if err := q(); err != nil {
+				t.Errorf("%s after another node added a column: %v", name, err)
 			}
 		}
 	})
