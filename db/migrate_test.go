@@ -603,6 +603,9 @@ func TestMigrateUpRefreshesConnections(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Few connections, so that holding them all stays far from
+		// PostgreSQL's connection limit while other packages test.
+		pool.SetMaxOpenConns(4)
 		// onEveryConn runs query on as many connections of the pool at
 		// once as it holds, and returns the columns each answered with.
 		onEveryConn := func(query string) [][]string {
