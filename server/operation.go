@@ -39,9 +39,10 @@ import (
 // client is a realtime connection (WebSocket or SSE stream) as an
 // operation sees it.
 type client interface {
-	// sendNext queues a result payload for operation id; during a
-	// replay it may wait for room in the queue.
-	sendNext(id string, payload []byte, replay bool)
+	// sendNext queues a result payload for operation id, whose JSON
+	// encoding is quoted; during a replay it may wait for room in the
+	// queue.
+	sendNext(id string, quoted, payload []byte, replay bool)
 	// endOperation says operation id is over: err nil completes it.
 	endOperation(id string, err error)
 }
@@ -49,6 +50,7 @@ type client interface {
 // operation is one subscription of a client: the hub's hub.Operation.
 type operation struct {
 	id      string
+	quoted  []byte // id as a JSON string, encoded once for every delivery
 	c       client
 	key     string
 	ctx     context.Context
@@ -63,7 +65,7 @@ func newOperation(ctx context.Context, id string, c client, rc *graphql.Operatio
 	if !ok {
 		key = "\x00unshared\x00" + id // never shared
 	}
-	op := &operation{id: id, c: c, key: key}
+	op := &operation{id: id, quoted: appendJSONString(nil, id), c: c, key: key}
 	op.ctx, op.cancel = context.WithCancel(ctx)
 	return op
 }
@@ -114,7 +116,7 @@ func (o *operation) Execute() ([]byte, error) {
 }
 
 // Send implements hub.Operation.
-func (o *operation) Send(payload []byte, replay bool) { o.c.sendNext(o.id, payload, replay) }
+func (o *operation) Send(payload []byte, replay bool) { o.c.sendNext(o.id, o.quoted, payload, replay) }
 
 // End implements hub.Operation.
 func (o *operation) End(err error) { o.c.endOperation(o.id, err) }

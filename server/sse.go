@@ -267,7 +267,7 @@ func (s *sseStream) send(id string, resp *graphql.Response) {
 		s.t.rt.log.ErrorContext(ctx, "encode response", "err", err)
 		return
 	}
-	s.sendNext(id, payload, false)
+	s.sendNext(id, nil, payload, false)
 }
 
 // comment writes text at once: a comment line, or the final complete of
@@ -283,10 +283,10 @@ func (s *sseStream) comment(text string) {
 	}
 }
 
-// sendNext implements client: it queues payload for operation id. A
-// stream whose queue overflows ends without complete; the client
-// resumes.
-func (s *sseStream) sendNext(id string, payload []byte, _ bool) {
+// sendNext implements client: it queues payload for operation id (a
+// single-connection stream keeps its operations' encoded ids). A stream
+// whose queue overflows ends without complete; the client resumes.
+func (s *sseStream) sendNext(id string, _, payload []byte, _ bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {

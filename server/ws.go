@@ -728,14 +728,13 @@ func (c *wsConn) finishOp(id string, op *operation, err error) {
 }
 
 // sendNext implements client.
-func (c *wsConn) sendNext(id string, payload []byte, replay bool) {
+func (c *wsConn) sendNext(_ string, quoted, payload []byte, replay bool) {
 	typ := "next"
 	if c.legacy {
 		typ = "data"
 	}
 	// One allocation per delivery: the frame header and the envelope up
 	// to the payload, which every subscriber of the group shares.
-	quoted := appendJSONString(nil, id)
 	envelope := len(`{"id":`) + len(quoted) + len(`,"type":"`) + len(typ) + len(`","payload":`)
 	head := make([]byte, 0, maxTextHeader+envelope)
 	head = appendTextHeader(head, envelope+len(payload)+len(closingBrace))
@@ -770,7 +769,7 @@ func (c *wsConn) sendResult(id string, resp *graphql.Response) {
 		c.t.rt.log.ErrorContext(c.ctx, "encode response", "err", err)
 		return
 	}
-	c.sendNext(id, payload, false)
+	c.sendNext(id, appendJSONString(nil, id), payload, false)
 }
 
 // sendErrors sends an error message for operation id: it ends the
