@@ -686,14 +686,14 @@ type mentionRow struct {
 //
 // On PostgreSQL the keys go in as one JSON parameter, as in storedRepeats:
 // one statement text, planned once per connection, and one parameter to
-// bind instead of two per key. Each key probes idx_users_identity and then
-// idx_members_channel_user in LATERAL subqueries that OFFSET 0 keeps from
-// being flattened: joined plainly, the plan depended on the tables'
-// statistics, and on a database not yet analyzed it hashed a scan of every
-// member and probed the users once per key and member (256 probes for 16
-// keys in a channel of 16; 0.3 ms of 0.35 ms per send batch went to this
-// lookup and the mentions' insert). SQLite takes a row-value IN list, which
-// it probes once per row.
+// bind instead of two per key. Each key probes the users' and then the
+// members' indexes in LATERAL subqueries that OFFSET 0 keeps from being
+// flattened: joined plainly, the plan depended on the tables' statistics,
+// and on a database not yet analyzed it hashed a scan of every member and
+// probed the users once per key and member (256 probes for 16 keys in a
+// channel of 16), the costliest statement of a send batch with mentions
+// (0.31 ms). SQLite takes a row-value IN list, which it probes once per
+// row.
 func joinedMentions(tx *gorm.DB, keys []mentionKey) ([]mentionRow, error) {
 	var rows []mentionRow
 	if tx.Dialector.Name() == "sqlite" {

@@ -6,7 +6,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/parleychat/parley/apperr"
-	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
 )
 
@@ -275,7 +274,7 @@ func (s *Service) MarkAllRead(ctx context.Context) (int, error) {
 		out     outbox
 	)
 	err = s.write(ctx, &out, func(tx *gorm.DB) error {
-		q := tx.Table("members").Select(db.Columns(tx, &models.Member{}, "members")).
+		q := tx.Table("members").
 			Joins("JOIN channels ON channels.id = members.channel_id").
 			Where("members.user_id = ? AND members.status = ? AND channels.next_message_index > members.history_start", v.UserID, models.MemberJoined).
 			Where("members.last_read_index IS NULL OR members.last_read_index < channels.next_message_index - 1")
