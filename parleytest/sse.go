@@ -114,7 +114,9 @@ func (s *Server) ReserveSSE(t testing.TB, identity string) *SSEConn {
 
 // SSERequest sends one request to /graphql as identity ("" is anonymous)
 // with the stream token (unless empty), the URL parameters query and a
-// JSON body (unless nil), and returns the status and the body.
+// JSON body (unless nil), and returns the status and the body. A GET asks
+// for an event stream, and one that opens fails the test: it is for the
+// refusals (Open opens streams).
 func (s *Server) SSERequest(t testing.TB, method, token, identity string, query url.Values, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
@@ -132,6 +134,9 @@ func (s *Server) SSERequest(t testing.TB, method, token, identity string, query 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if method == http.MethodGet {
+		req.Header.Set("Accept", "text/event-stream")
+	}
 	if token != "" {
 		req.Header.Set("X-GraphQL-Event-Stream-Token", token)
 	}
@@ -143,6 +148,9 @@ func (s *Server) SSERequest(t testing.TB, method, token, identity string, query 
 		t.Fatalf("%s /graphql: %v", method, err)
 	}
 	defer resp.Body.Close()
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("%s /graphql opened an event stream", method)
+	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s /graphql: %v", method, err)

@@ -49,6 +49,10 @@ const StreamTokenHeader = "X-GraphQL-Event-Stream-Token"
 // that opens it; then the reservation lapses and its token is unknown.
 const ReservationTimeout = 30 * time.Second
 
+// errStreamEnded answers a request whose stream token is unknown, lapsed
+// or ended (404).
+var errStreamEnded = apperr.New(apperr.NotFound, "no event stream has this token (it may have ended): reserve one with PUT /graphql")
+
 // reservation is what a single-connection stream adds to a stream; its
 // fields are guarded by the stream's mu, save those set at creation.
 type reservation struct {
@@ -166,7 +170,7 @@ func (t *sseTransport) stream(w http.ResponseWriter, r *http.Request, anonymous 
 	s := t.streams[token]
 	t.mu.Unlock()
 	if s == nil {
-		apperr.WriteHTTP(w, http.StatusNotFound, apperr.New(apperr.NotFound, "no event stream has this token (it may have ended): reserve one with PUT /graphql"))
+		apperr.WriteHTTP(w, http.StatusNotFound, errStreamEnded)
 		return nil, false
 	}
 	p, ok := auth.FromContext(r.Context())
@@ -193,7 +197,7 @@ func (t *sseTransport) open(w http.ResponseWriter, r *http.Request) {
 	case s.done || !clock.Now().Before(s.lapses):
 		s.mu.Unlock()
 		t.closeStream(s)
-		apperr.WriteHTTP(w, http.StatusNotFound, apperr.New(apperr.NotFound, "no event stream has this token (it has ended): reserve one with PUT /graphql"))
+		apperr.WriteHTTP(w, http.StatusNotFound, errStreamEnded)
 		return
 	}
 	s.open, s.ctx = true, r.Context()
@@ -283,7 +287,7 @@ func (s *sseStream) addOperation(id string) (*sseOp, *apperr.Error, int) {
 	defer s.mu.Unlock()
 	switch {
 	case s.done:
-		return nil, apperr.New(apperr.NotFound, "no event stream has this token (it has ended): reserve one with PUT /graphql"), http.StatusNotFound
+		return nil, errStreamEnded, http.StatusNotFound
 	case s.ops[id] != nil:
 		return nil, apperr.New(apperr.Conflict, "an operation with this operationId is running on this event stream"), http.StatusConflict
 	}

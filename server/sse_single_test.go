@@ -148,31 +148,12 @@ func TestSSESingleConnectionRefusals(t *testing.T) {
 	wantCode(t, "second GET", status, body, http.StatusConflict, "CONFLICT")
 }
 
-// sseGet opens a stream as identity and returns a refusal's status and
-// body; a stream that opens fails the test.
+// sseGet opens a stream as identity, the token in the URL as EventSource
+// sends it, and returns a refusal's status and body; a stream that opens
+// fails the test.
 func sseGet(t *testing.T, s *parleytest.Server, token, identity string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.URL+"/graphql?token="+url.QueryEscape(token), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if identity != "" {
-		req.Header.Set("Authorization", "Bearer "+s.Token(identity))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		t.Fatalf("GET opened the stream")
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, body
+	return s.SSERequest(t, http.MethodGet, "", identity, url.Values{"token": {token}}, nil)
 }
 
 // A reservation that no GET opens lapses after server.ReservationTimeout:
