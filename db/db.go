@@ -80,11 +80,8 @@ const sqliteMigrationParams = "_pragma=busy_timeout(10000)" +
 // A Store is safe for concurrent use by multiple goroutines. Open one per
 // process and share it; Close it once, when nothing uses it any more.
 type Store struct {
-	gorm  *gorm.DB
-	sqlDB *sql.DB
-	// stmts is GORM's connection pool on SQLite, which keeps statements
-	// prepared; nil on PostgreSQL.
-	stmts   *stmtCache
+	gorm    *gorm.DB
+	sqlDB   *sql.DB
 	dialect string
 	// target names the database in messages: the SQLite path or the
 	// PostgreSQL URL without its password.
@@ -144,7 +141,8 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 		// it again, until it happens to run outside one: on PostgreSQL a
 		// Parse round trip before the statement and a Deallocate after the
 		// commit, where pgx already keeps prepared statements per
-		// connection. On SQLite, stmtCache keeps them instead.
+		// connection. On SQLite, each connection keeps them instead (see
+		// connStmtCache).
 		PrepareStmt: false,
 		// Name the model's columns instead of "SELECT *", whose result
 		// changes shape on a connection that prepared it before another
@@ -163,10 +161,9 @@ func Open(ctx context.Context, rawURL string, logger *slog.Logger) (*Store, erro
 	case DialectSQLite:
 		s.target = target
 		s.writeSlot = make(chan struct{}, 1)
-		s.gorm, s.sqlDB, s.stmts, err = openSQLite(ctx, target, cfg)
+		s.gorm, s.sqlDB, err = openSQLite(ctx, target, cfg)
 		if err == nil {
 			if err = s.startCheckpointer(ctx, logger); err != nil {
-				s.stmts.close()
 				err = errors.Join(err, s.sqlDB.Close())
 			}
 		}
@@ -278,16 +275,15 @@ func redactURL(rawURL string) (string, error) {
 }
 
 // openSQLite opens the SQLite file at path and configures its pool, whose
-// statements GORM runs through a stmtCache.
-func openSQLite(ctx context.Context, path string, cfg *gorm.Config) (*gorm.DB, *sql.DB, *stmtCache, error) {
+// connections keep repeated statements prepared (see connStmtCache).
+func openSQLite(ctx context.Context, path string, cfg *gorm.Config) (*gorm.DB, *sql.DB, error) {
 	sqlDB, err := openSQLitePool(path, sqliteParams)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	stmts := newStmtCache(sqlDB)
-	gdb, err := gorm.Open(gormlite.OpenDB(stmts), cfg)
+	gdb, err := gorm.Open(gormlite.OpenDB(sqlDB), cfg)
 	if err != nil {
-		return nil, nil, nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), sqlDB.Close())
+		return nil, nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), sqlDB.Close())
 	}
 	sqlDB.SetMaxOpenConns(sqliteMaxOpenConns)
 	sqlDB.SetMaxIdleConns(sqliteMaxOpenConns)
@@ -296,14 +292,12 @@ func openSQLite(ctx context.Context, path string, cfg *gorm.Config) (*gorm.DB, *
 	// such as on some network file systems.
 	var mode string
 	if err := gdb.WithContext(ctx).Raw("PRAGMA journal_mode").Scan(&mode).Error; err != nil {
-		stmts.close()
-		return nil, nil, nil, errors.Join(fmt.Errorf("open sqlite %s: read journal mode: %w", path, err), sqlDB.Close())
+		return nil, nil, errors.Join(fmt.Errorf("open sqlite %s: read journal mode: %w", path, err), sqlDB.Close())
 	}
 	if !strings.EqualFold(mode, "wal") {
-		stmts.close()
-		return nil, nil, nil, errors.Join(fmt.Errorf("open sqlite %s: journal mode is %q, not WAL; put the file on a local file system", path, mode), sqlDB.Close())
+		return nil, nil, errors.Join(fmt.Errorf("open sqlite %s: journal mode is %q, not WAL; put the file on a local file system", path, mode), sqlDB.Close())
 	}
-	return gdb, sqlDB, stmts, nil
+	return gdb, sqlDB, nil
 }
 
 // openPostgres connects to the PostgreSQL database at rawURL and configures
@@ -420,9 +414,6 @@ func (s *Store) Ping(ctx context.Context) error {
 // Call it once, after the last use of the Store.
 func (s *Store) Close() error {
 	errs := []error{s.stopCheckpointer()}
-	if s.stmts != nil {
-		s.stmts.close()
-	}
 	if q := s.queueDB.Load(); q != nil {
 		errs = append(errs, q.Close())
 	}

@@ -13,16 +13,8 @@ var ParseURL = parseURL
 // migrations of s, for tests of the migration machinery.
 func SetMigrations(s *Store, fsys fs.FS) error { return s.setMigrations(fsys) }
 
-// StmtCacheSize exposes stmtCacheSize.
-const StmtCacheSize = stmtCacheSize
-
-// PreparedStatements returns how many statements the SQLite Store s keeps
-// prepared.
-func PreparedStatements(s *Store) int {
-	s.stmts.mu.Lock()
-	defer s.stmts.mu.Unlock()
-	return s.stmts.prepared.Len()
-}
+// SQLDB returns the Store's pool.
+func SQLDB(s *Store) *sql.DB { return s.sqlDB }
 
 // ConnStmtCacheSize exposes connStmtCacheSize.
 const ConnStmtCacheSize = connStmtCacheSize

@@ -21,9 +21,9 @@ const queuePoolConns = 4
 // queue) writes in the same transaction. It fails when tx is not inside a
 // transaction.
 func SQLTx(tx *gorm.DB) (*sql.Tx, error) {
-	sqlTx, err := sqlTxOf(tx.Statement.ConnPool)
-	if err != nil {
-		return nil, fmt.Errorf("%w: the connection pool is a %T", err, tx.Statement.ConnPool)
+	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+	if !ok {
+		return nil, fmt.Errorf("not inside a transaction: the connection pool is a %T", tx.Statement.ConnPool)
 	}
 	return sqlTx, nil
 }

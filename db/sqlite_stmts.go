@@ -8,22 +8,25 @@ import (
 )
 
 // connStmtCacheSize bounds the statements one SQLite connection keeps
-// prepared, and separately the queries it remembers having seen once.
-const connStmtCacheSize = 64
+// prepared, and separately the queries it remembers having seen once. A
+// send batch alone runs some ten statements, each in a variant per batch
+// size (its IN lists), and River's queue some more.
+const connStmtCacheSize = 256
 
 // connStmtCache keeps a SQLite connection's repeated statements prepared.
 //
-// database/sql prepares every query with arguments that does not go
-// through a prepared *sql.Stmt, and closes the statement when the query is
-// done: SQLite then compiles the query again at each execution. GORM's
-// queries go through stmtCache, which keeps *sql.Stmt; the job queue's
-// (River's) run on the *sql.Tx of the write they belong to, and compiling
-// River's job insert was two thirds of its cost in a send batch. This cache
-// serves the second and later prepares of a query on the connection from
-// the statement compiled the first time it was prepared again: a query
-// seen once is prepared and closed as before, so that one-off SQL (an IN
-// list of a new length) does not push the statements that repeat out of
-// the cache.
+// database/sql prepares every query with arguments, GORM's and River's
+// (which runs on the *sql.Tx of the write its jobs belong to) alike, and
+// closes the statement when the query is done: SQLite would then compile
+// the query again at each execution (compiling River's job insert was two
+// thirds of its cost in a send batch). This cache serves the second and
+// later prepares of a query on the connection from the statement compiled
+// the first time it was prepared again: a query seen once is prepared and
+// closed as before, so that one-off SQL (an IN list of a new length) does
+// not push the statements that repeat out of the cache. GORM's own
+// PrepareStmt cannot do this: it binds a statement first prepared in a
+// transaction to that transaction, so each later transaction prepares it
+// again.
 //
 // A cached statement is lent to one caller at a time; a prepare of the
 // same query while it is lent gets a statement of its own. The least

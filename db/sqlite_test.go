@@ -101,24 +101,27 @@ func TestSQLiteTimes(t *testing.T) {
 	}
 }
 
-// TestSQLiteStatementCache: statements run more than once are kept
-// prepared, at most db.StmtCacheSize of them, while every query, in
-// transactions or not and from many goroutines, returns what it should, and
-// one that cannot be prepared reports its error every time.
-func TestSQLiteStatementCache(t *testing.T) {
+// TestSQLiteStoreStatements: GORM's statements through the Store are
+// kept prepared by its connections (see TestSQLiteConnStatementCache), at
+// most db.ConnStmtCacheSize on each, while every query, in transactions or
+// not and from many goroutines, with more variants than a connection
+// keeps, returns what it should; and one that cannot be prepared reports
+// its error every time.
+func TestSQLiteStoreStatements(t *testing.T) {
 	s := openSQLite(t)
 	ctx := t.Context()
 	createTables(t, s, &counter{})
 	if err := s.Write(ctx, func(tx *gorm.DB) error { return tx.Create(&counter{ID: 1}).Error }); err != nil {
 		t.Fatal(err)
 	}
+	const common = "SELECT value FROM counters WHERE id = ?"
 	read := func(variant int) error {
 		var got, value int
 		err := s.DB(ctx).Raw(fmt.Sprintf("SELECT value + %d FROM counters WHERE id = ?", variant), 1).Scan(&got).Error
 		if err != nil {
 			return err
 		}
-		if err := s.DB(ctx).Raw("SELECT value FROM counters WHERE id = ?", 1).Scan(&value).Error; err != nil {
+		if err := s.DB(ctx).Raw(common, 1).Scan(&value).Error; err != nil {
 			return err
 		}
 		// A write may come in between: the counter only grows.
@@ -127,21 +130,12 @@ func TestSQLiteStatementCache(t *testing.T) {
 		}
 		return nil
 	}
-	before := db.PreparedStatements(s)
-	for range 2 {
-		if err := read(0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := db.PreparedStatements(s); n <= before {
-		t.Errorf("after running a statement twice, %d statements are prepared; want more than %d", n, before)
-	}
 
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
-			for i := range 2 * db.StmtCacheSize {
-				variant := (i*7 + g) % (db.StmtCacheSize + 50)
+			for i := range 2 * db.ConnStmtCacheSize {
+				variant := (i*7 + g) % (db.ConnStmtCacheSize + 50)
 				for range 2 {
 					if err := read(variant); err != nil {
 						t.Error(err)
@@ -161,15 +155,38 @@ func TestSQLiteStatementCache(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := db.PreparedStatements(s); n > db.StmtCacheSize {
-		t.Errorf("%d statements are prepared; want at most %d", n, db.StmtCacheSize)
-	}
 	var c counter
 	if err := s.DB(ctx).Take(&c, 1).Error; err != nil {
 		t.Fatal(err)
 	}
-	if want := 4 * (2 * db.StmtCacheSize / 16); c.Value != want {
+	if want := 4 * (2 * db.ConnStmtCacheSize / 16); c.Value != want {
 		t.Errorf("counter = %d; want %d", c.Value, want)
+	}
+
+	// Hold every open connection at once to look at each one's cache.
+	pool := db.SQLDB(s)
+	var cachedCommon bool
+	for range pool.Stats().OpenConnections {
+		conn, err := pool.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := conn.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+		qs, err := db.CachedStatements(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(qs) > db.ConnStmtCacheSize {
+			t.Errorf("a connection keeps %d statements; want at most %d", len(qs), db.ConnStmtCacheSize)
+		}
+		cachedCommon = cachedCommon || slices.Contains(qs, common)
+	}
+	if !cachedCommon {
+		t.Errorf("no connection keeps %q, run %d times, prepared", common, 8*db.ConnStmtCacheSize)
 	}
 
 	for range 3 {
