@@ -343,20 +343,67 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	if err := insertRows(tx, msgs); err != nil {
+	if err := storeSent(tx, msgs, mentions, horizon); err != nil {
 		return nil, err
 	}
-	if err := insertMentions(tx, mentions); err != nil {
-		return nil, err
-	}
-	if err := attachMedia(tx, runs); err != nil {
-		return nil, err
-	}
-	return activated, moveReadHorizons(tx, horizon, msgs[len(msgs)-1].CreatedAt)
+	return activated, attachMedia(tx, runs)
 }
 
-// insertRows inserts rows, a slice of models, in one statement through tx,
-// whose transaction any error must fail.
+// storeSent writes a send batch's rows through tx, whose transaction any
+// error must fail: its messages (see insertRows), their mentions (see
+// insertMentions) and its senders' read horizons (see moveReadHorizons,
+// with the batch's last message as the read time).
+//
+// On SQLite these are a statement each. On PostgreSQL they are one: the
+// inserts run as data-modifying WITH clauses of the last statement, which
+// saves a batch a round trip to the database, two with mentions. A batch's
+// statements run one after another, and on PostgreSQL their round trips,
+// not the CPU, bound a node's writes (BENCHMARKS.md, round 10). GORM
+// builds each statement as it would run it alone (a dry run), and binds
+// their arguments anew in the one statement. Nothing is read back: a sent
+// message has its type, origin and priority set (see newMessage), the
+// only columns with database defaults, which a lone INSERT would return.
+func storeSent(tx *gorm.DB, msgs []*models.Message, mentions []*models.MessageMention, horizon map[string]*models.Message) error {
+	writes := []func(*gorm.DB) *gorm.DB{func(q *gorm.DB) *gorm.DB { return insertRows(q, msgs) }}
+	if len(mentions) > 0 {
+		writes = append(writes, func(q *gorm.DB) *gorm.DB { return insertMentions(q, mentions) })
+	}
+	if len(horizon) > 0 {
+		writes = append(writes, func(q *gorm.DB) *gorm.DB { return moveReadHorizons(q, horizon, msgs[len(msgs)-1].CreatedAt) })
+	}
+	if tx.Dialector.Name() == "sqlite" || len(writes) == 1 {
+		for _, write := range writes {
+			if err := write(tx).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	dry := tx.Session(&gorm.Session{DryRun: true})
+	var (
+		sql   strings.Builder
+		parts []any
+	)
+	for i, write := range writes {
+		built := write(dry)
+		if built.Error != nil {
+			return built.Error
+		}
+		switch {
+		case i == 0:
+			sql.WriteString("WITH w0 AS (?)")
+		case i < len(writes)-1:
+			fmt.Fprintf(&sql, ", w%d AS (?)", i)
+		default:
+			sql.WriteString(" ?")
+		}
+		parts = append(parts, built)
+	}
+	return tx.Exec(sql.String(), parts...).Error
+}
+
+// insertRows inserts rows, a slice of models, in one statement through q,
+// and returns q's result. A send batch's transaction fails on its error.
 //
 // On SQLite it inserts with OR FAIL rather than the default ABORT: a
 // multi-row statement that may abort must first copy every page it touches
@@ -364,25 +411,21 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 // (measured: 7 % of the send path's CPU). A failed send batch rolls back its
 // whole transaction anyway, so the rows an OR FAIL statement leaves behind
 // never commit.
-func insertRows(tx *gorm.DB, rows any) error {
-	if tx.Dialector.Name() == "sqlite" {
-		tx = tx.Clauses(clause.Insert{Modifier: "OR FAIL"})
+func insertRows(q *gorm.DB, rows any) *gorm.DB {
+	if q.Dialector.Name() == "sqlite" {
+		q = q.Clauses(clause.Insert{Modifier: "OR FAIL"})
 	}
-	return tx.Create(rows).Error
+	return q.Create(rows)
 }
 
-// insertMentions inserts the batch's mention rows in one statement through
-// tx, whose transaction any error must fail; none is no statement.
+// insertMentions inserts the batch's mention rows, at least one, in one
+// statement through q, and returns q's result.
 //
-// On PostgreSQL the rows go in as one JSON parameter: one statement text for
-// every batch, planned once per connection, and one parameter to bind
-// instead of four per row. SQLite inserts them as insertRows does.
-func insertMentions(tx *gorm.DB, mentions []*models.MessageMention) error {
-	if len(mentions) == 0 {
-		return nil
-	}
-	if tx.Dialector.Name() == "sqlite" {
-		return insertRows(tx, mentions)
+// On PostgreSQL the rows go in as one JSON parameter, one to bind instead
+// of four per row. SQLite inserts them as insertRows does.
+func insertMentions(q *gorm.DB, mentions []*models.MessageMention) *gorm.DB {
+	if q.Dialector.Name() == "sqlite" {
+		return insertRows(q, mentions)
 	}
 	type row struct {
 		MessageID string `json:"m"`
@@ -396,10 +439,12 @@ func insertMentions(tx *gorm.DB, mentions []*models.MessageMention) error {
 	}
 	param, err := json.Marshal(rows)
 	if err != nil {
-		return err
+		q = q.Session(&gorm.Session{})
+		_ = q.AddError(err) // returned through q.Error
+		return q
 	}
-	return tx.Exec(`INSERT INTO message_mentions (message_id, user_id, channel_id, idx)
-		SELECT k.m, k.u, k.c, k.i FROM jsonb_to_recordset(CAST(? AS jsonb)) AS k(m text, u text, c text, i bigint)`, string(param)).Error
+	return q.Exec(`INSERT INTO message_mentions (message_id, user_id, channel_id, idx)
+		SELECT k.m, k.u, k.c, k.i FROM jsonb_to_recordset(CAST(? AS jsonb)) AS k(m text, u text, c text, i bigint)`, string(param))
 }
 
 // refuseVanished gives the sends of every run whose channel takeIndexes did
@@ -486,21 +531,19 @@ func takeIndexes(tx *gorm.DB, runs [][]*sendRequest, at time.Time) (map[string]*
 }
 
 // moveReadHorizons moves each member's read horizon forward to the index of
-// their message in horizon, by member ID, in one UPDATE. The read time is
-// at, the batch's last message.
-func moveReadHorizons(tx *gorm.DB, horizon map[string]*models.Message, at time.Time) error {
-	if len(horizon) == 0 {
-		return nil
-	}
+// their message in horizon, by member ID, at least one, in one UPDATE
+// through q, and returns q's result. The read time is at, the batch's last
+// message.
+func moveReadHorizons(q *gorm.DB, horizon map[string]*models.Message, at time.Time) *gorm.DB {
 	ids := slices.Sorted(maps.Keys(horizon))
 	var index caseByID
 	for _, id := range ids {
 		index.when(id, horizon[id].Index, "BIGINT")
 	}
-	return tx.Model(&models.Member{}).
+	return q.Model(&models.Member{}).
 		Where("id IN ?", ids).
 		Where("last_read_index IS NULL OR last_read_index < ?", index.expr()).
-		UpdateColumns(map[string]any{"last_read_index": index.expr(), "last_read_at": at}).Error
+		UpdateColumns(map[string]any{"last_read_index": index.expr(), "last_read_at": at})
 }
 
 // caseByID builds a CASE expression that gives each row, by its id, a value

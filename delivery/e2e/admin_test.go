@@ -227,6 +227,27 @@ func TestAdminActsAsOwner(t *testing.T) {
 		admin.Do(`mutation($c: ID!) { removeMember(channelId: $c, identity: "bob") }`, map[string]any{"c": ch}, nil)
 		admin.Fails("FORBIDDEN", `mutation($c: ID!) { removeMember(channelId: $c, identity: "alice") }`, map[string]any{"c": ch})
 		admin.Fails("FORBIDDEN", `mutation($c: ID!) { markRead(channelId: $c, index: 0) { id } }`, map[string]any{"c": ch})
+		// Its sends move no read horizon of its own: one with a mention
+		// writes the message and the mention, one without the message.
+		admin.Do(`mutation($c: ID!) { sendMessage(input: {channelId: $c, body: "backend 1", mentions: ["carol"]}) { id } }`, map[string]any{"c": ch}, nil)
+		admin.Do(`mutation($c: ID!) { sendMessage(input: {channelId: $c, body: "backend 2"}) { id } }`, map[string]any{"c": ch}, nil)
+		var carol struct {
+			Channel  struct{ UnreadMentionsCount int }
+			Messages struct {
+				Edges []struct {
+					Node struct {
+						Body     string
+						Mentions []struct{ Identity string }
+					}
+				}
+			}
+		}
+		s.Client("carol").Do(`query($c: ID!) { channel(id: $c) { unreadMentionsCount } messages(channelId: $c, last: 2) { edges { node { body mentions { identity } } } } }`,
+			map[string]any{"c": ch}, &carol)
+		if e := carol.Messages.Edges; carol.Channel.UnreadMentionsCount != 1 || len(e) != 2 || e[0].Node.Body != "backend 1" || len(e[0].Node.Mentions) != 1 ||
+			e[0].Node.Mentions[0].Identity != "carol" || e[1].Node.Body != "backend 2" || len(e[1].Node.Mentions) != 0 {
+			t.Errorf("carol sees the admin's messages as %+v", carol)
+		}
 		// Without the claim, the same identity is an outsider.
 		s.Client("backend").Fails("NOT_FOUND", `query($c: ID!) { channel(id: $c) { id } }`, map[string]any{"c": ch})
 		var members struct {
