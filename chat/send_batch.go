@@ -236,11 +236,11 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 
 // insertMessages stores the messages of batch, sends sorted by channel and
 // in arrival order within one, through tx, in a fixed number of statements
-// whatever the batch holds: the senders' memberships with their channels
-// in one query and their users in another (see loadSenders), every
-// channel's counter takes its run of indexes in one UPDATE, all messages go
-// in one INSERT, and each sender's read horizon moves to their last message
-// in one more UPDATE. It fills in each message's Index and its Author and
+// whatever the batch holds: the senders' memberships with their users and
+// channels in one query (see loadSenders), every channel's counter takes
+// its run of indexes in one UPDATE, and the messages, their mentions and
+// the senders' read horizons are written in one statement on PostgreSQL,
+// three on SQLite (see storeSent). It fills in each message's Index and its Author and
 // Channel snapshots, the channel as that message left it. A send that the
 // rules refuse (see sendRule) gets its error in r.err and nothing is
 // written for it. It returns the channels that the batch made ACTIVE from
@@ -582,21 +582,22 @@ func sendRule(v viewer, ch *models.Channel, me *models.Member) error {
 	return a.requireWrite()
 }
 
-// senderRow is a membership read by loadSenders with the columns of its
-// channel that the send rules read.
+// senderRow is a membership read by loadSenders with its user and the
+// columns of its channel that the send rules read.
 type senderRow struct {
 	models.Member         `gorm:"embedded"`
 	SendChannelType       models.ChannelType
 	SendChannelUniqueName *string
 	SendChannelState      models.ChannelState
+	Author                models.User `gorm:"embedded;embeddedPrefix:send_author_"`
 }
 
 // loadSenders reads the memberships of batch's senders in their channels,
 // by channel and user ID, the senders' user rows, by ID, and the columns
 // of the batch's channels that the rules read, by ID. The memberships come
-// with their channels' columns in one query and the users in another; the
+// with their users and their channels' columns in one query; the users and
 // channels of senders who are not members (an admin, or a send the rules
-// refuse) cost a third query, only when there are any.
+// refuse) cost a query each, only when there are any.
 func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Member, map[string]*models.User, map[string]*models.Channel, error) {
 	var pairs [][]any
 	var userIDs, channelIDs []string
@@ -617,32 +618,39 @@ func loadSenders(tx *gorm.DB, batch []*sendRequest) (map[[2]string]*models.Membe
 	}
 	var rows []*senderRow
 	err := tx.Table("members").
-		Select(db.Columns(tx, &models.Member{}, "members")+", channels.type AS send_channel_type, channels.unique_name AS send_channel_unique_name, channels.state AS send_channel_state").
+		Select(db.Columns(tx, &models.Member{}, "members")+
+			", channels.type AS send_channel_type, channels.unique_name AS send_channel_unique_name, channels.state AS send_channel_state, "+
+			db.AliasedColumns(tx, &models.User{}, "users", "send_author_")).
 		Joins("JOIN channels ON channels.id = members.channel_id").
+		Joins("JOIN users ON users.id = members.user_id").
 		Where("(members.channel_id, members.user_id) IN ?", pairs).
 		Scan(&rows).Error
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	memberOf := make(map[[2]string]*models.Member, len(rows))
+	authorOf := make(map[string]*models.User, len(userIDs))
 	channelOf := make(map[string]*models.Channel, len(channelIDs))
 	for _, row := range rows {
 		m := &row.Member
 		memberOf[[2]string{m.ChannelID, m.UserID}] = m
+		if authorOf[m.UserID] == nil {
+			authorOf[m.UserID] = &row.Author
+		}
 		if channelOf[m.ChannelID] == nil {
 			channelOf[m.ChannelID] = &models.Channel{ID: m.ChannelID, Type: row.SendChannelType, UniqueName: row.SendChannelUniqueName, State: row.SendChannelState}
 		}
 	}
-	var authors []*models.User
-	if err := tx.Where("id IN ?", userIDs).Find(&authors).Error; err != nil {
-		return nil, nil, nil, err
+	if missing := slices.DeleteFunc(userIDs, func(id string) bool { return authorOf[id] != nil }); len(missing) > 0 {
+		var authors []*models.User
+		if err := tx.Where("id IN ?", missing).Find(&authors).Error; err != nil {
+			return nil, nil, nil, err
+		}
+		for _, u := range authors {
+			authorOf[u.ID] = u
+		}
 	}
-	authorOf := make(map[string]*models.User, len(authors))
-	for _, u := range authors {
-		authorOf[u.ID] = u
-	}
-	missing := slices.DeleteFunc(channelIDs, func(id string) bool { return channelOf[id] != nil })
-	if len(missing) > 0 {
+	if missing := slices.DeleteFunc(channelIDs, func(id string) bool { return channelOf[id] != nil }); len(missing) > 0 {
 		var channels []*models.Channel
 		if err := tx.Select("id", "type", "unique_name", "state").Where("id IN ?", missing).Find(&channels).Error; err != nil {
 			return nil, nil, nil, err

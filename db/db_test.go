@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/db"
+	"github.com/parleychat/parley/models"
 	"github.com/parleychat/parley/parleytest"
 )
 
@@ -555,4 +556,20 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestAliasedColumns: a model's columns, qualified by the table and named
+// with the prefix, in the model's order, as Columns gives them unaliased.
+func TestAliasedColumns(t *testing.T) {
+	s := openSQLite(t)
+	g := s.DB(t.Context())
+	got := db.AliasedColumns(g, &models.User{}, "u", "author_")
+	want := "u.id AS author_id, u.identity AS author_identity, u.friendly_name AS author_friendly_name, u.attributes AS author_attributes, " +
+		"u.photo_url AS author_photo_url, u.created_at AS author_created_at, u.updated_at AS author_updated_at"
+	if got != want {
+		t.Errorf("AliasedColumns = %q; want %q", got, want)
+	}
+	if plain := db.Columns(g, &models.User{}, "u"); !strings.HasPrefix(plain, "u.id, u.identity, ") || strings.Contains(plain, " AS ") {
+		t.Errorf("Columns after AliasedColumns = %q; want the same columns, not aliased", plain)
+	}
 }
