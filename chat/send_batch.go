@@ -241,8 +241,8 @@ func channelGroups(batch []*sendRequest) iter.Seq[[]*sendRequest] {
 // channels in one query (see loadSenders), every channel's counter takes
 // its run of indexes in one UPDATE, and the messages, their mentions and
 // the senders' read horizons are written in one statement on PostgreSQL,
-// three on SQLite (see storeSent). It fills in each message's Index and its Author and
-// Channel snapshots, the channel as that message left it. A send that the
+// three on SQLite (see storeSent). It fills in each message's Index and
+// its Author and Channel snapshots, the channel as that message left it. A send that the
 // rules refuse (see sendRule) gets its error in r.err and nothing is
 // written for it. It returns the channels that the batch made ACTIVE from
 // INACTIVE. The error returned fails the transaction.
