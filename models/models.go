@@ -39,8 +39,13 @@ type Channel struct {
 	// MessagesCount counts messages that are not deleted.
 	MessagesCount int `gorm:"not null;default:0"`
 	// MembersCount counts JOINED members.
-	MembersCount int          `gorm:"not null;default:0"`
-	State        ChannelState `gorm:"size:16;not null;default:ACTIVE"`
+	MembersCount int `gorm:"not null;default:0"`
+	// CountedMessages counts the messages ever sent that are not SYSTEM,
+	// deleted ones included: the Ordinal of the next. A member's unread
+	// messages are CountedMessages less their ReadOrdinal and
+	// SkippedUnread.
+	CountedMessages int          `gorm:"not null;default:0"`
+	State           ChannelState `gorm:"size:16;not null;default:ACTIVE"`
 	// PhotoURL is an http or https URL of at most 2 KiB.
 	PhotoURL *string `gorm:"column:photo_url;size:2048"`
 	// DirectKey identifies a DIRECT channel by its two users (see
@@ -87,6 +92,17 @@ type Member struct {
 	// NotificationLevel says which of the channel's messages the member
 	// gets push notifications for.
 	NotificationLevel NotificationLevel `gorm:"size:16;not null;default:DEFAULT"`
+	// ReadOrdinal is the number of the channel's counted messages (see
+	// Channel.CountedMessages) before the member's first unread index:
+	// the one after their read horizon, or HistoryStart.
+	ReadOrdinal int `gorm:"not null;default:0"`
+	// SkippedUnread is the number of counted messages from the first
+	// unread index on that do not count as unread: the member's own and
+	// deleted ones.
+	SkippedUnread int `gorm:"not null;default:0"`
+	// MentionsUnread is the number of mentions of the member from the
+	// first unread index on.
+	MentionsUnread int `gorm:"not null;default:0"`
 }
 
 // Joined reports whether m is a member who has joined (not an invitation).
@@ -96,9 +112,12 @@ func (m *Member) Joined() bool { return m != nil && m.Status == MemberJoined }
 // grows by one per message with no gaps; a deleted message keeps its index
 // and row, with an empty body and DeletedAt set.
 type Message struct {
-	ID         string  `gorm:"primaryKey;size:36"`
-	ChannelID  string  `gorm:"size:36;not null;uniqueIndex:idx_messages_channel_index,priority:1"`
-	Index      int     `gorm:"column:idx;not null;uniqueIndex:idx_messages_channel_index,priority:2"`
+	ID        string `gorm:"primaryKey;size:36"`
+	ChannelID string `gorm:"size:36;not null;uniqueIndex:idx_messages_channel_index,priority:1"`
+	Index     int    `gorm:"column:idx;not null;uniqueIndex:idx_messages_channel_index,priority:2"`
+	// Ordinal is the number of messages before this one in its channel
+	// that are not SYSTEM (see Channel.CountedMessages).
+	Ordinal    int     `gorm:"not null;default:0"`
 	AuthorID   *string `gorm:"size:36"`
 	Body       string  `gorm:"type:text;not null"`
 	Attributes JSON

@@ -234,7 +234,7 @@ func fill(ctx context.Context, store *db.Store, channelID string, w historyWrite
 				return err
 			}
 			m := &models.Message{
-				ID: id.String(), ChannelID: channelID, Index: i, AuthorID: &w.ids[0],
+				ID: id.String(), ChannelID: channelID, Index: i, Ordinal: i, AuthorID: &w.ids[0],
 				Body: "history " + strconv.Itoa(i), CreatedAt: base.Add(time.Duration(i-from) * time.Microsecond),
 			}
 			if varied {
