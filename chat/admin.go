@@ -87,7 +87,7 @@ func (s *Service) ImportMessages(ctx context.Context, channelID string, msgs []I
 	}
 	err = s.store.Write(ctx, func(tx *gorm.DB) error {
 		var ch models.Channel
-		err := forUpdate(tx).Select("id", "next_message_index").Take(&ch, "id = ?", channelID).Error
+		err := forUpdate(tx).Select("id", "next_message_index", "counted_messages").Take(&ch, "id = ?", channelID).Error
 		if isNotFound(err) {
 			return errChannelNotFound()
 		}
@@ -101,18 +101,21 @@ func (s *Service) ImportMessages(ctx context.Context, channelID string, msgs []I
 		rows := make([]*models.Message, len(msgs))
 		for i, m := range msgs {
 			rows[i] = &models.Message{
-				ID: newID(), ChannelID: channelID, Index: ch.NextMessageIndex + i, AuthorID: &authors[m.Author].ID,
+				ID: newID(), ChannelID: channelID, Index: ch.NextMessageIndex + i, Ordinal: ch.CountedMessages + i, AuthorID: &authors[m.Author].ID,
 				Body: m.Body, Attributes: m.Attributes, CreatedAt: m.CreatedAt.UTC().Truncate(time.Microsecond),
 				StoredType: models.MessageText, StoredOrigin: models.OriginImport, StoredPriority: models.PriorityNormal,
 			}
 		}
-		if err := db.ImportMessagesTx(tx, channelID, rows, importBatch); err != nil {
-			return err
-		}
+		// The horizons move first: ImportMessagesTx recounts the
+		// members' unread messages from them.
 		last := rows[len(rows)-1].Index
-		return tx.Model(&models.Member{}).
+		err = tx.Model(&models.Member{}).
 			Where("channel_id = ? AND status = ? AND (last_read_index IS NULL OR last_read_index < ?)", channelID, models.MemberJoined, last).
 			UpdateColumns(map[string]any{"last_read_index": last, "last_read_at": now()}).Error
+		if err != nil {
+			return err
+		}
+		return db.ImportMessagesTx(tx, channelID, rows, importBatch)
 	})
 	if err != nil {
 		return 0, internal("import messages", err)
@@ -277,6 +280,13 @@ func (s *Service) DeleteUser(ctx context.Context, identity string) (*string, err
 // ones off their channels, handing an OWNER's channel over, and adding the
 // events to out.
 func (s *Service) removeMemberships(tx *gorm.DB, out *outbox, userID string) error {
+	var channelIDs []string
+	if err := tx.Model(&models.Member{}).Where("user_id = ?", userID).Pluck("channel_id", &channelIDs).Error; err != nil {
+		return err
+	}
+	if err := lockChannels(tx, channelIDs...); err != nil {
+		return err
+	}
 	var mine []*models.Member
 	if err := forUpdate(tx).Where("user_id = ?", userID).Order("channel_id").Find(&mine).Error; err != nil {
 		return err
@@ -311,7 +321,8 @@ func (s *Service) removeMemberships(tx *gorm.DB, out *outbox, userID string) err
 
 // tombstoneMessages empties and deletes every message of author, counting
 // the ones not yet deleted off their channels, removes their mentions and
-// the mentions of author, and takes the author off all of them.
+// the mentions of author, takes the author off all of them and recounts
+// the unread messages of their channels' members.
 func tombstoneMessages(tx *gorm.DB, authorID string) error {
 	var counts []struct {
 		ChannelID string
@@ -339,5 +350,13 @@ func tombstoneMessages(tx *gorm.DB, authorID string) error {
 	if err != nil {
 		return err
 	}
-	return tx.Model(&models.Message{}).Where("author_id = ?", authorID).UpdateColumn("author_id", nil).Error
+	err = tx.Model(&models.Message{}).Where("author_id = ?", authorID).UpdateColumn("author_id", nil).Error
+	if err != nil {
+		return err
+	}
+	channelIDs := make([]string, len(counts))
+	for i, c := range counts {
+		channelIDs[i] = c.ChannelID
+	}
+	return recountChannels(tx, channelIDs)
 }

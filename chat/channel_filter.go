@@ -60,7 +60,7 @@ func (s *Service) filterMyChannels(q *gorm.DB, f ChannelFilter) (*gorm.DB, error
 	if f.HasUnread != nil {
 		// As UnreadCount counts, for joined members only: not deleted,
 		// not SYSTEM, not the caller's own, after their horizon.
-		unread := "(m.status = ? AND " + hasUnreadSQL + ")"
+		unread := "(m.status = ? AND " + unreadSQL("channels") + " > 0)"
 		if !*f.HasUnread {
 			unread = "NOT " + unread
 		}

@@ -114,6 +114,9 @@ func (s *Service) acceptInvite(tx *gorm.DB, a *access, out *outbox) (*models.Mem
 	if err := a.requireOpen("join it"); err != nil {
 		return nil, err
 	}
+	if err := lockChannels(tx, a.me.ChannelID); err != nil {
+		return nil, err
+	}
 	t := now()
 	res := tx.Model(&models.Member{}).Where("id = ? AND status = ?", a.me.ID, models.MemberInvited).
 		UpdateColumns(map[string]any{"status": models.MemberJoined, "joined_at": t, "updated_at": t})

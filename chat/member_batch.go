@@ -255,6 +255,13 @@ func insertNewMembers(tx *gorm.DB, ch *models.Channel, in []NewMember) ([]*model
 	if res.RowsAffected != int64(len(rows)) {
 		return nil, apperr.New(apperr.Conflict, "a member of this list was added meanwhile; nothing was added")
 	}
+	ids := make([]string, len(rows))
+	for i, m := range rows {
+		ids[i] = m.ID
+	}
+	if err := recountUnread(tx, ids); err != nil {
+		return nil, err
+	}
 	return rows, addMembersCount(tx, ch.ID, len(rows))
 }
 

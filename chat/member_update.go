@@ -55,6 +55,10 @@ func (s *Service) UpdateMember(ctx context.Context, channelID, identity string, 
 		if err := a.requireMember(); err != nil {
 			return err
 		}
+		// A change of owner writes two memberships (see lockChannels).
+		if err := lockChannels(tx, channelID); err != nil {
+			return err
+		}
 		target, err := s.memberByIdentity(forUpdate(tx, "members"), channelID, identity)
 		if err != nil {
 			return err

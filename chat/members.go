@@ -78,7 +78,9 @@ func insertMember(tx *gorm.DB, channelID, userID string, role models.MemberRole)
 	return insertMembership(tx, newMember(channelID, userID, role, models.MemberJoined, now()))
 }
 
-// insertMembership inserts m, counting it when it is JOINED; created is
+// insertMembership inserts m, counting it when it is JOINED, with its
+// unread counters counted from the messages (a user who comes back may
+// have messages and mentions in the channel already); created is
 // false, and the existing membership is returned, when the user already
 // has one in the channel.
 func insertMembership(tx *gorm.DB, m *models.Member) (*models.Member, bool, error) {
@@ -89,6 +91,9 @@ func insertMembership(tx *gorm.DB, m *models.Member) (*models.Member, bool, erro
 	if res.RowsAffected == 0 {
 		existing, err := findMember(tx, m.ChannelID, m.UserID)
 		return existing, false, err
+	}
+	if err := recountUnread(tx, []string{m.ID}); err != nil {
+		return nil, false, err
 	}
 	if !m.Joined() {
 		return m, true, nil
@@ -206,6 +211,9 @@ func (s *Service) RemoveMember(ctx context.Context, channelID, identity string) 
 			if rank(target.Role) >= rank(a.role()) {
 				return apperr.New(apperr.Forbidden, "a %s cannot remove a %s", a.role(), target.Role)
 			}
+		}
+		if err := lockChannels(tx, channelID); err != nil {
+			return err
 		}
 		res := tx.Delete(&models.Member{}, "id = ?", target.ID)
 		if res.Error != nil {
@@ -338,7 +346,7 @@ func (s *Service) Members(ctx context.Context, channelID string, status models.M
 
 // myMemberships loads the caller's memberships of channels for a loader:
 // one result per channel id, nil where the caller is not a member, and the
-// unread counts of those they joined (see unreadMessagesSQL), in one query.
+// unread counts of those they joined (see unreadSQL), in one query.
 func (s *Service) myMemberships(ctx context.Context, channelIDs []string) ([]*models.Member, map[string]Unread, error) {
 	v, err := s.viewer(ctx)
 	if err != nil {
@@ -349,8 +357,8 @@ func (s *Service) myMemberships(ctx context.Context, channelIDs []string) ([]*mo
 		UnreadMessages int
 		UnreadMentions int
 	}
-	err = s.store.DB(ctx).Table("members AS m").
-		Select(db.Columns(s.store.DB(ctx), &models.Member{}, "m")+", "+unreadMessagesSQL+" AS unread_messages, "+unreadMentionsSQL+" AS unread_mentions").
+	err = s.store.DB(ctx).Table("members AS m").Joins("JOIN channels c ON c.id = m.channel_id").
+		Select(db.Columns(s.store.DB(ctx), &models.Member{}, "m")+", "+unreadSQL("c")+" AS unread_messages, "+unreadMentionsSQL+" AS unread_mentions").
 		Where("m.user_id = ? AND m.channel_id IN ?", v.UserID, channelIDs).Scan(&rows).Error
 	if err != nil {
 		return nil, nil, internal("load memberships", err)

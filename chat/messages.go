@@ -319,12 +319,17 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*models.Message
 			return res.Error
 		}
 		if res.RowsAffected == 1 {
-			if err := tx.Delete(&models.MessageMention{}, "message_id = ?", id).Error; err != nil {
-				return err
-			}
+			// The channel's row first, as a send batch locks it before
+			// the memberships that skipDeleted updates.
 			err = tx.Model(&models.Channel{}).Where("id = ?", msg.ChannelID).
 				UpdateColumn("messages_count", gorm.Expr("messages_count - 1")).Error
 			if err != nil {
+				return err
+			}
+			if err := skipDeleted(tx, &msg); err != nil {
+				return err
+			}
+			if err := tx.Delete(&models.MessageMention{}, "message_id = ?", id).Error; err != nil {
 				return err
 			}
 			if hadMedia, err = markMediaDeleted(tx, "message_id = ?", id); err != nil {

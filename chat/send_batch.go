@@ -323,9 +323,10 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 			snap := *ch
 			snap.NextMessageIndex -= behind
 			snap.MessagesCount -= behind
+			snap.CountedMessages -= behind
 			snap.LastMessageID = &r.msg.ID
 			snap.LastActivityUs = r.msg.CreatedAt.UnixMicro()
-			r.msg.Index = snap.NextMessageIndex - 1
+			r.msg.Index, r.msg.Ordinal = snap.NextMessageIndex-1, snap.CountedMessages-1
 			r.msg.Author, r.msg.Channel = authorOf[r.v.UserID], &snap
 			me := memberOf[[2]string{channelID, r.v.UserID}]
 			if r.msg.SenderDisplayName == nil {
@@ -352,8 +353,9 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 
 // storeSent writes a send batch's rows through tx, whose transaction any
 // error must fail: its messages (see insertRows), their mentions (see
-// insertMentions) and its senders' read horizons (see moveReadHorizons,
-// with the batch's last message as the read time).
+// insertMentions), its senders' read horizons (see moveReadHorizons,
+// with the batch's last message as the read time) and the unread mentions
+// of the others it mentions (see addUnreadMentions).
 //
 // On SQLite these are a statement each. On PostgreSQL they are one: the
 // inserts run as data-modifying WITH clauses of the last statement, which
@@ -372,8 +374,12 @@ func storeSent(tx *gorm.DB, msgs []*models.Message, mentions []*models.MessageMe
 	if len(mentions) > 0 {
 		writes = append(writes, func(q *gorm.DB) *gorm.DB { return insertMentions(q, mentions) })
 	}
+	senders, others := unreadMentionsOf(mentions, horizon)
 	if len(horizon) > 0 {
-		writes = append(writes, func(q *gorm.DB) *gorm.DB { return moveReadHorizons(q, horizon, msgs[len(msgs)-1].CreatedAt) })
+		writes = append(writes, func(q *gorm.DB) *gorm.DB { return moveReadHorizons(q, horizon, senders, msgs[len(msgs)-1].CreatedAt) })
+	}
+	if len(others) > 0 {
+		writes = append(writes, func(q *gorm.DB) *gorm.DB { return addUnreadMentions(q, others) })
 	}
 	if tx.Dialector.Name() == "sqlite" || len(writes) == 1 {
 		for _, write := range writes {
@@ -544,6 +550,7 @@ func takeIndexes(tx *gorm.DB, runs [][]*sendRequest, at time.Time) (map[string]*
 	err := tx.Model(&rows).Clauses(clause.Returning{}).Where("id IN ? AND state <> ?", ids, models.StateClosed).UpdateColumns(map[string]any{
 		"next_message_index": gorm.Expr("next_message_index + ?", added.expr()),
 		"messages_count":     gorm.Expr("messages_count + ?", added.expr()),
+		"counted_messages":   gorm.Expr("counted_messages + ?", added.expr()),
 		"last_message_id":    lastID.expr(),
 		"last_activity_us":   lastActivity.expr(),
 		"state":              gorm.Expr("CASE WHEN state = ? THEN CAST(? AS VARCHAR(16)) ELSE state END", models.StateInactive, models.StateActive),
@@ -562,17 +569,75 @@ func takeIndexes(tx *gorm.DB, runs [][]*sendRequest, at time.Time) (map[string]*
 // moveReadHorizons moves each member's read horizon forward to the index of
 // their message in horizon, by member ID, at least one, in one UPDATE
 // through q, and returns q's result. The read time is at, the batch's last
-// message.
-func moveReadHorizons(q *gorm.DB, horizon map[string]*models.Message, at time.Time) *gorm.DB {
+// message. Their unread counters follow (see chat/unread.go): a sender's
+// newest message is the newest of their channel but for the rest of the
+// batch, so nothing after it is their own or deleted, and their unread
+// mentions are the batch's after it, mentionsAfter by member ID.
+func moveReadHorizons(q *gorm.DB, horizon map[string]*models.Message, mentionsAfter map[string]int, at time.Time) *gorm.DB {
 	ids := slices.Sorted(maps.Keys(horizon))
-	var index caseByID
+	var index, ordinal, mentions caseByID
 	for _, id := range ids {
 		index.when(id, horizon[id].Index, "BIGINT")
+		ordinal.when(id, horizon[id].Ordinal+1, "BIGINT")
+		if n := mentionsAfter[id]; n > 0 {
+			mentions.when(id, n, "BIGINT")
+		}
 	}
 	return q.Model(&models.Member{}).
 		Where("id IN ?", ids).
 		Where("last_read_index IS NULL OR last_read_index < ?", index.expr()).
-		UpdateColumns(map[string]any{"last_read_index": index.expr(), "last_read_at": at})
+		UpdateColumns(map[string]any{
+			"last_read_index": index.expr(), "last_read_at": at,
+			"read_ordinal": ordinal.expr(), "skipped_unread": 0, "mentions_unread": mentions.exprOr("0"),
+		})
+}
+
+// addUnreadMentions adds to the unread mentions of each membership in
+// counts, by (channel ID, user ID), its count, in one UPDATE through q,
+// and returns q's result. None of them may be one moveReadHorizons moves
+// in the same statement.
+func addUnreadMentions(q *gorm.DB, counts map[[2]string]int) *gorm.DB {
+	keys := slices.SortedFunc(maps.Keys(counts), func(a, b [2]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+	pairs := make([][]any, len(keys))
+	var add strings.Builder
+	args := make([]any, 0, 3*len(keys))
+	add.WriteString("mentions_unread + CASE")
+	for i, k := range keys {
+		pairs[i] = []any{k[0], k[1]}
+		add.WriteString(" WHEN channel_id = ? AND user_id = ? THEN CAST(? AS BIGINT)")
+		args = append(args, k[0], k[1], counts[k])
+	}
+	add.WriteString(" END")
+	return q.Model(&models.Member{}).Where("(channel_id, user_id) IN ?", pairs).
+		UpdateColumn("mentions_unread", gorm.Expr(add.String(), args...))
+}
+
+// unreadMentionsOf splits a send batch's mentions by whom they add unread
+// mentions to: the senders, by member ID, count those after their own
+// newest message in horizon; everyone else counts them all, by (channel
+// ID, user ID).
+func unreadMentionsOf(mentions []*models.MessageMention, horizon map[string]*models.Message) (senders map[string]int, others map[[2]string]int) {
+	if len(mentions) == 0 {
+		return nil, nil
+	}
+	sender := make(map[[2]string]string, len(horizon))
+	for id, msg := range horizon {
+		sender[[2]string{msg.ChannelID, *msg.AuthorID}] = id
+	}
+	senders, others = map[string]int{}, map[[2]string]int{}
+	for _, x := range mentions {
+		k := [2]string{x.ChannelID, x.UserID}
+		id, ok := sender[k]
+		switch {
+		case !ok:
+			others[k]++
+		case x.Index > horizon[id].Index:
+			senders[id]++
+		}
+	}
+	return senders, others
 }
 
 // caseByID builds a CASE expression that gives each row, by its id, a value
@@ -595,6 +660,15 @@ func (c *caseByID) when(id string, v any, typ string) {
 // expr is the CASE expression for the rows given so far.
 func (c *caseByID) expr() clause.Expr {
 	return gorm.Expr(c.sql.String()+" END", c.args...)
+}
+
+// exprOr is expr with the SQL fallback for the other rows, or fallback
+// alone when no row was given.
+func (c *caseByID) exprOr(fallback string) clause.Expr {
+	if c.sql.Len() == 0 {
+		return gorm.Expr(fallback)
+	}
+	return gorm.Expr(c.sql.String()+" ELSE "+fallback+" END", c.args...)
 }
 
 // sendRule is nil when v may send a message to ch (nil when it does not

@@ -46,7 +46,7 @@ func (s *Service) systemMessageChannel(tx *gorm.DB, out *outbox, channelID strin
 		return nil, fmt.Errorf("system message: channel %s is gone", channelID)
 	}
 	msg.Channel = rows[0]
-	msg.Index = msg.Channel.NextMessageIndex - 1
+	msg.Index, msg.Ordinal = msg.Channel.NextMessageIndex-1, msg.Channel.CountedMessages
 	if err := tx.Create(msg).Error; err != nil {
 		return nil, err
 	}

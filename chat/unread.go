@@ -2,47 +2,86 @@ package chat
 
 import (
 	"context"
+	"fmt"
 
 	"gorm.io/gorm"
 
 	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
 )
 
-// The unread counts, and myChannels' hasUnread filter, are SQL over the
-// members table aliased m: for each membership, the messages from its
-// first unread index on that count, read through idx_messages_countable
-// (the partial index of the messages that count, not deleted and not
-// SYSTEM, whose predicate these queries repeat word for word so that both
-// databases use it), and the mentions of its user from that index on,
-// through idx_message_mentions_user. A membership costs two index range
-// scans, whatever the channel's size, and no message row read:
-// idx_messages_countable carries every column these queries name
-// (migration 00008). On SQLite idx_members_user_status carries the read
-// horizon too; on PostgreSQL each membership's row is read, because a
-// horizon in an index would make every send's horizon move a non-HOT
-// update (migration 00009).
+// A membership's unread messages are counted, not scanned for: they are
+// its channel's counted_messages (messages ever sent that are not SYSTEM,
+// deleted ones included) less its read_ordinal (those before its first
+// unread index) and its skipped_unread (those from that index on that are
+// its own or deleted), and its unread mentions are its mentions_unread
+// (see models.Member). A user's unread totals over a thousand channels
+// then read a thousand membership and channel rows, where counting the
+// messages after each horizon cost a thousand index range scans and a
+// heap fetch per unread message (BENCHMARKS.md, round 11).
+//
+// The counters move with what moves them, in the transaction that does:
+//   - a send batch adds its messages to counted_messages (takeIndexes),
+//     sets its senders' counters with their horizons (moveReadHorizons)
+//     and adds the mentions of the others (addUnreadMentions);
+//   - deleting messages skips them for those who have not read them
+//     (skipDeleted);
+//   - everything else that moves a horizon or a history start, or adds
+//     messages or members otherwise, recounts the memberships it changed
+//     from the messages (recountUnread, and db.ImportMessagesTx).
+//
+// On PostgreSQL the relative changes (a send's mentions, a deletion)
+// commute with each other; a recount locks its memberships before it
+// reads the messages, in a statement of its own, so that it counts every
+// change committed by a transaction that held one of them before it (a
+// single UPDATE would count from the snapshot it started with and then
+// overwrite the change it waited for). parleytest checks the counters
+// against the messages after every test on both databases.
 const (
 	// readFromSQL is the first index member m has not read.
-	readFromSQL = `(CASE WHEN m.last_read_index IS NOT NULL AND m.last_read_index >= m.history_start ` +
-		`THEN m.last_read_index + 1 ELSE m.history_start END)`
-	// countableSQL holds for a message g that is unread for member m:
-	// after their horizon, not deleted, not SYSTEM, not m's own.
-	countableSQL = `g.channel_id = m.channel_id AND g.idx >= ` + readFromSQL +
-		` AND g.deleted_at IS NULL AND g.type <> 'SYSTEM' AND (g.author_id IS NULL OR g.author_id <> m.user_id)`
-	// mentionedSQL holds for a mention x of member m in a message they
-	// have not read (a deleted message's mentions are removed with it).
-	mentionedSQL = `x.user_id = m.user_id AND x.channel_id = m.channel_id AND x.idx >= ` + readFromSQL
-	// unreadMessagesSQL counts m's unread messages.
-	unreadMessagesSQL = `(SELECT COUNT(*) FROM messages g WHERE ` + countableSQL + `)`
-	// unreadMentionsSQL counts m's unread messages that mention them.
-	unreadMentionsSQL = `(SELECT COUNT(*) FROM message_mentions x WHERE ` + mentionedSQL + `)`
-	// hasUnreadSQL holds when m has an unread message, as
-	// unreadMessagesSQL counts them: the filter myChannels(hasUnread)
-	// and the count agree by construction. It stops at the first
-	// countable message of the same index range scan.
-	hasUnreadSQL = `EXISTS (SELECT 1 FROM messages g WHERE ` + countableSQL + `)`
+	readFromSQL = db.ReadFromSQL
+	// unreadMentionsSQL is m's unread messages that mention them.
+	unreadMentionsSQL = `m.mentions_unread`
 )
+
+// unreadSQL is member m's unread messages in channel ch, a table or its
+// alias: not deleted, not SYSTEM, not m's own, from their first unread
+// index on.
+func unreadSQL(ch string) string {
+	return "(" + ch + ".counted_messages - m.read_ordinal - m.skipped_unread)"
+}
+
+// recountUnread sets the unread counters of the memberships memberIDs from
+// the messages (see db.RecountUnread).
+func recountUnread(tx *gorm.DB, memberIDs []string) error {
+	return db.RecountUnread(tx, memberIDs)
+}
+
+// recountChannels is recountUnread for every membership of channelIDs.
+func recountChannels(tx *gorm.DB, channelIDs []string) error {
+	return db.RecountChannelsUnread(tx, channelIDs)
+}
+
+// skipDeleted counts msg, deleted in this transaction, as skipped for each
+// member of its channel who had not read it but its author, and takes its
+// mentions (not yet removed) off the unread mentions of those who had not
+// read it. A SYSTEM message counts for no one.
+func skipDeleted(tx *gorm.DB, msg *models.Message) error {
+	if msg.Type() == models.MessageSystem {
+		return nil
+	}
+	unread := "UPDATE members AS m SET %s WHERE m.channel_id = ? AND " + readFromSQL + " <= ? AND %s"
+	notAuthor, args := "TRUE", []any{msg.ChannelID, msg.Index}
+	if msg.AuthorID != nil {
+		notAuthor, args = "m.user_id <> ?", append(args, *msg.AuthorID)
+	}
+	if err := tx.Exec(fmt.Sprintf(unread, "skipped_unread = skipped_unread + 1", notAuthor), args...).Error; err != nil {
+		return err
+	}
+	return tx.Exec(fmt.Sprintf(unread, "mentions_unread = mentions_unread - 1", "m.user_id IN (SELECT x.user_id FROM message_mentions x WHERE x.message_id = ?)"),
+		msg.ChannelID, msg.Index, msg.ID).Error
+}
 
 // Unread is one channel's unread counts for a member.
 type Unread struct {
@@ -105,8 +144,8 @@ func unreadByChannel(q *gorm.DB, userID string, channelIDs []string) (map[string
 		Messages  int
 		Mentions  int
 	}
-	err := q.Table("members AS m").
-		Select("m.channel_id AS channel_id, "+unreadMessagesSQL+" AS messages, "+unreadMentionsSQL+" AS mentions").
+	err := q.Table("members AS m").Joins("JOIN channels c ON c.id = m.channel_id").
+		Select("m.channel_id AS channel_id, "+unreadSQL("c")+" AS messages, "+unreadMentionsSQL+" AS mentions").
 		Where("m.user_id = ? AND m.status = ? AND m.channel_id IN ?", userID, models.MemberJoined, channelIDs).
 		Scan(&rows).Error
 	if err != nil {
@@ -135,38 +174,12 @@ func (s *Service) unreadSummary(ctx context.Context) (*UnreadSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Joins, not scalar subqueries per membership: PostgreSQL ran those
-	// as a sub-plan started 2,000 times for 1,000 channels, and SQLite
-	// ran each twice when the aggregate named it twice.
-	joined := func() *gorm.DB {
-		q := s.store.DB(ctx).Table("members AS m").Where("m.user_id = ? AND m.status = ?", v.UserID, models.MemberJoined)
-		if v.grants != nil {
-			q = v.scopeChannels(q.Joins("JOIN channels ON channels.id = m.channel_id"))
-		}
-		return q
-	}
-	mentions := joined().Select("COUNT(*)").Joins("JOIN message_mentions x ON " + mentionedSQL)
-	// One count per membership, summed: the channels with unread
-	// messages are the memberships whose count is not zero, where
-	// COUNT(DISTINCT channel) over the joined messages built a temporary
-	// b-tree of every unread message (a fifth of SQLite's time at 1,000
-	// channels). SQLite counts a membership's messages in the join,
-	// grouped by channel in the order idx_members_user_status yields the
-	// memberships, so the groups stream without a sort, and the inner
-	// join leaves out the memberships with nothing unread. PostgreSQL
-	// hashes the caller's memberships and reads every message of every
-	// channel instead whenever its cost model finds that cheaper than a
-	// thousand index probes, which it does below some hundred thousand
-	// messages in the whole database: the query then costs what the
-	// table holds, not what the caller has unread. A LATERAL count can
-	// only be run per membership, as SQLite runs the join.
-	per := joined().Select("COUNT(*) AS n").Joins("JOIN messages g ON " + countableSQL).Group("m.channel_id")
-	if per.Dialector.Name() != "sqlite" {
-		per = joined().Select("g.n").Joins("CROSS JOIN LATERAL (SELECT COUNT(*) AS n FROM messages g WHERE " + countableSQL + ") g")
-	}
+	q := s.store.DB(ctx).Table("members AS m").Joins("JOIN channels ON channels.id = m.channel_id").
+		Where("m.user_id = ? AND m.status = ?", v.UserID, models.MemberJoined)
+	n := unreadSQL("channels")
 	var sum UnreadSummary
-	err = s.store.DB(ctx).Table("(?) AS u", per).
-		Select("COUNT(CASE WHEN u.n > 0 THEN 1 END) AS channels, COALESCE(SUM(u.n), 0) AS messages, (?) AS mentions", mentions).
+	err = v.scopeChannels(q).
+		Select("COUNT(CASE WHEN " + n + " > 0 THEN 1 END) AS channels, COALESCE(SUM(" + n + "), 0) AS messages, COALESCE(SUM(" + unreadMentionsSQL + "), 0) AS mentions").
 		Scan(&sum).Error
 	if err != nil {
 		return nil, internal("count unread messages", err)
@@ -182,8 +195,8 @@ func unreadTotals(q *gorm.DB, users []string) (map[string]int, error) {
 		UserID string
 		Total  int
 	}
-	err := q.Table("members AS m").
-		Select("m.user_id AS user_id, SUM("+unreadMessagesSQL+") AS total").
+	err := q.Table("members AS m").Joins("JOIN channels c ON c.id = m.channel_id").
+		Select("m.user_id AS user_id, SUM("+unreadSQL("c")+") AS total").
 		Where("m.user_id IN ? AND m.status = ? AND m.notification_level <> ?", users, models.MemberJoined, models.LevelMuted).
 		Group("m.user_id").
 		Scan(&rows).Error
@@ -245,6 +258,11 @@ func (s *Service) moveReadHorizon(ctx context.Context, channelID string, index *
 		if res.Error != nil {
 			return res.Error
 		}
+		if res.RowsAffected == 1 {
+			if err := recountUnread(tx, []string{a.me.ID}); err != nil {
+				return err
+			}
+		}
 		if err := tx.Take(&m, "id = ?", a.me.ID).Error; err != nil {
 			return err
 		}
@@ -285,9 +303,14 @@ func (s *Service) MarkAllRead(ctx context.Context) (int, error) {
 		if len(behind) == 0 {
 			return nil
 		}
-		ids := make([]string, len(behind))
+		ids, channelIDs := make([]string, len(behind)), make([]string, len(behind))
 		for i, m := range behind {
-			ids[i] = m.ID
+			ids[i], channelIDs[i] = m.ID, m.ChannelID
+		}
+		// A send batch may hold several of these channels and their
+		// memberships: their rows come first (see lockChannels).
+		if err := lockChannels(tx, channelIDs...); err != nil {
+			return err
 		}
 		t := now()
 		err := tx.Model(&models.Member{}).Where("id IN ?", ids).UpdateColumns(map[string]any{
@@ -297,10 +320,13 @@ func (s *Service) MarkAllRead(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
+		if err := recountUnread(tx, ids); err != nil {
+			return err
+		}
 		if err := tx.Where("id IN ?", ids).Order("id").Find(&changed).Error; err != nil {
 			return err
 		}
-		channelIDs := make([]string, len(changed))
+		channelIDs = make([]string, len(changed))
 		for i, m := range changed {
 			channelIDs[i] = m.ChannelID
 		}

@@ -379,6 +379,7 @@ func NewServer(t testing.TB, b Backend, opts Options) *Server {
 				t.Errorf("stop delivery queue: %v", err)
 			}
 		}
+		checkUnreadCounters(t, store)
 		if err := store.Close(); err != nil {
 			t.Errorf("close store: %v", err)
 		}
@@ -673,4 +674,49 @@ func firstLine(s string) string {
 		return s[:i] + " …"
 	}
 	return s
+}
+
+// unreadByScanSQL counts each membership's unread messages and mentions
+// from the messages themselves, as chat defines them: from the first
+// index the member has not read (the one after their read horizon, or
+// their history start), the messages not deleted, not SYSTEM and not
+// their own, and the mentions of them.
+const unreadByScanSQL = `SELECT m.id AS member_id,
+	c.counted_messages - m.read_ordinal - m.skipped_unread AS counted,
+	(SELECT COUNT(*) FROM messages g WHERE g.channel_id = m.channel_id AND g.idx >= ` + readFrom + `
+		AND g.deleted_at IS NULL AND g.type <> 'SYSTEM' AND (g.author_id IS NULL OR g.author_id <> m.user_id)) AS scanned,
+	m.mentions_unread AS counted_mentions,
+	(SELECT COUNT(*) FROM message_mentions x WHERE x.user_id = m.user_id AND x.channel_id = m.channel_id
+		AND x.idx >= ` + readFrom + `) AS scanned_mentions
+FROM members m JOIN channels c ON c.id = m.channel_id`
+
+// readFrom is the first index member m has not read.
+const readFrom = `(CASE WHEN m.last_read_index IS NOT NULL AND m.last_read_index >= m.history_start
+	THEN m.last_read_index + 1 ELSE m.history_start END)`
+
+// checkUnreadCounters fails t when a membership's unread counters (see
+// chat/unread.go) disagree with its messages: every test that runs a
+// server checks them when it ends, so that whatever a test did to the
+// messages and horizons, the counters had to follow. A test that closed
+// the database checks nothing.
+func checkUnreadCounters(t testing.TB, store *db.Store) {
+	ctx := context.Background()
+	if store.Ping(ctx) != nil {
+		return // the test closed the database
+	}
+	var rows []struct {
+		MemberID                         string
+		Counted, Scanned                 int
+		CountedMentions, ScannedMentions int
+	}
+	if err := store.DB(ctx).Raw(unreadByScanSQL).Scan(&rows).Error; err != nil {
+		t.Errorf("check unread counters: %v", err)
+		return
+	}
+	for _, r := range rows {
+		if r.Counted != r.Scanned || r.CountedMentions != r.ScannedMentions {
+			t.Errorf("membership %s: counters say %d unread messages and %d mentions, the messages %d and %d",
+				r.MemberID, r.Counted, r.CountedMentions, r.Scanned, r.ScannedMentions)
+		}
+	}
 }
