@@ -358,5 +358,5 @@ func tombstoneMessages(tx *gorm.DB, authorID string) error {
 	for i, c := range counts {
 		channelIDs[i] = c.ChannelID
 	}
-	return recountChannels(tx, channelIDs)
+	return db.RecountChannelsUnread(tx, channelIDs)
 }

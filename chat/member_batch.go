@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/parleychat/parley/apperr"
+	"github.com/parleychat/parley/db"
 	"github.com/parleychat/parley/models"
 )
 
@@ -259,7 +260,7 @@ func insertNewMembers(tx *gorm.DB, ch *models.Channel, in []NewMember) ([]*model
 	for i, m := range rows {
 		ids[i] = m.ID
 	}
-	if err := recountUnread(tx, ids); err != nil {
+	if err := db.RecountUnread(tx, ids); err != nil {
 		return nil, err
 	}
 	return rows, addMembersCount(tx, ch.ID, len(rows))

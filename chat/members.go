@@ -92,7 +92,7 @@ func insertMembership(tx *gorm.DB, m *models.Member) (*models.Member, bool, erro
 		existing, err := findMember(tx, m.ChannelID, m.UserID)
 		return existing, false, err
 	}
-	if err := recountUnread(tx, []string{m.ID}); err != nil {
+	if err := db.RecountUnread(tx, []string{m.ID}); err != nil {
 		return nil, false, err
 	}
 	if !m.Joined() {

@@ -29,7 +29,7 @@ import (
 //     (skipDeleted);
 //   - everything else that moves a horizon or a history start, or adds
 //     messages or members otherwise, recounts the memberships it changed
-//     from the messages (recountUnread, and db.ImportMessagesTx).
+//     from the messages (db.RecountUnread; db.ImportMessagesTx does too).
 //
 // On PostgreSQL the relative changes (a send's mentions, a deletion)
 // commute with each other; a recount locks its memberships before it
@@ -50,17 +50,6 @@ const (
 // index on.
 func unreadSQL(ch string) string {
 	return "(" + ch + ".counted_messages - m.read_ordinal - m.skipped_unread)"
-}
-
-// recountUnread sets the unread counters of the memberships memberIDs from
-// the messages (see db.RecountUnread).
-func recountUnread(tx *gorm.DB, memberIDs []string) error {
-	return db.RecountUnread(tx, memberIDs)
-}
-
-// recountChannels is recountUnread for every membership of channelIDs.
-func recountChannels(tx *gorm.DB, channelIDs []string) error {
-	return db.RecountChannelsUnread(tx, channelIDs)
 }
 
 // skipDeleted counts msg, deleted in this transaction, as skipped for each
@@ -259,7 +248,7 @@ func (s *Service) moveReadHorizon(ctx context.Context, channelID string, index *
 			return res.Error
 		}
 		if res.RowsAffected == 1 {
-			if err := recountUnread(tx, []string{a.me.ID}); err != nil {
+			if err := db.RecountUnread(tx, []string{a.me.ID}); err != nil {
 				return err
 			}
 		}
@@ -320,7 +309,7 @@ func (s *Service) MarkAllRead(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
-		if err := recountUnread(tx, ids); err != nil {
+		if err := db.RecountUnread(tx, ids); err != nil {
 			return err
 		}
 		if err := tx.Where("id IN ?", ids).Order("id").Find(&changed).Error; err != nil {

@@ -12,7 +12,8 @@ import (
 
 // TestUnreadCountersUnderConcurrentChanges: members send with mentions,
 // delete their messages, move their read horizons back and forth, clear
-// them, mark everything read, leave and join again, all at once. The
+// them, mark everything read, leave and join again, and an admin imports
+// history, all at once. The
 // counters behind unreadCount and unreadSummary must agree with the
 // messages afterwards: parleytest checks every membership against a count
 // of the messages when the server stops, and this test checks what bob
@@ -93,6 +94,22 @@ func TestUnreadCountersUnderConcurrentChanges(t *testing.T) {
 				}
 			}()
 		}
+		// An admin imports history meanwhile, written by a member: it
+		// recounts every membership of the channel.
+		admin := srv.AdminClient("ops")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 6 {
+				in := []map[string]any{{"author": "dave", "body": "old", "createdAt": "2020-01-01T00:00:00Z"}}
+				resp := admin.Post(`mutation($c: ID!, $m: [ImportMessageInput!]!) { importMessages(channelId: $c, messages: $m) }`,
+					map[string]any{"c": channels[k%len(channels)], "m": in})
+				if len(resp.Errors) > 0 {
+					t.Errorf("import: %+v", resp.Errors)
+					return
+				}
+			}
+		}()
 		wg.Wait()
 
 		// What bob's counters say, against his history and horizon.
