@@ -536,11 +536,8 @@ func takeIndexes(tx *gorm.DB, runs [][]*sendRequest, at time.Time) (map[string]*
 		lastID.when(id, last.ID, "VARCHAR(36)")
 		lastActivity.when(id, last.CreatedAt.UnixMicro(), "BIGINT")
 	}
-	if len(ids) > 1 && tx.Dialector.Name() != "sqlite" {
-		var locked []models.Channel
-		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
-			Select("id").Where("id IN ?", ids).Order("id").Find(&locked).Error
-		if err != nil {
+	if len(ids) > 1 {
+		if err := lockChannels(tx, ids...); err != nil {
 			return nil, err
 		}
 	}

@@ -32,11 +32,11 @@ import (
 //     from the messages (db.RecountUnread; db.ImportMessagesTx does too).
 //
 // On PostgreSQL the relative changes (a send's mentions, a deletion)
-// commute with each other; a recount locks its memberships before it
-// reads the messages, in a statement of its own, so that it counts every
-// change committed by a transaction that held one of them before it (a
-// single UPDATE would count from the snapshot it started with and then
-// overwrite the change it waited for). parleytest checks the counters
+// commute with each other; a recount reads the messages only once its
+// memberships are locked (written earlier in the transaction, or locked
+// by db.RecountChannelsUnread), in a statement of its own, so that it
+// counts every change committed by a transaction that held one of them
+// before it (see db.RecountUnread). parleytest checks the counters
 // against the messages after every test on both databases.
 const (
 	// readFromSQL is the first index member m has not read.

@@ -32,37 +32,33 @@ const recountSQL = `UPDATE members AS m SET
 
 // RecountUnread sets the unread counters of the memberships memberIDs
 // (read_ordinal, skipped_unread and mentions_unread, see models.Member)
-// from the messages, through tx, a transaction of Write.
-//
-// On PostgreSQL it first locks the memberships, in ID order, and counts in
-// a statement of its own: a transaction that changed one of them before
-// (a deletion skipping a message, a send adding a mention) has committed
-// by then, and the count sees its change. In one UPDATE the count would
-// come from the snapshot the statement started with and then overwrite
-// the change it waited for.
+// from the messages, through tx, a transaction of Write that has already
+// written those memberships (moved their horizons, inserted them) and so
+// holds their rows locked on PostgreSQL. The count runs in a statement of
+// its own after the lock was taken: a transaction that changed one of them
+// before (a deletion skipping a message, a send adding a mention) has
+// committed by then, and the count sees its change. In the same UPDATE as
+// the write, it would count from the snapshot that statement started with
+// and then overwrite the change it waited for.
 func RecountUnread(tx *gorm.DB, memberIDs []string) error {
 	if len(memberIDs) == 0 {
 		return nil
-	}
-	if tx.Dialector.Name() != DialectSQLite {
-		var locked []string
-		err := tx.Model(&models.Member{}).Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
-			Where("id IN ?", memberIDs).Order("id").Pluck("id", &locked).Error
-		if err != nil {
-			return err
-		}
 	}
 	return tx.Exec(recountSQL+" WHERE m.id IN ?", memberIDs).Error
 }
 
 // RecountChannelsUnread is RecountUnread for every membership of
-// channelIDs.
+// channelIDs, which it locks first, in ID order, on PostgreSQL.
 func RecountChannelsUnread(tx *gorm.DB, channelIDs []string) error {
 	if len(channelIDs) == 0 {
 		return nil
 	}
+	q := tx.Model(&models.Member{}).Where("channel_id IN ?", channelIDs).Order("id")
+	if tx.Dialector.Name() != DialectSQLite {
+		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
 	var ids []string
-	if err := tx.Model(&models.Member{}).Where("channel_id IN ?", channelIDs).Pluck("id", &ids).Error; err != nil {
+	if err := q.Pluck("id", &ids).Error; err != nil {
 		return err
 	}
 	return RecountUnread(tx, ids)

@@ -683,16 +683,12 @@ func firstLine(s string) string {
 // their own, and the mentions of them.
 const unreadByScanSQL = `SELECT m.id AS member_id,
 	c.counted_messages - m.read_ordinal - m.skipped_unread AS counted,
-	(SELECT COUNT(*) FROM messages g WHERE g.channel_id = m.channel_id AND g.idx >= ` + readFrom + `
+	(SELECT COUNT(*) FROM messages g WHERE g.channel_id = m.channel_id AND g.idx >= ` + db.ReadFromSQL + `
 		AND g.deleted_at IS NULL AND g.type <> 'SYSTEM' AND (g.author_id IS NULL OR g.author_id <> m.user_id)) AS scanned,
 	m.mentions_unread AS counted_mentions,
 	(SELECT COUNT(*) FROM message_mentions x WHERE x.user_id = m.user_id AND x.channel_id = m.channel_id
-		AND x.idx >= ` + readFrom + `) AS scanned_mentions
+		AND x.idx >= ` + db.ReadFromSQL + `) AS scanned_mentions
 FROM members m JOIN channels c ON c.id = m.channel_id`
-
-// readFrom is the first index member m has not read.
-const readFrom = `(CASE WHEN m.last_read_index IS NOT NULL AND m.last_read_index >= m.history_start
-	THEN m.last_read_index + 1 ELSE m.history_start END)`
 
 // checkUnreadCounters fails t when a membership's unread counters (see
 // chat/unread.go) disagree with its messages: every test that runs a
