@@ -47,6 +47,7 @@ func TestImportRules(t *testing.T) {
 			mod + "/delivery/", "github.com/riverqueue/", "github.com/sideshow/apns2", "golang.org/x/oauth2"}},
 		{"/models", []string{mod + "/"}},
 		{"/mergepatch", []string{mod + "/"}},
+		{"/internal/aiosync", []string{mod + "/"}},
 		// The hub moves topics and bytes to subscriptions: it knows
 		// neither the rules nor GraphQL nor the transports.
 		{"/hub", []string{mod + "/chat", mod + "/models", mod + "/db", mod + "/graph", mod + "/resolvers", mod + "/server", mod + "/presence", "github.com/99designs/gqlgen", "github.com/redis/go-redis/", "gorm.io/"}},

@@ -20,8 +20,9 @@ const checkpointInterval = 100 * time.Millisecond
 const walAutoCheckpointPages = 16000
 
 // checkpointParams is the query part of the checkpointer's DSN: it runs
-// nothing but the checkpoint, which waits for no lock.
-const checkpointParams = "_pragma=busy_timeout(10000)"
+// nothing but the checkpoint, which waits for no lock, through
+// backgroundVFS.
+const checkpointParams = "_pragma=busy_timeout(10000)&vfs=" + backgroundVFSName
 
 // checkpointer copies a SQLite Store's write-ahead log into the database
 // file every checkpointInterval, from a goroutine of its own and on a
@@ -38,9 +39,12 @@ const checkpointParams = "_pragma=busy_timeout(10000)"
 // queued behind it waits. With the commits' path left to appending to the
 // log, 16 writers sending messages with client ids and mentions went from
 // 1,439–1,829 to 1,811–2,856 sendMessage/s and their p90 from 20–25 ms to
-// 8–14 ms on one core (BENCHMARKS.md, round 8). The copying still takes that core
-// from the writers for a while: a longer interval copies a page rewritten
-// many times once, but in longer stretches (1 s gave a p99.9 over 100 ms).
+// 8–14 ms on one core (BENCHMARKS.md, round 8). The connection works
+// through backgroundVFS, which yields the processor between pages and
+// syncs through kernel AIO, so that a checkpoint no longer stops the
+// requests while it copies and the disk flushes (round 12). A longer
+// interval copies a page rewritten many times once, but each checkpoint
+// then flushes more at once (1 s gave a p99.9 over 100 ms).
 type checkpointer struct {
 	conn       driver.ExecerContext
 	closeConn  func() error

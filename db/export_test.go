@@ -43,3 +43,7 @@ const WALAutoCheckpointPages = walAutoCheckpointPages
 // Checkpoints returns how many checkpoints the SQLite Store s's
 // checkpointer has run.
 func Checkpoints(s *Store) int64 { return s.checkpoints.Load() }
+
+// BackgroundSyncs returns how many syncs of the checkpointers' files went
+// through kernel AIO, over every Store of the process.
+func BackgroundSyncs() int64 { return backgroundSyncs.Load() }
