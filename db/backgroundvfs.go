@@ -62,7 +62,7 @@ func (v backgroundVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs
 // optional interface passed through. SQLite uses a file from one goroutine
 // at a time.
 type backgroundFile struct {
-	vfs.File
+	passThroughFile
 	// fd is the file's descriptor, and syncer its AIO context; syncer is
 	// nil where AIO is unavailable.
 	fd     uintptr
@@ -79,7 +79,7 @@ type backgroundFile struct {
 // newBackgroundFile wraps f, with an AIO context of its own when f is an
 // operating system file and the kernel has AIO.
 func newBackgroundFile(f vfs.File) *backgroundFile {
-	b := &backgroundFile{File: f}
+	b := &backgroundFile{passThroughFile: passThroughFile{f}}
 	if osFile, ok := f.(interface{ Fd() uintptr }); ok {
 		if s, err := aiosync.New(); err == nil {
 			b.fd, b.syncer, b.useAIO = osFile.Fd(), s, true
@@ -131,70 +131,3 @@ func (f *backgroundFile) Close() error {
 
 // backgroundSyncs counts the syncs that went through AIO, for tests.
 var backgroundSyncs atomic.Int64
-
-// Unwrap implements vfs.FileUnwrap.
-func (f *backgroundFile) Unwrap() vfs.File { return f.File }
-
-// SharedMemory implements vfs.FileSharedMemory.
-func (f *backgroundFile) SharedMemory() vfs.SharedMemory { return vfsutil.WrapSharedMemory(f.File) }
-
-// LockState implements vfs.FileLockState.
-func (f *backgroundFile) LockState() vfs.LockLevel { return vfsutil.WrapLockState(f.File) }
-
-// PersistWAL implements vfs.FilePersistWAL.
-func (f *backgroundFile) PersistWAL() bool { return vfsutil.WrapPersistWAL(f.File) }
-
-// SetPersistWAL implements vfs.FilePersistWAL.
-func (f *backgroundFile) SetPersistWAL(keep bool) { vfsutil.WrapSetPersistWAL(f.File, keep) }
-
-// PowersafeOverwrite implements vfs.FilePowersafeOverwrite.
-func (f *backgroundFile) PowersafeOverwrite() bool { return vfsutil.WrapPowersafeOverwrite(f.File) }
-
-// SetPowersafeOverwrite implements vfs.FilePowersafeOverwrite.
-func (f *backgroundFile) SetPowersafeOverwrite(psow bool) {
-	vfsutil.WrapSetPowersafeOverwrite(f.File, psow)
-}
-
-// ChunkSize implements vfs.FileChunkSize.
-func (f *backgroundFile) ChunkSize(size int) { vfsutil.WrapChunkSize(f.File, size) }
-
-// SizeHint implements vfs.FileSizeHint.
-func (f *backgroundFile) SizeHint(size int64) error { return vfsutil.WrapSizeHint(f.File, size) }
-
-// HasMoved implements vfs.FileHasMoved.
-func (f *backgroundFile) HasMoved() (bool, error) { return vfsutil.WrapHasMoved(f.File) }
-
-// Overwrite implements vfs.FileOverwrite.
-func (f *backgroundFile) Overwrite() error { return vfsutil.WrapOverwrite(f.File) }
-
-// SyncSuper implements vfs.FileSync.
-func (f *backgroundFile) SyncSuper(super string) error { return vfsutil.WrapSyncSuper(f.File, super) }
-
-// CommitPhaseTwo implements vfs.FileCommitPhaseTwo.
-func (f *backgroundFile) CommitPhaseTwo() error { return vfsutil.WrapCommitPhaseTwo(f.File) }
-
-// BeginAtomicWrite implements vfs.FileBatchAtomicWrite.
-func (f *backgroundFile) BeginAtomicWrite() error { return vfsutil.WrapBeginAtomicWrite(f.File) }
-
-// CommitAtomicWrite implements vfs.FileBatchAtomicWrite.
-func (f *backgroundFile) CommitAtomicWrite() error { return vfsutil.WrapCommitAtomicWrite(f.File) }
-
-// RollbackAtomicWrite implements vfs.FileBatchAtomicWrite.
-func (f *backgroundFile) RollbackAtomicWrite() error { return vfsutil.WrapRollbackAtomicWrite(f.File) }
-
-// CheckpointStart implements vfs.FileCheckpoint.
-func (f *backgroundFile) CheckpointStart() { vfsutil.WrapCheckpointStart(f.File) }
-
-// CheckpointDone implements vfs.FileCheckpoint.
-func (f *backgroundFile) CheckpointDone() { vfsutil.WrapCheckpointDone(f.File) }
-
-// Pragma implements vfs.FilePragma.
-func (f *backgroundFile) Pragma(name, value string) (string, error) {
-	return vfsutil.WrapPragma(f.File, name, value)
-}
-
-// BusyHandler implements vfs.FileBusyHandler.
-func (f *backgroundFile) BusyHandler(handler func() bool) { vfsutil.WrapBusyHandler(f.File, handler) }
-
-// MemoryMapper implements vfs.FileMemoryMapper.
-func (f *backgroundFile) MemoryMapper() vfs.MemoryMapper { return vfsutil.WrapMemoryMapper(f.File) }

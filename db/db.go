@@ -59,13 +59,15 @@ const (
 
 // sqliteParams is the query part of every SQLite DSN (see
 // github.com/ncruces/go-sqlite3/driver). busy_timeout comes first so that
-// the pragmas after it wait for locks instead of failing.
+// the pragmas after it wait for locks instead of failing. The connections
+// write the log through walVFS.
 const sqliteParams = "_pragma=busy_timeout(10000)" +
 	"&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(NORMAL)" +
 	"&_pragma=wal_autocheckpoint(16000)" + // walAutoCheckpointPages
 	"&_pragma=foreign_keys(ON)" +
-	"&_txlock=immediate"
+	"&_txlock=immediate" +
+	"&vfs=" + walVFSName
 
 // sqliteMigrationParams is sqliteParams for the connection that migrations
 // run on: foreign keys are off there, as SQLite's procedure for schema
