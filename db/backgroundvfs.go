@@ -5,20 +5,14 @@ import (
 	"runtime"
 	"sync/atomic"
 
-	"github.com/ncruces/go-sqlite3/util/vfsutil"
 	"github.com/ncruces/go-sqlite3/vfs"
 
 	"github.com/parleychat/parley/internal/aiosync"
 )
 
-// backgroundVFSName is the name under which backgroundVFS is registered; a
-// SQLite DSN selects it with vfs=parley-background.
-const backgroundVFSName = "parley-background"
-
-func init() { vfs.Register(backgroundVFSName, backgroundVFS{vfs.Find("")}) }
-
-// backgroundVFS is SQLite's default file system for a connection that
-// works in the background, the checkpointer's: it gives the processor to
+// backgroundVFSName names, for a SQLite DSN (vfs=parley-background), the
+// background VFS: SQLite's default file system for a connection that
+// works in the background, the checkpointer's. It gives the processor to
 // the goroutines serving requests wherever the default one would keep it.
 //
 //   - After every page it reads or writes, the goroutine yields
@@ -35,29 +29,15 @@ func init() { vfs.Register(backgroundVFSName, backgroundVFS{vfs.Find("")}) }
 //
 // Files, locks and shared memory are the default VFS's, so connections
 // through either VFS share the same database and write-ahead log.
-type backgroundVFS struct {
-	vfs.VFS
+const backgroundVFSName = "parley-background"
+
+func init() {
+	vfs.Register(backgroundVFSName, wrappingVFS{vfs.Find(""), func(f vfs.File, _ vfs.OpenFlag) vfs.File {
+		return newBackgroundFile(f)
+	}})
 }
 
-// Open implements vfs.VFS.
-func (v backgroundVFS) Open(name string, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
-	f, flags, err := vfsutil.WrapOpen(v.VFS, name, flags)
-	if err != nil {
-		return nil, flags, err
-	}
-	return newBackgroundFile(f), flags, nil
-}
-
-// OpenFilename implements vfs.VFSFilename.
-func (v backgroundVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
-	f, flags, err := vfsutil.WrapOpenFilename(v.VFS, name, flags)
-	if err != nil {
-		return nil, flags, err
-	}
-	return newBackgroundFile(f), flags, nil
-}
-
-// backgroundFile is a file of backgroundVFS: the default VFS's file,
+// backgroundFile is a file of the background VFS: the default VFS's file,
 // yielding after each read and write and syncing through AIO, with every
 // optional interface passed through. SQLite uses a file from one goroutine
 // at a time.

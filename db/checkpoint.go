@@ -21,7 +21,7 @@ const walAutoCheckpointPages = 16000
 
 // checkpointParams is the query part of the checkpointer's DSN: it runs
 // nothing but the checkpoint, which waits for no lock, through
-// backgroundVFS.
+// the background VFS (backgroundVFSName).
 const checkpointParams = "_pragma=busy_timeout(10000)&vfs=" + backgroundVFSName
 
 // checkpointer copies a SQLite Store's write-ahead log into the database
@@ -40,7 +40,7 @@ const checkpointParams = "_pragma=busy_timeout(10000)&vfs=" + backgroundVFSName
 // log, 16 writers sending messages with client ids and mentions went from
 // 1,439–1,829 to 1,811–2,856 sendMessage/s and their p90 from 20–25 ms to
 // 8–14 ms on one core (BENCHMARKS.md, round 8). The connection works
-// through backgroundVFS, which yields the processor between pages and
+// through the background VFS, which yields the processor between pages and
 // syncs through kernel AIO, so that a checkpoint no longer stops the
 // requests while it copies and the disk flushes (round 12). A longer
 // interval copies a page rewritten many times once, but each checkpoint

@@ -60,7 +60,7 @@ const (
 // sqliteParams is the query part of every SQLite DSN (see
 // github.com/ncruces/go-sqlite3/driver). busy_timeout comes first so that
 // the pragmas after it wait for locks instead of failing. The connections
-// write the log through walVFS.
+// write the log through the log VFS (walVFSName).
 const sqliteParams = "_pragma=busy_timeout(10000)" +
 	"&_pragma=journal_mode(WAL)" +
 	"&_pragma=synchronous(NORMAL)" +

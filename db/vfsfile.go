@@ -5,6 +5,32 @@ import (
 	"github.com/ncruces/go-sqlite3/vfs"
 )
 
+// wrappingVFS is SQLite's default file system with every file it opens
+// passed through wrap, which returns the file SQLite uses: the background
+// VFS (backgroundVFSName) and the log VFS (walVFSName).
+type wrappingVFS struct {
+	vfs.VFS
+	wrap func(f vfs.File, flags vfs.OpenFlag) vfs.File
+}
+
+// Open implements vfs.VFS.
+func (v wrappingVFS) Open(name string, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
+	f, flags, err := vfsutil.WrapOpen(v.VFS, name, flags)
+	if err != nil {
+		return nil, flags, err
+	}
+	return v.wrap(f, flags), flags, nil
+}
+
+// OpenFilename implements vfs.VFSFilename.
+func (v wrappingVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
+	f, flags, err := vfsutil.WrapOpenFilename(v.VFS, name, flags)
+	if err != nil {
+		return nil, flags, err
+	}
+	return v.wrap(f, flags), flags, nil
+}
+
 // passThroughFile wraps a file of SQLite's default VFS and passes every
 // optional interface through to it, so that a wrapper embedding it
 // overrides only the methods it changes (backgroundFile, walFile).

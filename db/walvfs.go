@@ -4,45 +4,28 @@ import (
 	"encoding/binary"
 	"errors"
 
-	"github.com/ncruces/go-sqlite3/util/vfsutil"
 	"github.com/ncruces/go-sqlite3/vfs"
 )
 
-// walVFSName is the name under which walVFS is registered; a SQLite DSN
-// selects it with vfs=parley-wal.
-const walVFSName = "parley-wal"
-
-func init() { vfs.Register(walVFSName, walVFS{vfs.Find("")}) }
-
-// walVFS is SQLite's default file system with the writes of a commit to
-// the write-ahead log gathered into one pwrite. SQLite writes each frame
-// of the log as two writes, its 24-byte header and its page, so a send
-// batch that changes 50 pages made 100 system calls, 10–15 µs each on this
-// kind of virtual machine (BENCHMARKS.md, round 12). A walFile holds
-// consecutive writes in memory and writes them at once.
+// walVFSName names, for a SQLite DSN (vfs=parley-wal), the log VFS:
+// SQLite's default file system with the writes of a commit to the
+// write-ahead log gathered into one pwrite.
+// SQLite writes each frame of the log as two writes, its 24-byte header
+// and its page, so a send batch that changes 50 pages made 100 system
+// calls, 10–15 µs each on this kind of virtual machine (BENCHMARKS.md,
+// round 12). A walFile holds consecutive writes in memory and writes them
+// at once.
 //
 // Only the log is wrapped; the database file and the others are the
 // default VFS's own. Files, locks and shared memory are the default
 // VFS's, so connections through either VFS share the same database.
-type walVFS struct {
-	vfs.VFS
-}
+const walVFSName = "parley-wal"
 
-// Open implements vfs.VFS.
-func (v walVFS) Open(name string, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
-	f, flags, err := vfsutil.WrapOpen(v.VFS, name, flags)
-	return wrapWAL(f, flags), flags, err
-}
-
-// OpenFilename implements vfs.VFSFilename.
-func (v walVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
-	f, flags, err := vfsutil.WrapOpenFilename(v.VFS, name, flags)
-	return wrapWAL(f, flags), flags, err
-}
+func init() { vfs.Register(walVFSName, wrappingVFS{vfs.Find(""), wrapWAL}) }
 
 // wrapWAL returns f as a walFile if it is a write-ahead log, else as it is.
 func wrapWAL(f vfs.File, flags vfs.OpenFlag) vfs.File {
-	if f == nil || flags&vfs.OPEN_WAL == 0 {
+	if flags&vfs.OPEN_WAL == 0 {
 		return f
 	}
 	return &walFile{passThroughFile: passThroughFile{f}}
@@ -59,8 +42,8 @@ const (
 	walBufferLimit = 1 << 20
 )
 
-// walFile is a write-ahead log of walVFS. It gathers writes that follow
-// each other in the file and writes them in one call:
+// walFile is a write-ahead log opened through the log VFS. It gathers
+// writes that follow each other in the file and writes them in one call:
 //
 //   - when the page of a commit frame has been written, so that the
 //     commit is in the file before SQLite publishes it to readers in the

@@ -23,7 +23,7 @@ type walTally struct {
 }
 
 // TestWALFileCommitsReachReaders: the log's writes are gathered per commit
-// (walVFS), and yet every commit is in the file before readers on other
+// (walVFSName), and yet every commit is in the file before readers on other
 // connections can see it, from its first page to its last. Readers check
 // in one statement, so on one snapshot, that the counter equals the rows,
 // while commits go on; a transaction larger than the gathering buffer and
