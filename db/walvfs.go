@@ -1,20 +1,18 @@
 package db
 
 import (
-	"encoding/binary"
 	"errors"
 
 	"github.com/ncruces/go-sqlite3/vfs"
 )
 
 // walVFSName names, for a SQLite DSN (vfs=parley-wal), the log VFS:
-// SQLite's default file system with the writes of a commit to the
-// write-ahead log gathered into one pwrite.
-// SQLite writes each frame of the log as two writes, its 24-byte header
-// and its page, so a send batch that changes 50 pages made 100 system
-// calls, 10–15 µs each on this kind of virtual machine (BENCHMARKS.md,
-// round 12). A walFile holds consecutive writes in memory and writes them
-// at once.
+// SQLite's default file system with each frame of the write-ahead log
+// written in one call. SQLite writes a frame as two writes, its 24-byte
+// header and then its page, so a send batch that changes 50 pages made 100
+// system calls, 10–15 µs each on this kind of virtual machine
+// (BENCHMARKS.md, round 12). A walFile holds the header and writes it with
+// the page that follows it.
 //
 // Only the log is wrapped; the database file and the others are the
 // default VFS's own. Files, locks and shared memory are the default
@@ -31,71 +29,56 @@ func wrapWAL(f vfs.File, flags vfs.OpenFlag) vfs.File {
 	return &walFile{passThroughFile: passThroughFile{f}}
 }
 
-const (
-	// walFrameHeaderSize is the size of a frame's header in the log
-	// (https://sqlite.org/fileformat2.html#walformat). Bytes 4–7 of a
-	// commit frame's header hold the database's size after the commit;
-	// every other frame has zero there.
-	walFrameHeaderSize = 24
-	// walBufferLimit bounds the bytes a walFile holds: a transaction that
-	// writes more (a large import) reaches the file in pieces this size.
-	walBufferLimit = 1 << 20
-)
+// walFrameHeaderSize is the size of a frame's header in the log
+// (https://sqlite.org/fileformat2.html#walformat). The log's own header is
+// 32 bytes and a page at least 512, so a 24-byte write is a frame header.
+const walFrameHeaderSize = 24
 
-// walFile is a write-ahead log opened through the log VFS. It gathers
-// writes that follow each other in the file and writes them in one call:
-//
-//   - when the page of a commit frame has been written, so that the
-//     commit is in the file before SQLite publishes it to readers in the
-//     shared memory (readers read the frames from the file);
-//   - before anything that reads, syncs, sizes, truncates or closes the
-//     file, and before a write elsewhere in it;
-//   - when it holds walBufferLimit bytes.
-//
-// Until then a write reports success; an error of the gathered write is
-// the error of the call that flushes it, within the same commit, and
-// fails the commit as a failed write of any of its frames would. SQLite
-// uses a file from one goroutine at a time.
+// walFile is a write-ahead log opened through the log VFS. A frame header
+// it is asked to write waits in memory for the frame's page, which SQLite
+// writes next, right after it in the file, and the two go out in one
+// write. Anything else first writes a waiting header on its own, so a
+// header never waits past the write of its frame: SQLite publishes a
+// commit to readers only after its last frame's write has returned, and a
+// frame it abandons (a failed commit, a rolled-back transaction whose pages
+// spilled into the log) is as complete in the file as without walFile.
+// SQLite uses a file from one goroutine at a time.
 type walFile struct {
 	passThroughFile
-	buf []byte // bytes not written yet, for the file from off
-	off int64
-	// commitPage is set after the header of a commit frame: the next
-	// write is its page, which completes the commit.
-	commitPage bool
+	header    [walFrameHeaderSize]byte
+	headerOff int64
+	waiting   bool // header holds a frame header not yet written
+	frame     []byte
 }
 
 // WriteAt implements vfs.File.
 func (f *walFile) WriteAt(p []byte, off int64) (int, error) {
-	if len(f.buf) > 0 && off != f.off+int64(len(f.buf)) {
-		if err := f.flush(); err != nil {
+	if f.waiting && off == f.headerOff+walFrameHeaderSize {
+		f.waiting = false
+		f.frame = append(append(f.frame[:0], f.header[:]...), p...)
+		if _, err := f.File.WriteAt(f.frame, f.headerOff); err != nil {
 			return 0, err
 		}
+		return len(p), nil
 	}
-	if len(f.buf) == 0 {
-		f.off = off
+	if err := f.flush(); err != nil {
+		return 0, err
 	}
-	f.buf = append(f.buf, p...)
-	endsCommit := f.commitPage
-	f.commitPage = len(p) == walFrameHeaderSize && binary.BigEndian.Uint32(p[4:8]) != 0
-	if endsCommit || len(f.buf) >= walBufferLimit {
-		if err := f.flush(); err != nil {
-			return 0, err
-		}
+	if len(p) == walFrameHeaderSize {
+		copy(f.header[:], p)
+		f.headerOff, f.waiting = off, true
+		return len(p), nil
 	}
-	return len(p), nil
+	return f.File.WriteAt(p, off)
 }
 
-// flush writes what f holds.
+// flush writes a waiting frame header on its own.
 func (f *walFile) flush() error {
-	if len(f.buf) == 0 {
+	if !f.waiting {
 		return nil
 	}
-	_, err := f.File.WriteAt(f.buf, f.off)
-	f.buf = f.buf[:0]
-	if cap(f.buf) > walBufferLimit {
-		f.buf = nil // a large transaction's buffer is not kept
-	}
+	f.waiting = false
+	_, err := f.File.WriteAt(f.header[:], f.headerOff)
 	return err
 }
 
