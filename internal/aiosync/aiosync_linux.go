@@ -74,9 +74,10 @@ func New() (*Syncer, error) {
 
 // Fdatasync flushes fd's data to stable storage as fdatasync(2) does,
 // parking the calling goroutine until the kernel reports completion. It
-// returns ErrUnsupported when the file system refuses AIO fsync (EINVAL)
-// and, after a failure to read a completion, for every later call; and
-// fdatasync's own error otherwise.
+// returns ErrUnsupported when the file system refuses AIO fsync (EINVAL),
+// when the kernel cannot queue the request (EAGAIN), and, after a failure
+// to read a completion, for every later call; and fdatasync's own error
+// otherwise.
 func (s *Syncer) Fdatasync(fd uintptr) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,10 +92,12 @@ func (s *Syncer) Fdatasync(fd uintptr) error {
 		if e == 0 {
 			break
 		}
-		if e == unix.EINTR || e == unix.EAGAIN {
+		if e == unix.EINTR {
 			continue
 		}
-		if e == unix.EINVAL || e == unix.ENOSYS {
+		if e == unix.EINVAL || e == unix.ENOSYS || e == unix.EAGAIN {
+			// EAGAIN: the kernel has no room to queue the request now; the
+			// caller's own fdatasync needs none.
 			return ErrUnsupported
 		}
 		return fmt.Errorf("aiosync: io_submit: %w", e)
