@@ -47,8 +47,8 @@ type walFile struct {
 	passThroughFile
 	header    [walFrameHeaderSize]byte
 	headerOff int64
-	waiting   bool // header holds a frame header not yet written
-	frame     []byte
+	waiting   bool   // header holds a frame header not yet written
+	frame     []byte // a header and its page, as written together
 }
 
 // WriteAt implements vfs.File.
