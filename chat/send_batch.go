@@ -891,13 +891,8 @@ func findRepeats(tx *gorm.DB, runs [][]*sendRequest) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if tx.Dialector.Name() != "sqlite" {
-		var locked []models.Channel
-		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
-			Select("id").Where("id IN ?", channels).Order("id").Find(&locked).Error
-		if err != nil {
-			return err
-		}
+	if err := lockChannels(tx, channels...); err != nil {
+		return err
 	}
 	stored, err := storedRepeats(tx, keys)
 	if err != nil {

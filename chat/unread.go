@@ -27,6 +27,7 @@ import (
 //     and adds the mentions of the others (addUnreadMentions);
 //   - deleting messages skips them for those who have not read them
 //     (skipDeleted);
+//   - markAllRead sets them to nothing unread, with the channels locked;
 //   - everything else that moves a horizon or a history start, or adds
 //     messages or members otherwise, recounts the memberships it changed
 //     from the messages (db.RecountUnread; db.ImportMessagesTx does too).
@@ -301,15 +302,16 @@ func (s *Service) MarkAllRead(ctx context.Context) (int, error) {
 		if err := lockChannels(tx, channelIDs...); err != nil {
 			return err
 		}
+		// Everything is read now: the counters need no count (see
+		// unreadSQL), and the locked channels take no message meanwhile.
 		t := now()
 		err := tx.Model(&models.Member{}).Where("id IN ?", ids).UpdateColumns(map[string]any{
 			"last_read_index": gorm.Expr("(SELECT channels.next_message_index - 1 FROM channels WHERE channels.id = members.channel_id)"),
-			"last_read_at":    t, "updated_at": t,
+			"read_ordinal":    gorm.Expr("(SELECT channels.counted_messages FROM channels WHERE channels.id = members.channel_id)"),
+			"skipped_unread":  0, "mentions_unread": 0,
+			"last_read_at": t, "updated_at": t,
 		}).Error
 		if err != nil {
-			return err
-		}
-		if err := db.RecountUnread(tx, ids); err != nil {
 			return err
 		}
 		if err := tx.Where("id IN ?", ids).Order("id").Find(&changed).Error; err != nil {
