@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -30,8 +31,9 @@ import (
 type Storage interface {
 	// Put stores what r yields under key, all or nothing: the object
 	// appears only when r has been read to io.EOF without error, and a
-	// failed Put leaves no trace, whatever was there before. It returns
-	// the number of bytes stored.
+	// failed Put leaves no trace, whatever was there before (but for
+	// Dir's failed directory sync, see Dir.Put). It returns the number
+	// of bytes stored.
 	Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	// Open returns the object stored under key for reading and seeking,
 	// and when it was stored; fs.ErrNotExist when there is none. The
@@ -81,7 +83,12 @@ func (d *Dir) path(key string) (string, error) {
 }
 
 // Put implements Storage. The temporary file is removed on any error; on
-// success it is synced and renamed into place.
+// success it is synced, renamed into place, and the directory that now
+// names it is synced (and the root too when that directory is new), so
+// that an object Put reported survives a crash of the machine. The one
+// failure that leaves the object in place is that last directory sync
+// (an I/O error of the file system): the object may then not survive a
+// crash, and Put returns the error.
 func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (n int64, err error) {
 	dst, err := d.path(key)
 	if err != nil {
@@ -114,13 +121,41 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (n int64, err er
 	if err = f.Close(); err != nil {
 		return n, fmt.Errorf("media: close: %w", err)
 	}
-	if err = os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+	shard := filepath.Dir(dst)
+	err = os.Mkdir(shard, 0o750)
+	newShard := err == nil
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return n, fmt.Errorf("media: directory: %w", err)
 	}
 	if err = os.Rename(tmp, dst); err != nil {
 		return n, fmt.Errorf("media: rename: %w", err)
 	}
-	return n, nil
+	if err = syncDir(shard); err == nil && newShard {
+		err = syncDir(d.root)
+	}
+	return n, err
+}
+
+// syncDir flushes the directory dir's entries to stable storage. A file
+// system that cannot sync a directory (EINVAL or ENOTSUP, as some network
+// and FUSE file systems answer) is not an error: there is nothing more
+// to do there.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("media: sync directory: %w", err)
+	}
+	err = f.Sync()
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		err = nil
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("media: sync directory: %w", err)
+	}
+	return nil
 }
 
 // Open implements Storage.
