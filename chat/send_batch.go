@@ -289,6 +289,9 @@ func insertMessages(tx *gorm.DB, batch []*sendRequest) ([]*models.Channel, error
 	if err := resolveMentions(tx, runs); err != nil {
 		return nil, err
 	}
+	if err := lockSendChannels(tx, runs); err != nil {
+		return nil, err
+	}
 	if err := findRepeats(tx, runs); err != nil {
 		return nil, err
 	}
@@ -523,9 +526,9 @@ func refuseVanished(tx *gorm.DB, runs [][]*sendRequest, channels map[string]*mod
 // RETURNING, and returns the channels as that UPDATE left them, by ID; a
 // channel that no longer exists, or is now CLOSED, is missing (on
 // PostgreSQL the condition is checked again on the row once it is locked).
-// With several channels on PostgreSQL it first locks their rows in ID
-// order, so that two batches, on this node or another, cannot deadlock;
-// SQLite has a single writer and no row locks.
+// With several channels, or client message ids, the caller has locked
+// their rows already (lockSendChannels); SQLite has a single writer and no
+// row locks.
 func takeIndexes(tx *gorm.DB, runs [][]*sendRequest, at time.Time) (map[string]*models.Channel, error) {
 	ids := make([]string, len(runs))
 	var added, lastID, lastActivity caseByID
@@ -535,11 +538,6 @@ func takeIndexes(tx *gorm.DB, runs [][]*sendRequest, at time.Time) (map[string]*
 		added.when(id, len(run), "BIGINT")
 		lastID.when(id, last.ID, "VARCHAR(36)")
 		lastActivity.when(id, last.CreatedAt.UnixMicro(), "BIGINT")
-	}
-	if len(ids) > 1 {
-		if err := lockChannels(tx, ids...); err != nil {
-			return nil, err
-		}
 	}
 	var rows []*models.Channel
 	// SET expressions read the row as it was, so state and updated_at
@@ -870,29 +868,44 @@ func joinedMentions(tx *gorm.DB, keys []mentionKey) ([]mentionRow, error) {
 	return rows, err
 }
 
+// lockSendChannels locks, on PostgreSQL, the rows of every channel of
+// runs in one statement, in ID order, when the batch has a client message
+// id or spans channels; a single channel without one is locked by the
+// counters' UPDATE itself (takeIndexes). With a client message id the lock
+// comes before findRepeats reads, so that a concurrent batch with the same
+// id has committed, and its message is found, before this one looks. With
+// several channels, taking all of them at once in ID order means that two
+// batches, on this node or another, cannot deadlock: locking first only
+// the channels with client ids and then the rest would let a batch hold
+// channel b while it waits for a, against another that holds a and waits
+// for b.
+func lockSendChannels(tx *gorm.DB, runs [][]*sendRequest) error {
+	ids := make([]string, len(runs))
+	clientIDs := false
+	for i, run := range runs {
+		ids[i] = run[0].msg.ChannelID
+		clientIDs = clientIDs || slices.ContainsFunc(run, func(r *sendRequest) bool { return r.err == nil && r.msg.ClientMessageID != nil })
+	}
+	if len(ids) == 1 && !clientIDs {
+		return nil
+	}
+	return lockChannels(tx, ids...)
+}
+
 // findRepeats marks the sends of runs that repeat a client message id:
 // r.existing for one already stored, r.dup for one sent earlier in the
-// batch. On PostgreSQL it first locks the channels' rows, in ID order as
-// takeIndexes does, so that a concurrent batch with the same id has
-// committed, and its message is found, before this one looks.
+// batch. The caller has locked the channels (lockSendChannels).
 func findRepeats(tx *gorm.DB, runs [][]*sendRequest) error {
 	var keys []repeatKey
-	var channels []string
 	for _, run := range runs {
 		for _, r := range run {
 			if r.err == nil && r.msg.ClientMessageID != nil {
 				keys = append(keys, repeatKey{r.msg.ChannelID, r.v.UserID, *r.msg.ClientMessageID})
-				if !slices.Contains(channels, r.msg.ChannelID) {
-					channels = append(channels, r.msg.ChannelID)
-				}
 			}
 		}
 	}
 	if len(keys) == 0 {
 		return nil
-	}
-	if err := lockChannels(tx, channels...); err != nil {
-		return err
 	}
 	stored, err := storedRepeats(tx, keys)
 	if err != nil {
