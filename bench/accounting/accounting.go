@@ -16,6 +16,7 @@ package accounting
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -23,12 +24,21 @@ import (
 // Ledger tracks expected and delivered messages. It is safe for concurrent
 // use: each receiver's Inbox has its own lock, so receivers do not contend
 // with each other.
+//
+// Message ids are numbered in the order the ledger first sees them, by
+// Expect or by a delivery, and an inbox counts deliveries in a slice
+// indexed by that number. A thousand receivers of a few thousand messages
+// then share one small map instead of each growing its own: per-receiver
+// maps were a fifth of the tool's CPU at 300,000 deliveries/s, most of it
+// cache misses and rehashing (BENCHMARKS.md, round 14).
 type Ledger struct {
 	groups  [][]int
 	inboxes []*Inbox
 
-	mu       sync.Mutex
-	expected map[string]int // message id → group
+	mu    sync.RWMutex
+	ids   map[string]int32 // message id → its number
+	names []string         // number → message id
+	group []int            // number → the group expected, -1 until Expect
 
 	expectedPairs atomic.Int64
 	firstSeen     atomic.Int64
@@ -39,9 +49,9 @@ type Ledger struct {
 // It panics when a group names a receiver out of range: that is a
 // programming error.
 func New(receivers int, groups [][]int) *Ledger {
-	l := &Ledger{groups: groups, inboxes: make([]*Inbox, receivers), expected: map[string]int{}}
+	l := &Ledger{groups: groups, inboxes: make([]*Inbox, receivers), ids: map[string]int32{}}
 	for i := range l.inboxes {
-		l.inboxes[i] = &Inbox{ledger: l, got: map[string]int32{}}
+		l.inboxes[i] = &Inbox{ledger: l}
 	}
 	for g, members := range groups {
 		for _, r := range members {
@@ -53,6 +63,27 @@ func New(receivers int, groups [][]int) *Ledger {
 	return l
 }
 
+// number returns message id's number, giving it the next one on first
+// sight.
+func (l *Ledger) number(id string) int32 {
+	l.mu.RLock()
+	n, ok := l.ids[id]
+	l.mu.RUnlock()
+	if ok {
+		return n
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n, ok := l.ids[id]; ok {
+		return n
+	}
+	n = int32(len(l.names))
+	l.ids[id] = n
+	l.names = append(l.names, id)
+	l.group = append(l.group, -1)
+	return n
+}
+
 // Expect records that message id was accepted and must reach every member
 // of group. Expecting the same id twice counts it once (the first group
 // wins). It panics for an unknown group.
@@ -60,13 +91,14 @@ func (l *Ledger) Expect(id string, group int) {
 	if group < 0 || group >= len(l.groups) {
 		panic(fmt.Sprintf("accounting: expect %q for group %d of %d", id, group, len(l.groups)))
 	}
+	n := l.number(id)
 	l.mu.Lock()
-	_, dup := l.expected[id]
-	if !dup {
-		l.expected[id] = group
+	first := l.group[n] < 0
+	if first {
+		l.group[n] = group
 	}
 	l.mu.Unlock()
-	if !dup {
+	if first {
 		l.expectedPairs.Add(int64(len(l.groups[group])))
 	}
 }
@@ -86,20 +118,34 @@ func (l *Ledger) Pending() int64 {
 type Inbox struct {
 	ledger *Ledger
 	mu     sync.Mutex
-	got    map[string]int32
+	got    []int32 // deliveries by message number; missing at the end: none
 }
 
 // Deliver records one delivery of message id and reports whether it is the
 // first one to this receiver.
 func (b *Inbox) Deliver(id string) (first bool) {
+	n := int(b.ledger.number(id))
 	b.mu.Lock()
-	n := b.got[id] + 1
-	b.got[id] = n
+	if n >= len(b.got) {
+		b.got = append(b.got, make([]int32, n+1-len(b.got))...)
+	}
+	b.got[n]++
+	c := b.got[n]
 	b.mu.Unlock()
-	if n == 1 {
+	if c == 1 {
 		b.ledger.firstSeen.Add(1)
 	}
-	return n == 1
+	return c == 1
+}
+
+// count is how often the message numbered n reached b.
+func (b *Inbox) count(n int) int32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n < len(b.got) {
+		return b.got[n]
+	}
+	return 0
 }
 
 // Loss is an expected delivery that did not happen.
@@ -159,14 +205,11 @@ func (t Tally) Exact() bool {
 // Tally compares what was expected with what was delivered so far.
 // Deliveries may continue meanwhile; each inbox is read at one instant.
 func (l *Ledger) Tally() Tally {
-	l.mu.Lock()
-	expected := make(map[string]int, len(l.expected))
-	for id, g := range l.expected {
-		expected[id] = g
-	}
-	l.mu.Unlock()
+	l.mu.RLock()
+	names, group := slices.Clone(l.names), slices.Clone(l.group)
+	l.mu.RUnlock()
 
-	t := Tally{Messages: len(expected)}
+	var t Tally
 	// member[g][r] says whether receiver r belongs to group g.
 	member := make([]map[int]bool, len(l.groups))
 	for g, rs := range l.groups {
@@ -177,33 +220,36 @@ func (l *Ledger) Tally() Tally {
 	}
 	for r, box := range l.inboxes {
 		box.mu.Lock()
-		for id, n := range box.got {
-			if n > 1 {
-				t.Duplicates += int64(n - 1)
+		for n, c := range box.got[:min(len(box.got), len(names))] {
+			if c == 0 {
+				continue
+			}
+			if c > 1 {
+				t.Duplicates += int64(c - 1)
 				if len(t.DuplicateExamples) < maxExamples {
-					t.DuplicateExamples = append(t.DuplicateExamples, Duplicate{Message: id, Receiver: r, Times: int(n)})
+					t.DuplicateExamples = append(t.DuplicateExamples, Duplicate{Message: names[n], Receiver: r, Times: int(c)})
 				}
 			}
-			if g, ok := expected[id]; !ok || !member[g][r] {
+			if g := group[n]; g < 0 || !member[g][r] {
 				t.Unexpected++
 			}
 		}
 		box.mu.Unlock()
 	}
-	for id, g := range expected {
+	for n, g := range group {
+		if g < 0 {
+			continue
+		}
+		t.Messages++
 		for _, r := range l.groups[g] {
 			t.Expected++
-			box := l.inboxes[r]
-			box.mu.Lock()
-			n := box.got[id]
-			box.mu.Unlock()
-			if n > 0 {
+			if l.inboxes[r].count(n) > 0 {
 				t.Delivered++
 				continue
 			}
 			t.Lost++
 			if len(t.LostExamples) < maxExamples {
-				t.LostExamples = append(t.LostExamples, Loss{Message: id, Receiver: r})
+				t.LostExamples = append(t.LostExamples, Loss{Message: names[n], Receiver: r})
 			}
 		}
 	}
