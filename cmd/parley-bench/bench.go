@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +60,7 @@ type options struct {
 	queries, batch, pageSize int
 	requests                 int
 	maxCPU                   time.Duration
+	cpuProfile               string
 }
 
 func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagSet {
@@ -73,6 +76,7 @@ func newFlagSet(name string, o *options, getenv func(string) string) *flag.FlagS
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "")
 	fs.BoolVar(&o.quiet, "quiet", false, "")
 	fs.IntVar(&o.dialConcurrency, "dial-concurrency", scenario.DefaultDialConcurrency, "")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "")
 	switch name {
 	case "fanout", "rawfanout":
 		fs.IntVar(&o.rooms, "rooms", 1, "")
@@ -166,7 +170,16 @@ func runScenario(ctx context.Context, name string, args []string, getenv func(st
 	started := time.Now()
 	runCtx, cancel := context.WithTimeoutCause(ctx, o.maxDuration, errMaxDuration)
 	defer cancel()
+	stopProfile := func() error { return nil }
+	if o.cpuProfile != "" {
+		if stopProfile, err = startCPUProfile(o.cpuProfile); err != nil {
+			return err
+		}
+	}
 	res, err := run(runCtx)
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
 	err = scenario.WithRateLimitHint(err)
 	if err != nil {
 		if errors.Is(context.Cause(runCtx), errMaxDuration) {
@@ -197,6 +210,27 @@ func runScenario(ctx context.Context, name string, args []string, getenv func(st
 }
 
 var errMaxDuration = errors.New("--max-duration reached")
+
+// startCPUProfile starts profiling the tool's own CPU into the file path
+// (for go tool pprof), so that a run can tell whether the tool, rather
+// than the server, limits what it measures. The function it returns stops
+// the profile and closes the file.
+func startCPUProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("--cpuprofile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
+}
 
 // common builds the shared settings, refusing non-loopback targets unless
 // allowed.

@@ -138,6 +138,8 @@ Common flags:
   --allow-remote       allow targets that are not this machine
   --dial-concurrency N WebSocket connections opened at once (default 64)
   --quiet              no progress line on stderr
+  --cpuprofile FILE    write the tool's own CPU profile over the run, for
+                       go tool pprof: is the tool what limits the figures?
 
 fanout, rawfanout:
   --rooms N (1)  --subscribers N per room (100)  --rates LIST (10,50,100,200)

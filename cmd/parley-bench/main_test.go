@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"image/png"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -119,10 +121,23 @@ func TestFanoutCommand(t *testing.T) {
 // TestRawFanoutCommand needs no server; it draws a PNG.
 func TestRawFanoutCommand(t *testing.T) {
 	plotPath := filepath.Join(t.TempDir(), "r.png")
+	profilePath := filepath.Join(t.TempDir(), "tool.pb.gz")
 	var stdout bytes.Buffer
-	args := []string{"rawfanout", "--rooms", "2", "--subscribers", "2", "--rates", "20", "--step-duration", "1s", "--plot", plotPath, "--quiet"}
+	args := []string{"rawfanout", "--rooms", "2", "--subscribers", "2", "--rates", "20", "--step-duration", "1s", "--plot", plotPath, "--cpuprofile", profilePath, "--quiet"}
 	if err := run(context.Background(), args, noEnv, &stdout, &bytes.Buffer{}); err != nil {
 		t.Fatalf("run: %v\n%s", err, stdout.String())
+	}
+	// --cpuprofile writes a pprof profile: gzipped protocol buffers.
+	prof, err := os.ReadFile(profilePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(prof))
+	if err != nil {
+		t.Fatalf("the profile is not gzipped: %v", err)
+	}
+	if body, err := io.ReadAll(zr); err != nil || len(body) == 0 {
+		t.Fatalf("the profile holds %d bytes: %v", len(body), err)
 	}
 	f, err := os.Open(plotPath)
 	if err != nil {
