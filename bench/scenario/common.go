@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -344,15 +343,4 @@ func closeAll[C interface{ Close() error }](conns []C) error {
 // seconds formats a duration for progress lines.
 func seconds(d time.Duration) string {
 	return fmt.Sprintf("%.0fs", d.Seconds())
-}
-
-// joinNonEmpty joins the non-empty strings with sep.
-func joinNonEmpty(sep string, parts ...string) string {
-	var out []string
-	for _, p := range parts {
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	return strings.Join(out, sep)
 }
