@@ -74,10 +74,15 @@ func (l *Ledger) number(id string) int32 {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.numberLocked(id)
+}
+
+// numberLocked is number with l.mu held for writing.
+func (l *Ledger) numberLocked(id string) int32 {
 	if n, ok := l.ids[id]; ok {
 		return n
 	}
-	n = int32(len(l.names))
+	n := int32(len(l.names))
 	l.ids[id] = n
 	l.names = append(l.names, id)
 	l.group = append(l.group, -1)
@@ -91,8 +96,8 @@ func (l *Ledger) Expect(id string, group int) {
 	if group < 0 || group >= len(l.groups) {
 		panic(fmt.Sprintf("accounting: expect %q for group %d of %d", id, group, len(l.groups)))
 	}
-	n := l.number(id)
 	l.mu.Lock()
+	n := l.numberLocked(id)
 	first := l.group[n] < 0
 	if first {
 		l.group[n] = group
